@@ -1,0 +1,380 @@
+//! Reading and parsing the files of one session directory (SPEC §2).
+//!
+//! Everything here is defensive: a file that is not a regular file, or is
+//! larger than [`MAX_FILE_BYTES`], is reported as [`FileState::Malformed`]
+//! without ever being read, and a file is opened with `O_NONBLOCK` so that a
+//! FIFO swapped in at the last moment cannot block the caller. Parsers turn
+//! bytes into plain domain values; they never panic on bad input.
+//!
+//! This module does not decide anything: [`crate::rules`] does.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::Path;
+use std::time::SystemTime;
+
+use serde::Deserialize;
+
+/// Largest session file that is read at all. Real files are a few KiB; the
+/// bound keeps a runaway writer from making the daemon allocate without end.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// File names inside a session directory.
+pub const PID_FILE: &str = "daemon.pid";
+/// The session's own outcome, written before the process exits.
+pub const RESULT_FILE: &str = "result.toml";
+/// How the process ended, written just before it exits.
+pub const PACKET_FILE: &str = "daemon-completion.toml";
+/// Legacy completion marker: an integer exit code.
+pub const LEGACY_FILE: &str = ".complete";
+/// The session's output; only its emptiness matters (rule C3).
+pub const STDOUT_FILE: &str = "stdout.log";
+
+/// What was found at one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileState<T> {
+    /// No file at that path.
+    Absent,
+    /// A file exists but cannot be used; the string says why.
+    Malformed(String),
+    /// A usable file with its modification time.
+    Present {
+        /// The parsed contents.
+        value: T,
+        /// The file's mtime, when the filesystem reports one.
+        mtime: Option<SystemTime>,
+    },
+}
+
+impl<T> FileState<T> {
+    /// The parsed value, if the file was usable.
+    pub fn value(&self) -> Option<&T> {
+        match self {
+            FileState::Present { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// Contents of `daemon.pid`: `"<pid> <starttime>\n"` or `"<pid>\n"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PidFile {
+    /// The session process's pid (always > 1).
+    pub pid: i32,
+    /// Field 22 of `/proc/<pid>/stat` at launch, guarding against PID reuse.
+    pub starttime: Option<u64>,
+}
+
+/// The fields of `result.toml` that verdict uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionResult {
+    /// `success`, `failure`, `timeout`, `signal`, …
+    pub status: String,
+    /// The session's exit code.
+    pub exit_code: i32,
+    /// A one-line summary, if the session wrote one.
+    pub summary: Option<String>,
+}
+
+/// A completion packet: `daemon-completion.toml`, or a legacy `.complete`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packet {
+    /// How the process ended (`success`, `failure`, `signal`, …).
+    pub status: String,
+    /// The process's exit code.
+    pub exit_code: i32,
+    /// Why it ended that way, e.g. `daemon_sigterm`.
+    pub reason: Option<String>,
+}
+
+/// Reads at most [`MAX_FILE_BYTES`] of a regular file without blocking.
+///
+/// Returns `Ok(None)` when nothing is at `path`, and `Err(reason)` when the
+/// file exists but must not or cannot be read.
+pub fn read_bounded(path: &Path) -> Result<Option<(Vec<u8>, Option<SystemTime>)>, String> {
+    // stat before open: opening a device or FIFO can have side effects or block.
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(describe_io(&err)),
+    };
+    check_kind_and_size(&meta)?;
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(describe_io(&err)),
+    };
+    // Check again on the open file: it may have been replaced since the stat.
+    let meta = file.metadata().map_err(|err| describe_io(&err))?;
+    check_kind_and_size(&meta)?;
+    let bytes = read_limited(file)?;
+    Ok(Some((bytes, meta.modified().ok())))
+}
+
+fn read_limited(file: File) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| describe_io(&err))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!("larger than {MAX_FILE_BYTES} bytes"));
+    }
+    Ok(bytes)
+}
+
+fn check_kind_and_size(meta: &std::fs::Metadata) -> Result<(), String> {
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(format!("is {what}, not a regular file"));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "is {} bytes, larger than the {MAX_FILE_BYTES}-byte limit",
+            meta.len()
+        ));
+    }
+    Ok(())
+}
+
+fn describe_io(err: &io::Error) -> String {
+    format!("cannot be read: {err}")
+}
+
+/// Reads and parses one session file into a [`FileState`].
+pub fn load<T>(path: &Path, parse: fn(&[u8]) -> Result<T, String>) -> FileState<T> {
+    match read_bounded(path) {
+        Ok(None) => FileState::Absent,
+        Err(reason) => FileState::Malformed(reason),
+        Ok(Some((bytes, mtime))) => match parse(&bytes) {
+            Ok(value) => FileState::Present { value, mtime },
+            Err(reason) => FileState::Malformed(reason),
+        },
+    }
+}
+
+/// Parses `daemon.pid`.
+pub fn parse_pid_file(bytes: &[u8]) -> Result<PidFile, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "is not UTF-8".to_string())?;
+    let mut words = text.split_whitespace();
+    let pid_word = words.next().ok_or("is empty")?;
+    let pid: i32 = pid_word
+        .parse()
+        .map_err(|_| format!("pid {pid_word:?} is not a number"))?;
+    if pid <= 1 {
+        return Err(format!("pid {pid} cannot be a session process"));
+    }
+    let starttime = match words.next() {
+        None => None,
+        Some(word) => Some(
+            word.parse()
+                .map_err(|_| format!("starttime {word:?} is not a number"))?,
+        ),
+    };
+    if words.next().is_some() {
+        return Err("has more than two fields".into());
+    }
+    Ok(PidFile { pid, starttime })
+}
+
+/// Parses `result.toml`; keys other than `status`, `exit_code` and `summary`
+/// are ignored.
+pub fn parse_result(bytes: &[u8]) -> Result<SessionResult, String> {
+    #[derive(Deserialize)]
+    struct Raw {
+        status: String,
+        exit_code: i64,
+        summary: Option<String>,
+    }
+    let raw: Raw = parse_toml(bytes)?;
+    Ok(SessionResult {
+        status: raw.status,
+        exit_code: to_exit_code(raw.exit_code)?,
+        summary: raw.summary,
+    })
+}
+
+/// Parses `daemon-completion.toml`. A missing `status` is derived from the
+/// exit code (`success` for 0, else `failure`).
+pub fn parse_packet(bytes: &[u8]) -> Result<Packet, String> {
+    #[derive(Deserialize)]
+    struct Raw {
+        exit_code: i64,
+        status: Option<String>,
+        reason: Option<String>,
+    }
+    let raw: Raw = parse_toml(bytes)?;
+    let exit_code = to_exit_code(raw.exit_code)?;
+    Ok(Packet {
+        status: raw.status.unwrap_or_else(|| status_for(exit_code).into()),
+        exit_code,
+        reason: raw.reason,
+    })
+}
+
+/// Parses a legacy `.complete` file: one integer exit code.
+pub fn parse_legacy(bytes: &[u8]) -> Result<Packet, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "is not UTF-8".to_string())?;
+    let word = text.trim();
+    let code: i64 = word
+        .parse()
+        .map_err(|_| format!("{word:?} is not an integer exit code"))?;
+    let exit_code = to_exit_code(code)?;
+    Ok(Packet {
+        status: status_for(exit_code).into(),
+        exit_code,
+        reason: Some("legacy_complete".into()),
+    })
+}
+
+fn status_for(exit_code: i32) -> &'static str {
+    if exit_code == 0 {
+        "success"
+    } else {
+        "failure"
+    }
+}
+
+fn to_exit_code(code: i64) -> Result<i32, String> {
+    i32::try_from(code).map_err(|_| format!("exit_code {code} is out of range for an exit code"))
+}
+
+/// Deepest `[`/`{` nesting accepted before TOML is handed to the parser: a
+/// hostile file of a million `[` must not exhaust the stack.
+const MAX_NESTING: usize = 64;
+
+fn parse_toml<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "is not UTF-8".to_string())?;
+    if nesting_depth(text) > MAX_NESTING {
+        return Err(format!("nests arrays or tables deeper than {MAX_NESTING}"));
+    }
+    toml::from_str(text).map_err(|err| flatten_toml_error(&err))
+}
+
+/// An upper bound on bracket nesting (brackets inside strings count too,
+/// which only makes the check stricter for absurd files).
+fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for byte in text.bytes() {
+        match byte {
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+fn flatten_toml_error(err: &toml::de::Error) -> String {
+    // toml's Display spans several lines with a source excerpt; one line
+    // is what a verdict note and a log line need.
+    let message = err.message().trim();
+    match err.span() {
+        Some(span) => format!("is not valid: {message} (at byte {})", span.start),
+        None => format!("is not valid: {message}"),
+    }
+}
+
+/// Whether `stdout.log` exists as a regular file with at least one byte.
+pub fn stdout_nonempty(dir: &Path) -> bool {
+    std::fs::metadata(dir.join(STDOUT_FILE)).is_ok_and(|meta| meta.is_file() && meta.len() > 0)
+}
+
+/// Field 22 (`starttime`) and the state letter of a `/proc/<pid>/stat` line.
+/// The command name may contain spaces and parentheses, so parsing starts
+/// after the last `)`.
+pub fn parse_proc_stat(line: &str) -> Option<(char, u64)> {
+    let rest = &line[line.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // After the state (field 3) come fields 4..; starttime is field 22.
+    let starttime = fields.nth(22 - 4)?.parse().ok()?;
+    Some((state, starttime))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_file_forms() {
+        assert_eq!(
+            parse_pid_file(b"48213 7731942\n"),
+            Ok(PidFile { pid: 48213, starttime: Some(7731942) })
+        );
+        assert_eq!(parse_pid_file(b"42\n"), Ok(PidFile { pid: 42, starttime: None }));
+        for bad in [&b""[..], b"0", b"1", b"-5", b"abc", b"12 x", b"1 2 3", b"\xff"] {
+            assert!(parse_pid_file(bad).is_err(), "{bad:?} should be malformed");
+        }
+    }
+
+    #[test]
+    fn result_ignores_unknown_keys_and_checks_types() {
+        let fixture = "status = \"success\"\nexit_code = 0\nsummary = \"ok\"\n\
+                       tool = \"codex\"\n[[artifacts]]\npath = \"x\"\n";
+        let parsed = parse_result(fixture.as_bytes()).expect("fixture parses");
+        assert_eq!(parsed.status, "success");
+        assert_eq!(parsed.summary.as_deref(), Some("ok"));
+        assert!(parse_result(b"status = 1\nexit_code = 0").is_err());
+        assert!(parse_result(b"exit_code = 0").is_err());
+        assert!(parse_result(b"status = \"x\"\nexit_code = 99999999999").is_err());
+        assert!(parse_result(b"status = \"x\"\nexit_code =").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_recursion() {
+        let deep = format!("status = \"ok\"\nexit_code = 0\nx = {}", "[".repeat(200_000));
+        let err = parse_result(deep.as_bytes()).expect_err("deep nesting is malformed");
+        assert!(err.contains("deeper"), "{err}");
+    }
+
+    #[test]
+    fn packet_and_legacy() {
+        let packet = parse_packet(b"exit_code = 143\nstatus = \"signal\"\nreason = \"daemon_sigterm\"")
+            .expect("packet parses");
+        assert_eq!((packet.exit_code, packet.status.as_str()), (143, "signal"));
+        assert_eq!(parse_packet(b"exit_code = 0").map(|p| p.status), Ok("success".into()));
+        assert_eq!(parse_legacy(b" 3\n").map(|p| p.exit_code), Ok(3));
+        assert!(parse_legacy(b"done").is_err());
+    }
+
+    #[test]
+    fn proc_stat_with_spaces_and_parens_in_name() {
+        let line = "1234 (a b) c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(parse_proc_stat(line), Some(('S', 987654)));
+        assert_eq!(parse_proc_stat("garbage"), None);
+    }
+
+    #[test]
+    fn read_bounded_refuses_fifo_dir_and_big_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: c_path is a valid NUL-terminated path for the duration of the call.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        assert!(read_bounded(&fifo).expect_err("fifo").contains("FIFO"));
+        assert!(read_bounded(dir.path()).expect_err("dir").contains("directory"));
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'#'; MAX_FILE_BYTES as usize + 1]).expect("write");
+        assert!(read_bounded(&big).expect_err("big").contains("larger"));
+        assert_eq!(read_bounded(&dir.path().join("none")), Ok(None));
+    }
+}

@@ -1,0 +1,44 @@
+//! Where things live by default: the socket, the config file and the
+//! session roots (SPEC §2, §6). Both binaries resolve the socket the same
+//! way, so this is shared. Only environment lookups; nothing is created.
+
+use std::env;
+use std::path::PathBuf;
+
+/// Environment variable that overrides the socket path.
+pub const SOCKET_ENV: &str = "VERDICT_SOCKET";
+/// File name of the socket inside its directory.
+pub const SOCKET_NAME: &str = "verdictd.sock";
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+/// `$VERDICT_SOCKET`, else `$XDG_RUNTIME_DIR/verdictd.sock`, else
+/// `/tmp/verdictd-<uid>/verdictd.sock`. An explicit `--socket` wins over all.
+pub fn socket_path(explicit: Option<PathBuf>, uid: u32) -> PathBuf {
+    explicit
+        .or_else(|| env_path(SOCKET_ENV))
+        .or_else(|| env_path("XDG_RUNTIME_DIR").map(|dir| dir.join(SOCKET_NAME)))
+        .unwrap_or_else(|| fallback_socket_dir(uid).join(SOCKET_NAME))
+}
+
+/// The private directory used when there is no `$XDG_RUNTIME_DIR`.
+pub fn fallback_socket_dir(uid: u32) -> PathBuf {
+    PathBuf::from(format!("/tmp/verdictd-{uid}"))
+}
+
+fn xdg_home(var: &str, fallback: &str) -> Option<PathBuf> {
+    env_path(var).or_else(|| env_path("HOME").map(|home| home.join(fallback)))
+}
+
+/// `$XDG_CONFIG_HOME/verdict/verdictd.toml` (fallback `~/.config/...`).
+pub fn config_path() -> Option<PathBuf> {
+    xdg_home("XDG_CONFIG_HOME", ".config").map(|dir| dir.join("verdict").join("verdictd.toml"))
+}
+
+/// `$XDG_STATE_HOME/cli-sub-agent` (fallback `~/.local/state/...`), where csa
+/// keeps `<project>/sessions/<ID>`.
+pub fn default_session_root() -> Option<PathBuf> {
+    xdg_home("XDG_STATE_HOME", ".local/state").map(|dir| dir.join("cli-sub-agent"))
+}

@@ -1,0 +1,351 @@
+//! Every type that crosses the socket (SPEC §5), in one place.
+//!
+//! Requests are parsed by hand from a `serde_json::Value` so that a bad
+//! request still yields its `id` and an error message that names the field.
+//! Replies are plain serde structs. Nothing here touches a socket; the
+//! framing lives in [`crate::codec`].
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::rules::{Outcome, Source, Verdict};
+
+/// The protocol version this crate speaks; every message carries it as `"v"`.
+pub const PROTOCOL_VERSION: u64 = 1;
+
+/// A request's `id`: any JSON value the client chose, echoed in replies.
+pub type RequestId = Value;
+
+/// A parsed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Wait for a session's verdict.
+    Wait {
+        /// Absolute path of the session directory, or its id.
+        session: String,
+        /// `Some(0)`: no cap; `None`: the daemon's default.
+        cap_ms: Option<u64>,
+    },
+    /// Cancel the wait whose request id is `target`.
+    Cancel {
+        /// The id of the wait to cancel.
+        target: RequestId,
+    },
+    /// Ask for the daemon's counters.
+    Status,
+    /// Liveness check.
+    Ping,
+}
+
+impl Request {
+    /// The `op` string of this request.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Request::Wait { .. } => "wait",
+            Request::Cancel { .. } => "cancel",
+            Request::Status => "status",
+            Request::Ping => "ping",
+        }
+    }
+
+    /// Encodes this request with `id` as one JSON object (no newline).
+    pub fn to_json(&self, id: &RequestId) -> Value {
+        let mut obj = Map::new();
+        obj.insert("v".into(), PROTOCOL_VERSION.into());
+        obj.insert("id".into(), id.clone());
+        obj.insert("op".into(), self.op().into());
+        match self {
+            Request::Wait { session, cap_ms } => {
+                obj.insert("session".into(), session.clone().into());
+                if let Some(cap) = cap_ms {
+                    obj.insert("cap_ms".into(), (*cap).into());
+                }
+            }
+            Request::Cancel { target } => {
+                obj.insert("target".into(), target.clone());
+            }
+            Request::Status | Request::Ping => {}
+        }
+        Value::Object(obj)
+    }
+}
+
+/// Error codes of the `error` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The line is not a valid request.
+    BadRequest,
+    /// The session id or path names no session directory.
+    UnknownSession,
+    /// The session directory vanished mid-wait.
+    SessionRemoved,
+    /// The request's `v` is not one this daemon speaks.
+    UnsupportedVersion,
+    /// The line exceeded the length limit; the connection is closed.
+    LineTooLong,
+    /// The daemon is at its connection or waiter limit.
+    Busy,
+    /// Something went wrong inside the daemon.
+    Internal,
+    /// A code this version does not know (newer daemon).
+    #[serde(other)]
+    Unknown,
+}
+
+/// A request that could not be accepted, with the id to reply to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestError {
+    /// The request's id, or `null` if it had none.
+    pub id: RequestId,
+    /// What kind of error.
+    pub code: ErrorCode,
+    /// A sentence for people.
+    pub message: String,
+}
+
+/// Parses one request line (without its newline).
+pub fn parse_request(line: &[u8]) -> Result<(RequestId, Request), RequestError> {
+    let fail = |id: &Value, code, message: String| RequestError { id: id.clone(), code, message };
+    let value: Value = serde_json::from_slice(line)
+        .map_err(|err| fail(&Value::Null, ErrorCode::BadRequest, format!("not valid JSON: {err}")))?;
+    let Value::Object(obj) = value else {
+        return Err(fail(&Value::Null, ErrorCode::BadRequest, "a request must be a JSON object".into()));
+    };
+    let id = obj.get("id").cloned().unwrap_or(Value::Null);
+    match obj.get("v") {
+        Some(v) if v.as_u64() == Some(PROTOCOL_VERSION) => {}
+        Some(v) => {
+            let msg = format!("protocol version {v} is not supported; this daemon speaks \"v\":{PROTOCOL_VERSION}");
+            return Err(fail(&id, ErrorCode::UnsupportedVersion, msg));
+        }
+        None => return Err(fail(&id, ErrorCode::BadRequest, "missing \"v\" (use \"v\":1)".into())),
+    }
+    let bad = |message: String| fail(&id, ErrorCode::BadRequest, message);
+    let op = obj.get("op").and_then(Value::as_str).ok_or_else(|| bad("missing string field \"op\"".into()))?;
+    let request = match op {
+        "wait" => {
+            let session = match obj.get("session") {
+                Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                _ => return Err(bad("\"wait\" needs a non-empty string \"session\"".into())),
+            };
+            let cap_ms = match obj.get("cap_ms") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_u64().ok_or_else(|| {
+                    bad(format!("\"cap_ms\" must be a non-negative integer, got {v}"))
+                })?),
+            };
+            Request::Wait { session, cap_ms }
+        }
+        "cancel" => match obj.get("target") {
+            Some(target) if !target.is_null() => Request::Cancel { target: target.clone() },
+            _ => return Err(bad("\"cancel\" needs \"target\", the id of the wait to cancel".into())),
+        },
+        "status" => Request::Status,
+        "ping" => Request::Ping,
+        other => return Err(bad(format!("unknown op {other:?}; expected wait, cancel, status or ping"))),
+    };
+    Ok((id, request))
+}
+
+/// One reply line: `{"v":1,"id":…,"event":…,…}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    /// Protocol version.
+    pub v: u64,
+    /// The id of the request this answers.
+    #[serde(default)]
+    pub id: RequestId,
+    /// The event and its fields.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl Reply {
+    /// A reply to request `id`.
+    pub fn new(id: RequestId, event: Event) -> Reply {
+        Reply { v: PROTOCOL_VERSION, id, event }
+    }
+}
+
+/// The events a daemon sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The watch is armed and the first snapshot taken.
+    Watching(Watching),
+    /// The final answer to a wait.
+    Verdict(VerdictEvent),
+    /// A request failed.
+    Error {
+        /// What kind of error.
+        code: ErrorCode,
+        /// A sentence for people.
+        message: String,
+    },
+    /// Answer to `ping`.
+    Pong,
+    /// Answer to `status`.
+    Status(StatusCounters),
+    /// Answer to `cancel`; the cancelled wait gets no further reply.
+    Cancelled {
+        /// The id of the cancelled wait.
+        target: RequestId,
+    },
+}
+
+/// Fields of the `watching` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watching {
+    /// The session id (directory name).
+    pub session: String,
+    /// The canonical session directory.
+    pub dir: String,
+    /// The cap in force for this wait (0: none), so a client that
+    /// reconnects can ask for what is left.
+    #[serde(default)]
+    pub cap_ms: u64,
+    /// The session process's pid, when `daemon.pid` names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+}
+
+/// Fields of the `verdict` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerdictEvent {
+    /// `completed`, `kv_warm` or `timeout`.
+    pub outcome: WireOutcome,
+    /// The session id.
+    pub session: String,
+    /// `success`, `failure`, … for completed; `alive` or `dead` otherwise.
+    pub status: String,
+    /// The session's exit code (completed only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// `result`, `packet` or `none` (completed only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Whether the rules made the verdict up (completed only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<bool>,
+    /// `summary` from `result.toml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// Why a synthetic verdict was made, or the packet's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The live process's pid (kv_warm only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    /// The exit code a client should use.
+    pub exit: i32,
+    /// Milliseconds since the wait was received.
+    pub elapsed_ms: u64,
+    /// What was odd (malformed or stale files, and why).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// `outcome` on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireOutcome {
+    /// The session ended.
+    Completed,
+    /// The cap fired while the process was alive.
+    KvWarm,
+    /// The cap fired with no verdict and no live process.
+    Timeout,
+}
+
+impl VerdictEvent {
+    /// Builds the wire form of a verdict.
+    pub fn new(session: &str, verdict: &Verdict, elapsed_ms: u64) -> VerdictEvent {
+        let completed = verdict.outcome == Outcome::Completed;
+        let source = match verdict.source {
+            Source::Result => "result",
+            Source::Packet => "packet",
+            Source::None => "none",
+        };
+        VerdictEvent {
+            outcome: match verdict.outcome {
+                Outcome::Completed => WireOutcome::Completed,
+                Outcome::KvWarm => WireOutcome::KvWarm,
+                Outcome::Timeout => WireOutcome::Timeout,
+            },
+            session: session.into(),
+            status: verdict.status.clone(),
+            exit_code: verdict.exit_code,
+            source: completed.then(|| source.into()),
+            synthetic: completed.then_some(verdict.synthetic),
+            summary: verdict.summary.clone(),
+            reason: verdict.reason.clone(),
+            pid: verdict.pid,
+            exit: verdict.exit(),
+            elapsed_ms,
+            notes: verdict.notes.clone(),
+        }
+    }
+}
+
+/// The daemon's counters, answered to `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StatusCounters {
+    /// The daemon's pid.
+    pub pid: u32,
+    /// The daemon's version.
+    pub version: String,
+    /// Milliseconds since the daemon started.
+    pub uptime_ms: u64,
+    /// Session directories with at least one waiter.
+    pub sessions: u64,
+    /// Waits in flight.
+    pub waiters: u64,
+    /// Open client connections.
+    pub connections: u64,
+    /// Sessions watched with inotify.
+    pub watches: u64,
+    /// Sessions watched by slow poll (network roots, watch limit).
+    pub polled: u64,
+    /// Verdicts sent since start.
+    pub verdicts_sent: u64,
+    /// inotify queue overflows since start.
+    pub queue_overflows: u64,
+    /// Re-snapshots of every watched session (after an overflow).
+    pub rescans: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn requests_round_trip_and_bad_ones_keep_their_id() {
+        let wait = Request::Wait { session: "/s/01J".into(), cap_ms: Some(5) };
+        let line = serde_json::to_vec(&wait.to_json(&json!(7))).expect("encode");
+        assert_eq!(parse_request(&line), Ok((json!(7), wait)));
+        let err = parse_request(br#"{"v":1,"id":"a","op":"fly"}"#).expect_err("unknown op");
+        assert_eq!((err.id, err.code), (json!("a"), ErrorCode::BadRequest));
+        let err = parse_request(br#"{"v":2,"id":3,"op":"ping"}"#).expect_err("v2");
+        assert_eq!(err.code, ErrorCode::UnsupportedVersion);
+        let err = parse_request(br#"{"v":1,"id":3,"op":"wait","session":"x","cap_ms":-1}"#)
+            .expect_err("negative cap");
+        assert!(err.message.contains("cap_ms"), "{}", err.message);
+        assert!(parse_request(b"[1]").is_err());
+        assert!(parse_request(b"\xff\xfe").is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_both_ways() {
+        let line = br#"{"v":1,"id":1,"op":"ping","extra":{"x":1}}"#;
+        assert_eq!(parse_request(line), Ok((json!(1), Request::Ping)));
+        let reply: Reply = serde_json::from_str(r#"{"v":1,"id":1,"event":"pong","new":true}"#).expect("pong");
+        assert_eq!(reply.event, Event::Pong);
+        let reply: Reply =
+            serde_json::from_str(r#"{"v":1,"id":1,"event":"error","code":"brand_new","message":"m"}"#)
+                .expect("unknown code");
+        assert!(matches!(reply.event, Event::Error { code: ErrorCode::Unknown, .. }));
+    }
+}
