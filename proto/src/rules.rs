@@ -145,22 +145,40 @@ pub const REASON_DIED: &str = "died_without_result";
 
 /// Applies rules C0–C5, K and T (first match wins).
 pub fn decide(snap: &Snapshot, live: Liveness, phase: Phase) -> Decision {
-    let mut notes = Vec::new();
-    note_malformed("daemon.pid", &snap.pid, &mut notes);
-    let result = usable_result(snap, &mut notes);
-    let packet = usable_packet(snap, &mut notes);
-
-    if live == Liveness::Alive {
-        // C0, or K once the cap has fired.
-        if !phase.cap_fired {
-            return Decision::Pending;
-        }
-        let pid = snap.pid.value().map(|p| p.pid);
-        return Decision::Verdict(not_completed(Outcome::KvWarm, "alive", pid, notes));
+    if phase.cap_fired {
+        return Decision::Verdict(decide_at_cap(snap, live, phase.grace_over));
     }
-    if let Some(result) = result {
+    if live == Liveness::Alive {
+        // C0: even a result.toml is not final while its writer runs.
+        return Decision::Pending;
+    }
+    match settled(snap, live, phase.grace_over) {
+        Ok(verdict) => Decision::Verdict(verdict),
+        Err(_) if live == Liveness::Dead => Decision::AwaitGrace,
+        // C5: no process known and nothing written.
+        Err(_) => Decision::Pending,
+    }
+}
+
+/// The verdict for a waiter whose cap fired: always final (rules K and T
+/// once C1–C4 have had their say).
+pub fn decide_at_cap(snap: &Snapshot, live: Liveness, grace_over: bool) -> Verdict {
+    if live == Liveness::Alive {
+        // K: healthy and still working; the caller should come back.
+        let pid = snap.pid.value().map(|p| p.pid);
+        return not_completed(Outcome::KvWarm, "alive", pid, gather_notes(snap));
+    }
+    // T: no verdict and no live process.
+    settled(snap, live, grace_over).unwrap_or_else(|notes| not_completed(Outcome::Timeout, "dead", None, notes))
+}
+
+/// Rules C1–C4 for a process that is not alive: the final verdict, or the
+/// notes gathered so far when there is none yet.
+fn settled(snap: &Snapshot, live: Liveness, grace_over: bool) -> Result<Verdict, Vec<String>> {
+    let mut notes = gather_notes(snap);
+    if let Some(result) = usable_result(snap, &mut notes) {
         // C1: the session's own word wins over how its process exited.
-        return Decision::Verdict(Verdict {
+        return Ok(Verdict {
             outcome: Outcome::Completed,
             status: result.status.clone(),
             exit_code: Some(result.exit_code),
@@ -172,17 +190,17 @@ pub fn decide(snap: &Snapshot, live: Liveness, phase: Phase) -> Decision {
             notes,
         });
     }
-    if let Some(packet) = packet {
+    if let Some(packet) = snap.packet.value().or_else(|| snap.legacy.value()) {
         if packet.exit_code == 0 && !snap.stdout_nonempty {
             // C3: an exit-0 packet with no result and no output fails closed.
             notes.push(format!(
                 "reason={REASON_EMPTY_SUCCESS}: the completion packet claims exit 0, \
                  but there is no result.toml and stdout.log is missing or empty"
             ));
-            return Decision::Verdict(synthetic_failure(REASON_EMPTY_SUCCESS, notes));
+            return Ok(synthetic_failure(REASON_EMPTY_SUCCESS, notes));
         }
         // C2: the packet is the best word there is.
-        return Decision::Verdict(Verdict {
+        return Ok(Verdict {
             outcome: Outcome::Completed,
             status: packet.status.clone(),
             exit_code: Some(packet.exit_code),
@@ -194,25 +212,28 @@ pub fn decide(snap: &Snapshot, live: Liveness, phase: Phase) -> Decision {
             notes,
         });
     }
-    match (live, phase.grace_over, phase.cap_fired) {
+    if live == Liveness::Dead && grace_over {
         // C4: dead, nothing written, and late renames had their chance.
-        (Liveness::Dead, true, _) => {
-            notes.push(format!(
-                "reason={REASON_DIED}: the process exited without writing \
-                 result.toml or a completion packet"
-            ));
-            Decision::Verdict(synthetic_failure(REASON_DIED, notes))
-        }
-        // T: the cap fired with no verdict and no live process.
-        (_, _, true) => Decision::Verdict(not_completed(Outcome::Timeout, "dead", None, notes)),
-        (Liveness::Dead, false, false) => Decision::AwaitGrace,
-        // C5: no process known and nothing written.
-        _ => Decision::Pending,
+        notes.push(format!(
+            "reason={REASON_DIED}: the process exited without writing \
+             result.toml or a completion packet"
+        ));
+        return Ok(synthetic_failure(REASON_DIED, notes));
     }
+    Err(notes)
+}
+
+/// Notes for every file that exists but cannot be used.
+fn gather_notes(snap: &Snapshot) -> Vec<String> {
+    let mut notes = Vec::new();
+    note_malformed("daemon.pid", &snap.pid, &mut notes);
+    note_malformed("result.toml", &snap.result, &mut notes);
+    note_malformed("daemon-completion.toml", &snap.packet, &mut notes);
+    note_malformed(".complete", &snap.legacy, &mut notes);
+    notes
 }
 
 fn usable_result<'a>(snap: &'a Snapshot, notes: &mut Vec<String>) -> Option<&'a SessionResult> {
-    note_malformed("result.toml", &snap.result, notes);
     let FileState::Present { value, mtime } = &snap.result else {
         return None;
     };
@@ -225,12 +246,6 @@ fn usable_result<'a>(snap: &'a Snapshot, notes: &mut Vec<String>) -> Option<&'a 
         }
     }
     Some(value)
-}
-
-fn usable_packet<'a>(snap: &'a Snapshot, notes: &mut Vec<String>) -> Option<&'a Packet> {
-    note_malformed("daemon-completion.toml", &snap.packet, notes);
-    note_malformed(".complete", &snap.legacy, notes);
-    snap.packet.value().or_else(|| snap.legacy.value())
 }
 
 fn note_malformed<T>(name: &str, state: &FileState<T>, notes: &mut Vec<String>) {

@@ -1,0 +1,123 @@
+//! One client connection: a non-blocking stream, the line splitter for what
+//! it sends, and a bounded buffer for what we have not yet written to it.
+//!
+//! A client that stops reading its replies is dropped once its buffer
+//! passes [`MAX_PENDING_OUTPUT`], so it can never make the daemon grow or
+//! delay anyone else. This module knows nothing of requests.
+
+use std::io::{self, Read, Write};
+
+use mio::net::UnixStream;
+use verdict_proto::codec::{LineSplitter, LineTooLong};
+
+/// Bytes of replies a connection may have unwritten before it is dropped:
+/// thousands of verdicts, far more than a reading client ever lags.
+pub const MAX_PENDING_OUTPUT: usize = 1024 * 1024;
+/// Bytes read per `read` call.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// What reading produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A complete line (trailing `\r` removed).
+    Line(Vec<u8>),
+    /// The client sent a line longer than the limit.
+    TooLong,
+}
+
+/// A client connection.
+#[derive(Debug)]
+pub struct Conn {
+    /// The stream, registered with the poll.
+    pub stream: UnixStream,
+    splitter: LineSplitter,
+    output: Vec<u8>,
+    written: usize,
+    /// Registered for WRITABLE as well as READABLE.
+    pub wants_write: bool,
+    /// Close once the output is flushed (after `line_too_long`).
+    pub closing: bool,
+}
+
+impl Conn {
+    /// Wraps an accepted stream.
+    pub fn new(stream: UnixStream) -> Conn {
+        Conn {
+            stream,
+            splitter: LineSplitter::new(),
+            output: Vec::new(),
+            written: 0,
+            wants_write: false,
+            closing: false,
+        }
+    }
+
+    /// Reads everything available (the poll is edge-triggered). Returns the
+    /// lines received, and whether the peer has closed or failed.
+    pub fn read_available(&mut self) -> (Vec<Input>, bool) {
+        let mut inputs = Vec::new();
+        let mut chunk = [0u8; READ_CHUNK];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return (inputs, true),
+                Ok(n) => {
+                    self.splitter.push(&chunk[..n]);
+                    while let Some(line) = self.splitter.next_line() {
+                        match line {
+                            Ok(mut line) => {
+                                if line.last() == Some(&b'\r') {
+                                    line.pop();
+                                }
+                                if !line.is_empty() {
+                                    inputs.push(Input::Line(line));
+                                }
+                            }
+                            Err(LineTooLong) => {
+                                inputs.push(Input::TooLong);
+                                return (inputs, false);
+                            }
+                        }
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return (inputs, false),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return (inputs, true),
+            }
+        }
+    }
+
+    /// Queues a reply; false if the client is too far behind to keep.
+    pub fn queue(&mut self, line: &[u8]) -> bool {
+        if self.output.len() - self.written + line.len() > MAX_PENDING_OUTPUT {
+            return false;
+        }
+        self.output.extend_from_slice(line);
+        true
+    }
+
+    /// Writes what it can; `Err` means the connection is dead.
+    pub fn flush(&mut self) -> io::Result<()> {
+        while self.written < self.output.len() {
+            match self.stream.write(&self.output[self.written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.written += n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        if self.written == self.output.len() {
+            self.output.clear();
+            self.written = 0;
+        } else if self.written > MAX_PENDING_OUTPUT / 2 {
+            self.output.drain(..self.written);
+            self.written = 0;
+        }
+        Ok(())
+    }
+
+    /// Unwritten output remains.
+    pub fn has_output(&self) -> bool {
+        self.written < self.output.len()
+    }
+}

@@ -1,0 +1,332 @@
+//! The event loop: one thread, one `mio::Poll` for the listening socket,
+//! every client connection, every pidfd, the file watcher's wake-ups and
+//! signals. Timers set the poll timeout, so an idle daemon sleeps.
+//!
+//! This module accepts, reads, answers and writes; what a wait means is the
+//! registry's business ([`crate::sessions`]).
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use mio::net::{UnixListener, UnixStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use serde_json::Value;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use verdict_proto::codec::encode_line;
+use verdict_proto::wire::{parse_request, ErrorCode, Event, Reply, Request, StatusCounters};
+
+use crate::config::Config;
+use crate::conn::{Conn, Input};
+use crate::sessions::{Ctx, Outbox, Registry, Stats, PIDFD_TOKEN_BASE};
+use crate::socket::Listening;
+use crate::timers::Timers;
+use crate::watch::Watcher;
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+const SIGNALS: Token = Token(2);
+const FIRST_CONN: usize = 16;
+
+/// How the config is re-read on SIGHUP.
+pub type Reloader = Box<dyn Fn() -> Result<Config>>;
+
+/// The daemon.
+pub struct Server {
+    poll: Poll,
+    listener: UnixListener,
+    _listening_guards: Option<crate::socket::Guards>,
+    conns: HashMap<Token, Conn>,
+    next_conn: usize,
+    registry: Registry,
+    timers: Timers,
+    watcher: Watcher,
+    config: Config,
+    reload: Reloader,
+    stats: Stats,
+    out: Outbox,
+    signals: Signals,
+    uid: u32,
+    started: Instant,
+    shutdown: bool,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("conns", &self.conns.len()).finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Ctx`] from disjoint fields of the server.
+macro_rules! ctx {
+    ($s:ident) => {
+        &mut Ctx {
+            poll: $s.poll.registry(),
+            timers: &mut $s.timers,
+            watcher: &mut $s.watcher,
+            config: &$s.config,
+            out: &mut $s.out,
+            stats: &mut $s.stats,
+        }
+    };
+}
+
+impl Server {
+    /// Sets up the poll, the watcher and signal handling.
+    pub fn new(listening: Listening, config: Config, reload: Reloader, uid: u32) -> Result<Server> {
+        let poll = Poll::new().context("cannot create the event poll")?;
+        listening.listener.set_nonblocking(true)?;
+        let mut listener = UnixListener::from_std(listening.listener);
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let watcher = Watcher::new(waker).context("cannot start the inotify watcher")?;
+        let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).context("cannot install signal handlers")?;
+        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+        Ok(Server {
+            poll,
+            listener,
+            _listening_guards: listening.guards,
+            conns: HashMap::new(),
+            next_conn: FIRST_CONN,
+            registry: Registry::default(),
+            timers: Timers::default(),
+            watcher,
+            config,
+            reload,
+            stats: Stats::default(),
+            out: Vec::new(),
+            signals,
+            uid,
+            started: Instant::now(),
+            shutdown: false,
+        })
+    }
+
+    /// Serves until SIGTERM or SIGINT.
+    pub fn run(&mut self) -> Result<()> {
+        let mut events = Events::with_capacity(1024);
+        while !self.shutdown {
+            if let Err(err) = self.poll.poll(&mut events, self.timers.timeout()) {
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err).context("event poll failed");
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {
+                        let changes = self.watcher.drain();
+                        self.registry.on_changes(ctx!(self), changes);
+                    }
+                    SIGNALS => self.on_signals(),
+                    token if token.0 >= PIDFD_TOKEN_BASE => self.registry.process_exited(ctx!(self), token),
+                    token => {
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.on_readable(token);
+                        }
+                        if event.is_writable() {
+                            self.flush_conn(token);
+                        }
+                    }
+                }
+            }
+            for timer in self.timers.due() {
+                self.registry.on_timer(ctx!(self), timer);
+            }
+            self.deliver();
+        }
+        Ok(())
+    }
+
+    fn on_signals(&mut self) {
+        let signals: Vec<i32> = self.signals.pending().collect();
+        for signal in signals {
+            match signal {
+                SIGHUP => match (self.reload)() {
+                    Ok(config) => {
+                        log::info!("configuration reloaded");
+                        self.config = config;
+                        self.registry.rescan_all(ctx!(self));
+                    }
+                    Err(err) => log::error!("reload failed, keeping the old configuration: {err:#}"),
+                },
+                _ => {
+                    log::info!("signal {signal}: shutting down");
+                    self.shutdown = true;
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let mut stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    // EMFILE and friends: the pending connection stays queued
+                    // and is retried on the next readiness.
+                    log::error!("accept failed: {err}");
+                    return;
+                }
+            };
+            match rustix::net::sockopt::socket_peercred(&stream) {
+                Ok(cred) if cred.uid.as_raw() == self.uid => {}
+                Ok(cred) => {
+                    log::warn!("refused a connection from uid {} (pid {})", cred.uid.as_raw(), cred.pid.as_raw_nonzero());
+                    continue;
+                }
+                Err(err) => {
+                    log::warn!("refused a connection without peer credentials: {err}");
+                    continue;
+                }
+            }
+            if self.conns.len() >= self.config.max_connections {
+                refuse_busy(&mut stream, self.config.max_connections);
+                continue;
+            }
+            let token = Token(self.next_conn);
+            self.next_conn += 1;
+            if let Err(err) = self.poll.registry().register(&mut stream, token, Interest::READABLE) {
+                log::error!("cannot register a connection: {err}");
+                continue;
+            }
+            self.conns.insert(token, Conn::new(stream));
+        }
+    }
+
+    fn on_readable(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        if conn.closing {
+            return;
+        }
+        let (inputs, closed) = conn.read_available();
+        for input in inputs {
+            match input {
+                Input::Line(line) => self.handle_line(token, &line),
+                Input::TooLong => {
+                    let message = format!(
+                        "request line longer than {} bytes; closing the connection",
+                        verdict_proto::codec::MAX_LINE_BYTES
+                    );
+                    self.reply(token, Value::Null, Event::Error { code: ErrorCode::LineTooLong, message });
+                    if let Some(conn) = self.conns.get_mut(&token) {
+                        conn.closing = true;
+                    }
+                }
+            }
+        }
+        if closed {
+            self.close(token);
+        }
+    }
+
+    fn handle_line(&mut self, token: Token, line: &[u8]) {
+        let (id, request) = match parse_request(line) {
+            Ok(parsed) => parsed,
+            Err(err) => {
+                self.reply(token, err.id, Event::Error { code: err.code, message: err.message });
+                return;
+            }
+        };
+        let event = match request {
+            Request::Ping => Event::Pong,
+            Request::Status => Event::Status(self.counters()),
+            Request::Cancel { target } => {
+                if self.registry.cancel(ctx!(self), token, &target) {
+                    Event::Cancelled { target }
+                } else {
+                    let message = format!("no wait with id {target} is in flight on this connection");
+                    Event::Error { code: ErrorCode::BadRequest, message }
+                }
+            }
+            Request::Wait { session, cap_ms } => {
+                match self.registry.wait(ctx!(self), token, id.clone(), &session, cap_ms) {
+                    Ok(()) => return,
+                    Err((code, message)) => Event::Error { code, message },
+                }
+            }
+        };
+        self.reply(token, id, event);
+    }
+
+    fn reply(&mut self, token: Token, id: Value, event: Event) {
+        self.out.push((token, encode_line(&Reply::new(id, event))));
+    }
+
+    fn counters(&self) -> StatusCounters {
+        StatusCounters {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            sessions: self.registry.sessions() as u64,
+            waiters: self.registry.waiters() as u64,
+            connections: self.conns.len() as u64,
+            watches: self.registry.watches() as u64,
+            polled: (self.registry.sessions() - self.registry.watches()) as u64,
+            verdicts_sent: self.stats.verdicts_sent,
+            queue_overflows: self.stats.queue_overflows,
+            rescans: self.stats.rescans,
+        }
+    }
+
+    /// Moves queued replies into their connections and writes them.
+    fn deliver(&mut self) {
+        let out = std::mem::take(&mut self.out);
+        let mut touched = Vec::new();
+        for (token, line) in out {
+            let Some(conn) = self.conns.get_mut(&token) else { continue };
+            if conn.queue(&line) {
+                touched.push(token);
+            } else {
+                log::warn!("dropping a client that does not read its replies");
+                self.close(token);
+            }
+        }
+        touched.dedup();
+        for token in touched {
+            self.flush_conn(token);
+        }
+    }
+
+    fn flush_conn(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        if conn.flush().is_err() {
+            self.close(token);
+            return;
+        }
+        if conn.closing && !conn.has_output() {
+            self.close(token);
+            return;
+        }
+        let wants_write = conn.has_output();
+        if wants_write != conn.wants_write {
+            let interest = if wants_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+            if self.poll.registry().reregister(&mut conn.stream, token, interest).is_err() {
+                self.close(token);
+                return;
+            }
+            conn.wants_write = wants_write;
+        }
+    }
+
+    fn close(&mut self, token: Token) {
+        if let Some(mut conn) = self.conns.remove(&token) {
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+            self.registry.drop_conn(ctx!(self), token);
+        }
+    }
+}
+
+fn refuse_busy(stream: &mut UnixStream, max: usize) {
+    use std::io::Write;
+    let message = format!("verdictd is at its limit of {max} connections; try again later");
+    let line = encode_line(&Reply::new(Value::Null, Event::Error { code: ErrorCode::Busy, message }));
+    let _ = stream.write(&line);
+    log::warn!("refused a connection: {max} connections open");
+}

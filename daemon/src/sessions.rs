@@ -1,0 +1,482 @@
+//! The registry of watched sessions and their waiters: the daemon's state.
+//!
+//! Every change goes through [`Registry::refresh`]: look at the directory
+//! again (a [`Snapshot`] plus the process's liveness), then let
+//! [`decide`] say whether there is a verdict. Events only say *when* to
+//! look; the files say *what* happened, so a lost or duplicated event can
+//! never produce a wrong verdict. The registry queues replies in an outbox;
+//! it never touches a client socket itself.
+
+use std::collections::{HashMap, HashSet};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Interest, Token};
+use serde_json::Value;
+use verdict_proto::codec::encode_line;
+use verdict_proto::files::PidFile;
+use verdict_proto::rules::{decide, decide_at_cap, Decision, Liveness, Phase, Snapshot, Verdict};
+use verdict_proto::wire::{ErrorCode, Event, Reply, VerdictEvent, Watching};
+
+use crate::config::Config;
+use crate::process;
+use crate::resolve::{resolve, Resolved};
+use crate::timers::{Timer, TimerId, Timers};
+use crate::watch::{AddError, Change, Watcher};
+
+/// Tokens at and above this are pidfds: `PIDFD_TOKEN_BASE + session key`.
+pub const PIDFD_TOKEN_BASE: usize = 1 << 30;
+/// How often a session without events (network root, watch limit, no
+/// pidfd for a live process) is looked at.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Waits one connection may have in flight; a client needs a handful.
+pub const MAX_WAITS_PER_CONNECTION: usize = 4096;
+
+/// Replies waiting to be written: (connection, encoded line).
+pub type Outbox = Vec<(Token, Vec<u8>)>;
+
+/// Counters that are not sizes of the registry.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Verdicts sent.
+    pub verdicts_sent: u64,
+    /// inotify queue overflows (and watcher errors).
+    pub queue_overflows: u64,
+    /// Full re-snapshots of every session.
+    pub rescans: u64,
+}
+
+/// What a registry call may use besides the registry itself.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    /// For (de)registering pidfds.
+    pub poll: &'a mio::Registry,
+    /// Caps, grace periods and poll ticks.
+    pub timers: &'a mut Timers,
+    /// inotify.
+    pub watcher: &'a mut Watcher,
+    /// Settings in force.
+    pub config: &'a Config,
+    /// Where replies go.
+    pub out: &'a mut Outbox,
+    /// Counters.
+    pub stats: &'a mut Stats,
+}
+
+#[derive(Debug)]
+struct Session {
+    dir: PathBuf,
+    id: String,
+    /// (dev, ino) of the directory when the watch was added.
+    inode: (u64, u64),
+    waiters: HashSet<u64>,
+    inotify: bool,
+    poll_timer: Option<TimerId>,
+    tracked: Option<Tracked>,
+    grace: Grace,
+    last: (Snapshot, Liveness),
+}
+
+#[derive(Debug)]
+struct Tracked {
+    pid: PidFile,
+    pidfd: Option<OwnedFd>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Grace {
+    Idle,
+    Armed(TimerId),
+    Over,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    conn: Token,
+    id: Value,
+    session: u64,
+    started: Instant,
+    cap_timer: Option<TimerId>,
+}
+
+/// All sessions with waiters, and the waiters.
+#[derive(Debug, Default)]
+pub struct Registry {
+    sessions: HashMap<u64, Session>,
+    by_dir: HashMap<PathBuf, u64>,
+    waiters: HashMap<u64, Waiter>,
+    by_conn: HashMap<Token, HashMap<String, u64>>,
+    next_key: u64,
+    watches: usize,
+    warned_limit: bool,
+}
+
+/// A request the registry refused, to be answered with an `error` event.
+pub type Refusal = (ErrorCode, String);
+
+fn push(out: &mut Outbox, conn: Token, id: &Value, event: Event) {
+    out.push((conn, encode_line(&Reply::new(id.clone(), event))));
+}
+
+fn dir_inode(dir: &std::path::Path) -> Option<(u64, u64)> {
+    std::fs::metadata(dir).ok().filter(|m| m.is_dir()).map(|m| (m.dev(), m.ino()))
+}
+
+impl Registry {
+    /// Sessions with at least one waiter.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+    /// Waits in flight.
+    pub fn waiters(&self) -> usize {
+        self.waiters.len()
+    }
+    /// Sessions watched by inotify.
+    pub fn watches(&self) -> usize {
+        self.watches
+    }
+
+    /// Starts a wait: replies `watching`, then (now or later) the verdict.
+    pub fn wait(&mut self, ctx: &mut Ctx, conn: Token, id: Value, session: &str, cap_ms: Option<u64>) -> Result<(), Refusal> {
+        let id_key = id.to_string();
+        let in_flight = self.by_conn.get(&conn);
+        if in_flight.is_some_and(|waits| waits.contains_key(&id_key)) {
+            return Err((ErrorCode::BadRequest, format!("a wait with id {id_key} is already in flight on this connection")));
+        }
+        if in_flight.is_some_and(|waits| waits.len() >= MAX_WAITS_PER_CONNECTION) {
+            return Err((ErrorCode::Busy, format!("at most {MAX_WAITS_PER_CONNECTION} waits per connection")));
+        }
+        let resolved = resolve(session, &ctx.config.roots)?;
+        let existing = self.by_dir.get(&resolved.dir).copied();
+        let key = match existing {
+            Some(key) => key,
+            None => self.open_session(ctx, resolved)?,
+        };
+        let wkey = self.next_key();
+        let cap_ms = cap_ms.unwrap_or(ctx.config.default_cap_ms);
+        let cap_timer = (cap_ms > 0).then(|| ctx.timers.add(Duration::from_millis(cap_ms), Timer::Cap(wkey)));
+        let session = self.sessions.get_mut(&key).ok_or((ErrorCode::Internal, "session vanished".into()))?;
+        session.waiters.insert(wkey);
+        let watching = Watching {
+            session: session.id.clone(),
+            dir: session.dir.display().to_string(),
+            cap_ms,
+            pid: session.last.0.pid.value().map(|p| p.pid),
+        };
+        push(ctx.out, conn, &id, Event::Watching(watching));
+        self.by_conn.entry(conn).or_default().insert(id_key, wkey);
+        self.waiters.insert(wkey, Waiter { conn, id, session: key, started: Instant::now(), cap_timer });
+        if existing.is_none() {
+            // A new session's first snapshot was taken after the watch was
+            // armed; decide on it now (a finished session answers at once).
+            self.settle(ctx, key);
+        }
+        Ok(())
+    }
+
+    fn next_key(&mut self) -> u64 {
+        self.next_key += 1;
+        self.next_key
+    }
+
+    fn open_session(&mut self, ctx: &mut Ctx, resolved: Resolved) -> Result<u64, Refusal> {
+        let Resolved { dir, poll } = resolved;
+        let message = format!("{} is not a session directory", dir.display());
+        let gone = move || (ErrorCode::UnknownSession, message.clone());
+        let inode = dir_inode(&dir).ok_or_else(&gone)?;
+        let mut inotify = false;
+        if !poll && self.watches < ctx.config.max_watches {
+            match ctx.watcher.add(&dir) {
+                Ok(()) => inotify = true,
+                Err(AddError::Limit) => {
+                    if !self.warned_limit {
+                        log::warn!("inotify watch limit reached (fs.inotify.max_user_watches); further sessions are polled every {POLL_INTERVAL:?}");
+                        self.warned_limit = true;
+                    }
+                }
+                Err(AddError::Other(err)) => {
+                    return Err((ErrorCode::UnknownSession, format!("cannot watch {}: {err}", dir.display())));
+                }
+            }
+        } else if !poll && !self.warned_limit {
+            log::warn!("max_watches ({}) reached; further sessions are polled every {POLL_INTERVAL:?}", ctx.config.max_watches);
+            self.warned_limit = true;
+        }
+        self.watches += usize::from(inotify);
+        let key = self.next_key();
+        let id = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+        log::debug!("watching {} ({})", dir.display(), if inotify { "inotify" } else { "poll" });
+        self.by_dir.insert(dir.clone(), key);
+        let session = Session {
+            dir,
+            id,
+            inode,
+            waiters: HashSet::new(),
+            inotify,
+            poll_timer: None,
+            tracked: None,
+            grace: Grace::Idle,
+            last: (Snapshot::empty(), Liveness::Unknown),
+        };
+        self.sessions.insert(key, session);
+        if !self.observe(ctx, key) {
+            return Err(gone());
+        }
+        Ok(key)
+    }
+
+    /// Looks at a session again and decides.
+    pub fn refresh(&mut self, ctx: &mut Ctx, key: u64) {
+        if self.observe(ctx, key) {
+            self.settle(ctx, key);
+        }
+    }
+
+    /// Takes a new snapshot; false when the session is gone (and failed).
+    fn observe(&mut self, ctx: &mut Ctx, key: u64) -> bool {
+        let Some(session) = self.sessions.get_mut(&key) else { return false };
+        match dir_inode(&session.dir) {
+            None => {
+                let message = format!("session directory {} was removed while waiting", session.dir.display());
+                self.fail_session(ctx, key, ErrorCode::SessionRemoved, message);
+                return false;
+            }
+            Some(inode) if inode != session.inode => {
+                // Replaced by another directory of the same name: the old
+                // watch follows the old inode, so arm a new one.
+                session.inode = inode;
+                if session.inotify {
+                    ctx.watcher.remove(&session.dir);
+                    if ctx.watcher.add(&session.dir).is_err() {
+                        session.inotify = false;
+                        self.watches -= 1;
+                    }
+                }
+            }
+            Some(_) => {}
+        }
+        let snap = Snapshot::read(&session.dir);
+        let live = match snap.pid.value() {
+            None => Liveness::Unknown,
+            Some(pid) => {
+                track(ctx.poll, key, session, *pid);
+                process::liveness(pid)
+            }
+        };
+        let blind = live == Liveness::Alive && session.tracked.as_ref().is_some_and(|t| t.pidfd.is_none());
+        if (!session.inotify || blind) && session.poll_timer.is_none() {
+            session.poll_timer = Some(ctx.timers.add(POLL_INTERVAL, Timer::Poll(key)));
+        }
+        session.last = (snap, live);
+        true
+    }
+
+    fn settle(&mut self, ctx: &mut Ctx, key: u64) {
+        let Some(session) = self.sessions.get_mut(&key) else { return };
+        let phase = Phase { cap_fired: false, grace_over: session.grace == Grace::Over };
+        match decide(&session.last.0, session.last.1, phase) {
+            Decision::Verdict(verdict) => self.deliver_all(ctx, key, &verdict),
+            Decision::AwaitGrace => {
+                if session.grace == Grace::Idle {
+                    session.grace = Grace::Armed(ctx.timers.add(ctx.config.grace, Timer::Grace(key)));
+                }
+            }
+            Decision::Pending => {
+                // The process is back (a resumed session): grace starts over.
+                if let Grace::Armed(timer) = session.grace {
+                    ctx.timers.cancel(timer);
+                }
+                session.grace = Grace::Idle;
+            }
+        }
+    }
+
+    fn deliver_all(&mut self, ctx: &mut Ctx, key: u64, verdict: &Verdict) {
+        let Some(session) = self.sessions.remove(&key) else { return };
+        for wkey in &session.waiters {
+            if let Some(waiter) = self.take_waiter(ctx, *wkey) {
+                send_verdict(ctx, &waiter, &session.id, verdict);
+            }
+        }
+        log::debug!("verdict for {}: {:?} exit {}", session.dir.display(), verdict.outcome, verdict.exit());
+        self.close_session(ctx, session);
+    }
+
+    fn fail_session(&mut self, ctx: &mut Ctx, key: u64, code: ErrorCode, message: String) {
+        let Some(session) = self.sessions.remove(&key) else { return };
+        for wkey in &session.waiters {
+            if let Some(waiter) = self.take_waiter(ctx, *wkey) {
+                push(ctx.out, waiter.conn, &waiter.id, Event::Error { code, message: message.clone() });
+            }
+        }
+        self.close_session(ctx, session);
+    }
+
+    fn close_session(&mut self, ctx: &mut Ctx, mut session: Session) {
+        self.by_dir.remove(&session.dir);
+        if session.inotify {
+            ctx.watcher.remove(&session.dir);
+            self.watches -= 1;
+        }
+        untrack(ctx.poll, &mut session);
+        for timer in [session.poll_timer, if let Grace::Armed(t) = session.grace { Some(t) } else { None }] {
+            timer.into_iter().for_each(|t| ctx.timers.cancel(t));
+        }
+    }
+
+    /// Removes a waiter everywhere but from its session's waiter set.
+    fn take_waiter(&mut self, ctx: &mut Ctx, wkey: u64) -> Option<Waiter> {
+        let waiter = self.waiters.remove(&wkey)?;
+        if let Some(timer) = waiter.cap_timer {
+            ctx.timers.cancel(timer);
+        }
+        if let Some(waits) = self.by_conn.get_mut(&waiter.conn) {
+            waits.remove(&waiter.id.to_string());
+            if waits.is_empty() {
+                self.by_conn.remove(&waiter.conn);
+            }
+        }
+        Some(waiter)
+    }
+
+    /// Removes a waiter, and its session when it was the last one.
+    fn remove_waiter(&mut self, ctx: &mut Ctx, wkey: u64) -> Option<Waiter> {
+        let waiter = self.take_waiter(ctx, wkey)?;
+        let last = self.sessions.get_mut(&waiter.session).is_some_and(|s| {
+            s.waiters.remove(&wkey);
+            s.waiters.is_empty()
+        });
+        if last {
+            if let Some(session) = self.sessions.remove(&waiter.session) {
+                self.close_session(ctx, session);
+            }
+        }
+        Some(waiter)
+    }
+
+    /// Cancels wait `target` of `conn`; false if there is none.
+    pub fn cancel(&mut self, ctx: &mut Ctx, conn: Token, target: &Value) -> bool {
+        let wkey = self.by_conn.get(&conn).and_then(|waits| waits.get(&target.to_string())).copied();
+        wkey.and_then(|wkey| self.remove_waiter(ctx, wkey)).is_some()
+    }
+
+    /// Forgets every wait of a closed connection.
+    pub fn drop_conn(&mut self, ctx: &mut Ctx, conn: Token) {
+        let wkeys: Vec<u64> = self.by_conn.get(&conn).map(|w| w.values().copied().collect()).unwrap_or_default();
+        for wkey in wkeys {
+            self.remove_waiter(ctx, wkey);
+        }
+    }
+
+    /// A timer fired.
+    pub fn on_timer(&mut self, ctx: &mut Ctx, timer: Timer) {
+        match timer {
+            Timer::Cap(wkey) => self.cap_fired(ctx, wkey),
+            Timer::Grace(key) => {
+                if let Some(session) = self.sessions.get_mut(&key) {
+                    session.grace = Grace::Over;
+                    self.refresh(ctx, key);
+                }
+            }
+            Timer::Poll(key) => {
+                if let Some(session) = self.sessions.get_mut(&key) {
+                    session.poll_timer = None;
+                    self.refresh(ctx, key);
+                }
+            }
+        }
+    }
+
+    fn cap_fired(&mut self, ctx: &mut Ctx, wkey: u64) {
+        let Some(waiter) = self.waiters.get_mut(&wkey) else { return };
+        waiter.cap_timer = None;
+        let key = waiter.session;
+        self.refresh(ctx, key);
+        let Some(session) = self.sessions.get(&key) else { return };
+        if !self.waiters.contains_key(&wkey) {
+            return;
+        }
+        let verdict = decide_at_cap(&session.last.0, session.last.1, session.grace == Grace::Over);
+        let id = session.id.clone();
+        if let Some(waiter) = self.remove_waiter(ctx, wkey) {
+            send_verdict(ctx, &waiter, &id, &verdict);
+        }
+    }
+
+    /// The session process behind pidfd `token` exited.
+    pub fn process_exited(&mut self, ctx: &mut Ctx, token: Token) {
+        let key = (token.0 - PIDFD_TOKEN_BASE) as u64;
+        if let Some(session) = self.sessions.get_mut(&key) {
+            if let Some(tracked) = session.tracked.as_mut() {
+                if let Some(fd) = tracked.pidfd.take() {
+                    let _ = ctx.poll.deregister(&mut SourceFd(&fd.as_raw_fd()));
+                }
+            }
+            self.refresh(ctx, key);
+        }
+    }
+
+    /// File events arrived.
+    pub fn on_changes(&mut self, ctx: &mut Ctx, changes: Vec<Change>) {
+        let mut keys = HashSet::new();
+        for change in changes {
+            match change {
+                Change::Rescan => {
+                    ctx.stats.queue_overflows += 1;
+                    ctx.stats.rescans += 1;
+                    log::warn!("inotify queue overflow: looking at all {} sessions again", self.sessions.len());
+                    keys.extend(self.sessions.keys().copied());
+                }
+                Change::Paths(paths) => {
+                    for path in paths {
+                        let key = self.by_dir.get(&path).or_else(|| path.parent().and_then(|p| self.by_dir.get(p)));
+                        keys.extend(key.copied());
+                    }
+                }
+            }
+        }
+        for key in keys {
+            self.refresh(ctx, key);
+        }
+    }
+
+    /// Looks at every session again (after a config reload, say).
+    pub fn rescan_all(&mut self, ctx: &mut Ctx) {
+        let keys: Vec<u64> = self.sessions.keys().copied().collect();
+        for key in keys {
+            self.refresh(ctx, key);
+        }
+    }
+}
+
+fn send_verdict(ctx: &mut Ctx, waiter: &Waiter, session_id: &str, verdict: &Verdict) {
+    let elapsed = waiter.started.elapsed().as_millis() as u64;
+    let event = VerdictEvent::new(session_id, verdict, elapsed);
+    push(ctx.out, waiter.conn, &waiter.id, Event::Verdict(event));
+    ctx.stats.verdicts_sent += 1;
+}
+
+/// Makes `session` track the process `pid` with a pidfd, replacing any
+/// previous one (a resumed session writes a new `daemon.pid`).
+fn track(poll: &mio::Registry, key: u64, session: &mut Session, pid: PidFile) {
+    if session.tracked.as_ref().is_some_and(|t| t.pid == pid) {
+        return;
+    }
+    untrack(poll, session);
+    // Open the pidfd before checking liveness: if the process dies in
+    // between, the pidfd is already readable and the exit is not missed.
+    let pidfd = process::open_pidfd(pid.pid).filter(|fd| {
+        let token = Token(PIDFD_TOKEN_BASE + key as usize);
+        poll.register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE).is_ok()
+    });
+    session.tracked = Some(Tracked { pid, pidfd });
+}
+
+fn untrack(poll: &mio::Registry, session: &mut Session) {
+    if let Some(fd) = session.tracked.take().and_then(|t| t.pidfd) {
+        let _ = poll.deregister(&mut SourceFd(&fd.as_raw_fd()));
+    }
+}

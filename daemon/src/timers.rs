@@ -1,0 +1,81 @@
+//! Deadlines for the event loop: per-waiter caps, rule C4's grace periods
+//! and slow-poll ticks. The loop sleeps until the earliest one, so with no
+//! deadline set the daemon has zero wake-ups.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// What a timer is for; keys are the registry's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// A waiter's cap.
+    Cap(u64),
+    /// A session's grace period after its process died (rule C4).
+    Grace(u64),
+    /// A slowly polled session's next look.
+    Poll(u64),
+}
+
+/// A handle to cancel a timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimerId(Instant, u64);
+
+/// All pending deadlines, ordered.
+#[derive(Debug, Default)]
+pub struct Timers {
+    pending: BTreeMap<TimerId, Timer>,
+    seq: u64,
+}
+
+impl Timers {
+    /// Fires `timer` after `delay`.
+    pub fn add(&mut self, delay: Duration, timer: Timer) -> TimerId {
+        self.seq += 1;
+        let id = TimerId(Instant::now() + delay, self.seq);
+        self.pending.insert(id, timer);
+        id
+    }
+
+    /// Cancels a timer; cancelling one that already fired is harmless.
+    pub fn cancel(&mut self, id: TimerId) {
+        self.pending.remove(&id);
+    }
+
+    /// How long the loop may sleep, `None` for ever.
+    pub fn timeout(&self) -> Option<Duration> {
+        let (first, _) = self.pending.first_key_value()?;
+        Some(first.0.saturating_duration_since(Instant::now()))
+    }
+
+    /// Removes and returns every timer that is due.
+    pub fn due(&mut self) -> Vec<Timer> {
+        let now = Instant::now();
+        let mut fired = Vec::new();
+        while let Some(entry) = self.pending.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            fired.push(entry.remove());
+        }
+        fired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fires_in_order_and_cancel_works() {
+        let mut timers = Timers::default();
+        assert_eq!(timers.timeout(), None);
+        let late = timers.add(Duration::from_secs(60), Timer::Cap(1));
+        timers.add(Duration::ZERO, Timer::Grace(2));
+        let cancelled = timers.add(Duration::ZERO, Timer::Poll(3));
+        timers.cancel(cancelled);
+        assert_eq!(timers.due(), vec![Timer::Grace(2)]);
+        assert!(timers.timeout().is_some_and(|t| t > Duration::from_secs(50)));
+        timers.cancel(late);
+        assert_eq!(timers.timeout(), None);
+    }
+}
