@@ -1,0 +1,104 @@
+//! Reaching the daemon: connect to its socket and, when nothing listens,
+//! start `verdictd` detached in its own session and connect once it is up.
+//!
+//! When several clients race to start a daemon, the daemon's lock lets one
+//! win; the losers exit at once and their clients connect to the winner.
+
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a freshly started daemon may take to listen.
+const SPAWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Connects to `socket`, starting the daemon first if `spawn` allows.
+pub fn connect(socket: &Path, spawn: bool) -> Result<UnixStream, String> {
+    match UnixStream::connect(socket) {
+        Ok(stream) => return Ok(stream),
+        Err(err) if spawn && nobody_listens(&err) => {}
+        Err(err) if nobody_listens(&err) => {
+            return Err(format!(
+                "verdictd is not running at {} ({err}); start it, or drop --no-spawn",
+                socket.display()
+            ))
+        }
+        Err(err) => return Err(format!("cannot connect to verdictd at {}: {err}", socket.display())),
+    }
+    let mut child = start_daemon(socket)?;
+    let deadline = Instant::now() + SPAWN_DEADLINE;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match UnixStream::connect(socket) {
+            Ok(stream) => return Ok(stream),
+            Err(err) if Instant::now() >= deadline => {
+                let status = match child.try_wait() {
+                    Ok(Some(status)) => format!("it exited with {status}"),
+                    _ => "it did not start listening".into(),
+                };
+                return Err(format!(
+                    "started verdictd for {}, but {status} ({err}); see {}",
+                    socket.display(),
+                    log_path(socket).display()
+                ));
+            }
+            Err(_) => {
+                // Reap a loser of the start-up race; keep trying: the winner
+                // may still be binding.
+                let _ = child.try_wait();
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+fn nobody_listens(err: &io::Error) -> bool {
+    matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused)
+}
+
+/// Where a daemon started by the client logs.
+pub fn log_path(socket: &Path) -> PathBuf {
+    let mut name = socket.as_os_str().to_owned();
+    name.push(".log");
+    PathBuf::from(name)
+}
+
+/// The `verdictd` next to our own executable, else the one on `PATH`.
+fn daemon_binary() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("verdictd")))
+        .filter(|candidate| candidate.is_file())
+        .unwrap_or_else(|| PathBuf::from("verdictd"))
+}
+
+fn start_daemon(socket: &Path) -> Result<std::process::Child, String> {
+    let uid = rustix::process::getuid().as_raw();
+    if let Some(dir) = socket.parent() {
+        if dir == verdict_proto::paths::fallback_socket_dir(uid) {
+            let _ = std::fs::DirBuilder::new().mode(0o700).create(dir);
+        }
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path(socket))
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null());
+    let binary = daemon_binary();
+    let mut command = Command::new(&binary);
+    command.arg("--socket").arg(socket).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+    // SAFETY: setsid is async-signal-safe and touches no memory of ours; it
+    // detaches the daemon from our session so that killing us (or our
+    // terminal going away) does not kill it.
+    unsafe {
+        command.pre_exec(|| rustix::process::setsid().map(drop).map_err(io::Error::from));
+    }
+    command
+        .spawn()
+        .map_err(|err| format!("cannot start {}: {err}; install verdictd or put it on PATH", binary.display()))
+}
