@@ -26,7 +26,12 @@ pub fn connect(socket: &Path, spawn: bool) -> Result<UnixStream, String> {
                 socket.display()
             ))
         }
-        Err(err) => return Err(format!("cannot connect to verdictd at {}: {err}", socket.display())),
+        Err(err) => {
+            return Err(format!(
+                "cannot connect to verdictd at {}: {err}",
+                socket.display()
+            ))
+        }
     }
     let mut child = start_daemon(socket)?;
     let deadline = Instant::now() + SPAWN_DEADLINE;
@@ -57,7 +62,10 @@ pub fn connect(socket: &Path, spawn: bool) -> Result<UnixStream, String> {
 }
 
 fn nobody_listens(err: &io::Error) -> bool {
-    matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused)
+    matches!(
+        err.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+    )
 }
 
 /// Where a daemon started by the client logs.
@@ -91,14 +99,22 @@ fn start_daemon(socket: &Path) -> Result<std::process::Child, String> {
         .unwrap_or_else(|_| Stdio::null());
     let binary = daemon_binary();
     let mut command = Command::new(&binary);
-    command.arg("--socket").arg(socket).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+    command
+        .arg("--socket")
+        .arg(socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
     // SAFETY: setsid is async-signal-safe and touches no memory of ours; it
     // detaches the daemon from our session so that killing us (or our
     // terminal going away) does not kill it.
     unsafe {
         command.pre_exec(|| rustix::process::setsid().map(drop).map_err(io::Error::from));
     }
-    command
-        .spawn()
-        .map_err(|err| format!("cannot start {}: {err}; install verdictd or put it on PATH", binary.display()))
+    command.spawn().map_err(|err| {
+        format!(
+            "cannot start {}: {err}; install verdictd or put it on PATH",
+            binary.display()
+        )
+    })
 }

@@ -73,7 +73,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let code = match Cli::parse().command {
-        Command::Wait { session, cap, json, socket, no_spawn } => match wait_args(session, cap, json, socket, no_spawn) {
+        Command::Wait {
+            session,
+            cap,
+            json,
+            socket,
+            no_spawn,
+        } => match wait_args(session, cap, json, socket, no_spawn) {
             Ok(args) => wait::run(&args),
             Err(message) => {
                 eprintln!("verdict: {message}");
@@ -89,7 +95,13 @@ fn socket_path(explicit: Option<PathBuf>) -> PathBuf {
     verdict_proto::paths::socket_path(explicit, rustix::process::getuid().as_raw())
 }
 
-fn wait_args(session: String, cap: Option<f64>, json: bool, socket: Option<PathBuf>, no_spawn: bool) -> Result<wait::WaitArgs, String> {
+fn wait_args(
+    session: String,
+    cap: Option<f64>,
+    json: bool,
+    socket: Option<PathBuf>,
+    no_spawn: bool,
+) -> Result<wait::WaitArgs, String> {
     let cap_ms = match cap {
         Some(secs) if !(secs.is_finite() && secs >= 0.0) => {
             return Err(format!("--cap {secs} is not a number of seconds >= 0"));
@@ -99,7 +111,8 @@ fn wait_args(session: String, cap: Option<f64>, json: bool, socket: Option<PathB
     };
     // An id has no slash; anything else is a path, sent absolute.
     let session = if session.contains('/') || session == "." || session == ".." {
-        let path = std::path::absolute(&session).map_err(|err| format!("cannot resolve {session}: {err}"))?;
+        let path = std::path::absolute(&session)
+            .map_err(|err| format!("cannot resolve {session}: {err}"))?;
         path.to_string_lossy().into_owned()
     } else {
         session
@@ -107,7 +120,13 @@ fn wait_args(session: String, cap: Option<f64>, json: bool, socket: Option<PathB
     if session.is_empty() {
         return Err("the session must not be empty".into());
     }
-    Ok(wait::WaitArgs { session, cap_ms, json, socket: socket_path(socket), no_spawn })
+    Ok(wait::WaitArgs {
+        session,
+        cap_ms,
+        json,
+        socket: socket_path(socket),
+        no_spawn,
+    })
 }
 
 fn status(json: bool, socket: &std::path::Path) -> i32 {
@@ -120,7 +139,10 @@ fn status(json: bool, socket: &std::path::Path) -> i32 {
     };
     let line = verdict_proto::codec::encode_line(&Request::Status.to_json(&1.into()));
     if let Err(err) = (&stream).write_all(&line) {
-        eprintln!("verdict: cannot talk to verdictd at {}: {err}", socket.display());
+        eprintln!(
+            "verdict: cannot talk to verdictd at {}: {err}",
+            socket.display()
+        );
         return EXIT_UNREACHABLE;
     }
     match ReplyReader::new(&stream).read_reply() {
@@ -129,13 +151,27 @@ fn status(json: bool, socket: &std::path::Path) -> i32 {
                 if json {
                     println!("{}", String::from_utf8_lossy(&raw));
                 } else {
-                    println!("verdictd {} (pid {}) at {}", counters.version, counters.pid, socket.display());
-                    println!("  uptime         {:.1}s", counters.uptime_ms as f64 / 1000.0);
-                    println!("  sessions       {} ({} by inotify, {} polled)", counters.sessions, counters.watches, counters.polled);
+                    println!(
+                        "verdictd {} (pid {}) at {}",
+                        counters.version,
+                        counters.pid,
+                        socket.display()
+                    );
+                    println!(
+                        "  uptime         {:.1}s",
+                        counters.uptime_ms as f64 / 1000.0
+                    );
+                    println!(
+                        "  sessions       {} ({} by inotify, {} polled)",
+                        counters.sessions, counters.watches, counters.polled
+                    );
                     println!("  waiters        {}", counters.waiters);
                     println!("  connections    {}", counters.connections);
                     println!("  verdicts sent  {}", counters.verdicts_sent);
-                    println!("  overflows      {} (rescans {})", counters.queue_overflows, counters.rescans);
+                    println!(
+                        "  overflows      {} (rescans {})",
+                        counters.queue_overflows, counters.rescans
+                    );
                 }
                 0
             }
@@ -145,7 +181,10 @@ fn status(json: bool, socket: &std::path::Path) -> i32 {
             }
         },
         Ok(None) => {
-            eprintln!("verdict: verdictd at {} closed the connection", socket.display());
+            eprintln!(
+                "verdict: verdictd at {} closed the connection",
+                socket.display()
+            );
             EXIT_UNREACHABLE
         }
         Err(err) => {

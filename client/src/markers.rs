@@ -68,15 +68,25 @@ mod tests {
 
     #[test]
     fn completed_marker_is_byte_exact() {
-        let v = verdict(r#"{"outcome":"completed","session":"01J","status":"success","exit_code":0,"source":"result","synthetic":false,"exit":0,"elapsed_ms":3}"#);
+        let v = verdict(
+            r#"{"outcome":"completed","session":"01J","status":"success","exit_code":0,"source":"result","synthetic":false,"exit":0,"elapsed_ms":3}"#,
+        );
         let lines = render(&v, "01J", 0);
-        assert_eq!(lines[1], "<!-- CSA:SESSION_WAIT_COMPLETED session=01J status=success exit=0 synthetic=false -->");
-        assert_eq!(lines[0], "Session 01J completed: success (exit code 0, from result.toml).");
+        assert_eq!(
+            lines[1],
+            "<!-- CSA:SESSION_WAIT_COMPLETED session=01J status=success exit=0 synthetic=false -->"
+        );
+        assert_eq!(
+            lines[0],
+            "Session 01J completed: success (exit code 0, from result.toml)."
+        );
     }
 
     #[test]
     fn kv_warm_and_timeout_markers_escape_quotes() {
-        let v = verdict(r#"{"outcome":"kv_warm","session":"01J","status":"alive","pid":7,"exit":0,"elapsed_ms":240000}"#);
+        let v = verdict(
+            r#"{"outcome":"kv_warm","session":"01J","status":"alive","pid":7,"exit":0,"elapsed_ms":240000}"#,
+        );
         let lines = render(&v, "/s/a\"b", 240);
         assert_eq!(
             lines[1],
@@ -86,7 +96,9 @@ mod tests {
             lines[2],
             "<!-- CSA:CALLER_HINT action=\"retry_wait\" reason=\"kv_warm\" session=01J cmd=\"verdict wait /s/a&quot;b\" -->"
         );
-        let v = verdict(r#"{"outcome":"timeout","session":"01J","status":"dead","exit":124,"elapsed_ms":5}"#);
+        let v = verdict(
+            r#"{"outcome":"timeout","session":"01J","status":"dead","exit":124,"elapsed_ms":5}"#,
+        );
         assert_eq!(
             render(&v, "01J", 5)[1],
             "<!-- CSA:SESSION_WAIT_TIMEOUT session=01J elapsed=5s status=dead cmd=\"verdict wait 01J\" -->"

@@ -35,7 +35,10 @@ enum Attempt {
     Done(i32),
     /// The connection ended before a verdict; `watched` says whether the
     /// daemon had accepted the wait.
-    Lost { watched: bool, why: String },
+    Lost {
+        watched: bool,
+        why: String,
+    },
 }
 
 /// Runs the wait and returns the process exit code.
@@ -55,14 +58,30 @@ pub fn run(args: &WaitArgs) -> i32 {
         };
         // Ask only for what is left of the cap (0 stays "no cap").
         let elapsed = started.elapsed().as_millis() as u64;
-        let remaining = cap_ms.map(|cap| if cap == 0 { 0 } else { cap.saturating_sub(elapsed).max(1) });
-        match attempt(stream, args, remaining, started, &mut cap_ms, &mut status_line) {
+        let remaining = cap_ms.map(|cap| {
+            if cap == 0 {
+                0
+            } else {
+                cap.saturating_sub(elapsed).max(1)
+            }
+        });
+        match attempt(
+            stream,
+            args,
+            remaining,
+            started,
+            &mut cap_ms,
+            &mut status_line,
+        ) {
             Attempt::Done(code) => return code,
             Attempt::Lost { watched, why } => {
                 failures = if watched { 1 } else { failures + 1 };
                 if failures > MAX_FAILED_RECONNECTS {
                     status_line.clear();
-                    eprintln!("verdict: lost the connection to verdictd at {} ({why}); giving up", args.socket.display());
+                    eprintln!(
+                        "verdict: lost the connection to verdictd at {} ({why}); giving up",
+                        args.socket.display()
+                    );
                     return EXIT_UNREACHABLE;
                 }
             }
@@ -78,10 +97,16 @@ fn attempt(
     learned_cap: &mut Option<u64>,
     status_line: &mut StatusLine,
 ) -> Attempt {
-    let request = Request::Wait { session: args.session.clone(), cap_ms };
+    let request = Request::Wait {
+        session: args.session.clone(),
+        cap_ms,
+    };
     let line = verdict_proto::codec::encode_line(&request.to_json(&1.into()));
     if let Err(err) = (&stream).write_all(&line) {
-        return Attempt::Lost { watched: false, why: err.to_string() };
+        return Attempt::Lost {
+            watched: false,
+            why: err.to_string(),
+        };
     }
     if status_line.enabled {
         let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
@@ -91,12 +116,27 @@ fn attempt(
     loop {
         let (reply, raw) = match reader.read_reply() {
             Ok(Some(pair)) => pair,
-            Ok(None) => return Attempt::Lost { watched, why: "the daemon closed the connection".into() },
-            Err(CodecError::Io(err)) if matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Ok(None) => {
+                return Attempt::Lost {
+                    watched,
+                    why: "the daemon closed the connection".into(),
+                }
+            }
+            Err(CodecError::Io(err))
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 status_line.tick(started);
                 continue;
             }
-            Err(CodecError::Io(err)) => return Attempt::Lost { watched, why: err.to_string() },
+            Err(CodecError::Io(err)) => {
+                return Attempt::Lost {
+                    watched,
+                    why: err.to_string(),
+                }
+            }
             Err(err) => {
                 status_line.clear();
                 eprintln!("verdict: protocol error: {err}");
@@ -115,7 +155,10 @@ fn attempt(
                 status_line.clear();
                 if args.json {
                     let mut out = std::io::stdout().lock();
-                    let _ = out.write_all(&raw).and_then(|()| out.write_all(b"\n")).and_then(|()| out.flush());
+                    let _ = out
+                        .write_all(&raw)
+                        .and_then(|()| out.write_all(b"\n"))
+                        .and_then(|()| out.flush());
                 }
                 for line in markers::render(&verdict, &args.session, started.elapsed().as_secs()) {
                     eprintln!("{line}");
@@ -149,7 +192,11 @@ struct StatusLine {
 
 impl StatusLine {
     fn new() -> StatusLine {
-        StatusLine { enabled: std::io::stderr().is_terminal(), session: String::new(), pid: None }
+        StatusLine {
+            enabled: std::io::stderr().is_terminal(),
+            session: String::new(),
+            pid: None,
+        }
     }
 
     fn watching(&mut self, session: &str, pid: Option<i32>) {
@@ -162,11 +209,17 @@ impl StatusLine {
             return;
         }
         let process = match self.pid {
-            Some(pid) if std::path::Path::new(&format!("/proc/{pid}")).exists() => format!("pid {pid} alive"),
+            Some(pid) if std::path::Path::new(&format!("/proc/{pid}")).exists() => {
+                format!("pid {pid} alive")
+            }
             Some(pid) => format!("pid {pid} gone"),
             None => "no process known yet".into(),
         };
-        eprint!("\r\x1b[2Kverdict: waiting for {} · {}s · {process}", self.session, started.elapsed().as_secs());
+        eprint!(
+            "\r\x1b[2Kverdict: waiting for {} · {}s · {process}",
+            self.session,
+            started.elapsed().as_secs()
+        );
     }
 
     fn clear(&self) {

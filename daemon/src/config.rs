@@ -104,7 +104,12 @@ impl Config {
                 Err(err) if !required && err.kind() == std::io::ErrorKind::NotFound => {
                     Config::parse("", path)?
                 }
-                Err(source) => return Err(ConfigError::Read { path: path.into(), source }),
+                Err(source) => {
+                    return Err(ConfigError::Read {
+                        path: path.into(),
+                        source,
+                    })
+                }
             },
             None => Config::parse("", Path::new("(none)"))?,
         };
@@ -119,7 +124,11 @@ impl Config {
 
     /// Parses the text of a config file; `path` is only used in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let invalid = |line, message| ConfigError::Invalid { path: path.into(), line, message };
+        let invalid = |line, message| ConfigError::Invalid {
+            path: path.into(),
+            line,
+            message,
+        };
         let raw: RawConfig = toml::from_str(text).map_err(|err| {
             let line = err.span().map_or(0, |span| line_of(text, span.start));
             invalid(line, err.message().trim().to_string())
@@ -135,7 +144,10 @@ impl Config {
                 );
                 return Err(invalid(line, message));
             }
-            roots.push(Root { path: root_path, poll: raw_root.poll });
+            roots.push(Root {
+                path: root_path,
+                poll: raw_root.poll,
+            });
         }
         if raw.max_connections == Some(0) {
             let line = find_line(text, "max_connections");
@@ -159,7 +171,11 @@ fn expand_home(path: &Path) -> PathBuf {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 fn find_line(text: &str, needle: &str) -> usize {
@@ -176,25 +192,40 @@ mod tests {
 
     #[test]
     fn defaults_and_roots() {
-        let config = parse("grace_ms = 50\n[[root]]\npath = \"/nfs/s\"\npoll = true\n").expect("valid");
+        let config =
+            parse("grace_ms = 50\n[[root]]\npath = \"/nfs/s\"\npoll = true\n").expect("valid");
         assert_eq!(config.grace, Duration::from_millis(50));
         assert_eq!(config.default_cap_ms, DEFAULT_CAP_MS);
-        assert_eq!(config.roots, vec![Root { path: "/nfs/s".into(), poll: true }]);
+        assert_eq!(
+            config.roots,
+            vec![Root {
+                path: "/nfs/s".into(),
+                poll: true
+            }]
+        );
     }
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let err = parse("grace_ms = 5\n\nbogus_key = 1\n").expect_err("unknown key").to_string();
+        let err = parse("grace_ms = 5\n\nbogus_key = 1\n")
+            .expect_err("unknown key")
+            .to_string();
         assert!(err.contains("bogus_key") && err.contains("line 3"), "{err}");
-        let err = parse("[[root]]\npath = \"/x\"\npolll = true\n").expect_err("typo").to_string();
+        let err = parse("[[root]]\npath = \"/x\"\npolll = true\n")
+            .expect_err("typo")
+            .to_string();
         assert!(err.contains("polll") && err.contains("line 3"), "{err}");
     }
 
     #[test]
     fn wrong_types_and_relative_roots_are_errors() {
-        let err = parse("grace_ms = \"fast\"\n").expect_err("type").to_string();
+        let err = parse("grace_ms = \"fast\"\n")
+            .expect_err("type")
+            .to_string();
         assert!(err.contains("line 1"), "{err}");
-        let err = parse("[[root]]\npath = \"rel/dir\"\n").expect_err("relative").to_string();
+        let err = parse("[[root]]\npath = \"rel/dir\"\n")
+            .expect_err("relative")
+            .to_string();
         assert!(err.contains("rel/dir") && err.contains("line 2"), "{err}");
         assert!(parse("max_connections = 0").is_err());
     }

@@ -76,13 +76,23 @@ fn run(args: Args) -> Result<()> {
     let roots: Vec<PathBuf> = args.roots.iter().map(|root| cwd.join(root)).collect();
     let config_required = args.config.is_some();
     let config_path = args.config.clone().or_else(paths::config_path);
-    let load = move || Config::load(config_path.as_deref(), config_required, &roots, paths::default_session_root());
+    let load = move || {
+        Config::load(
+            config_path.as_deref(),
+            config_required,
+            &roots,
+            paths::default_session_root(),
+        )
+    };
     let config = load()?;
 
     let listening = match socket::activated()? {
         Some(listener) => {
             log::info!("using the socket passed by the service manager");
-            socket::Listening { listener, guards: None }
+            socket::Listening {
+                listener,
+                guards: None,
+            }
         }
         None => {
             let path = paths::socket_path(args.socket.map(|p| cwd.join(p)), uid);

@@ -44,9 +44,27 @@ mod tests {
         let me = std::process::id() as i32;
         let stat = std::fs::read_to_string("/proc/self/stat").expect("proc");
         let (_, started) = parse_proc_stat(&stat).expect("parse");
-        assert_eq!(liveness(&PidFile { pid: me, starttime: Some(started) }), Liveness::Alive);
-        assert_eq!(liveness(&PidFile { pid: me, starttime: None }), Liveness::Alive);
-        assert_eq!(liveness(&PidFile { pid: me, starttime: Some(started + 1) }), Liveness::Dead);
+        assert_eq!(
+            liveness(&PidFile {
+                pid: me,
+                starttime: Some(started)
+            }),
+            Liveness::Alive
+        );
+        assert_eq!(
+            liveness(&PidFile {
+                pid: me,
+                starttime: None
+            }),
+            Liveness::Alive
+        );
+        assert_eq!(
+            liveness(&PidFile {
+                pid: me,
+                starttime: Some(started + 1)
+            }),
+            Liveness::Dead
+        );
         assert!(open_pidfd(me).is_some());
     }
 }

@@ -36,10 +36,9 @@ pub fn resolve(session: &str, roots: &[Root]) -> Result<Resolved, (ErrorCode, St
     } else {
         lookup_id(session, roots)?
     };
-    let poll = roots
-        .iter()
-        .filter(|root| root.poll)
-        .any(|root| dir.starts_with(canonical_dir(&root.path).unwrap_or_else(|| root.path.clone())));
+    let poll = roots.iter().filter(|root| root.poll).any(|root| {
+        dir.starts_with(canonical_dir(&root.path).unwrap_or_else(|| root.path.clone()))
+    });
     Ok(Resolved { dir, poll })
 }
 
@@ -53,7 +52,11 @@ fn lookup_id(id: &str, roots: &[Root]) -> Result<PathBuf, (ErrorCode, String)> {
     for root in roots {
         let mut candidates = vec![root.path.join(id), root.path.join("sessions").join(id)];
         if let Ok(entries) = std::fs::read_dir(&root.path) {
-            candidates.extend(entries.flatten().map(|entry| entry.path().join("sessions").join(id)));
+            candidates.extend(
+                entries
+                    .flatten()
+                    .map(|entry| entry.path().join("sessions").join(id)),
+            );
         }
         for dir in candidates.iter().filter_map(|c| canonical_dir(c)) {
             if !found.contains(&dir) {
@@ -64,7 +67,8 @@ fn lookup_id(id: &str, roots: &[Root]) -> Result<PathBuf, (ErrorCode, String)> {
     match found.len() {
         1 => Ok(found.remove(0)),
         0 => {
-            let searched: Vec<String> = roots.iter().map(|r| r.path.display().to_string()).collect();
+            let searched: Vec<String> =
+                roots.iter().map(|r| r.path.display().to_string()).collect();
             let message = format!(
                 "no session {id} under the roots [{}]; pass the session's absolute path, or add its root with --root",
                 searched.join(", ")
@@ -73,7 +77,10 @@ fn lookup_id(id: &str, roots: &[Root]) -> Result<PathBuf, (ErrorCode, String)> {
         }
         _ => {
             let all: Vec<String> = found.iter().map(|d| d.display().to_string()).collect();
-            let message = format!("session id {id} is ambiguous: {}; pass the absolute path", all.join(", "));
+            let message = format!(
+                "session id {id} is ambiguous: {}; pass the absolute path",
+                all.join(", ")
+            );
             Err((ErrorCode::UnknownSession, message))
         }
     }
@@ -87,12 +94,25 @@ mod tests {
     fn ids_are_found_in_all_three_layouts_and_ambiguity_is_an_error() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().join("root");
-        for dir in ["A1", "sessions/B2", "proj/sessions/C3", "p1/sessions/D4", "p2/sessions/D4"] {
+        for dir in [
+            "A1",
+            "sessions/B2",
+            "proj/sessions/C3",
+            "p1/sessions/D4",
+            "p2/sessions/D4",
+        ] {
             std::fs::create_dir_all(root.join(dir)).expect("mkdir");
         }
-        let roots = [Root { path: root.clone(), poll: false }];
+        let roots = [Root {
+            path: root.clone(),
+            poll: false,
+        }];
         let canon = std::fs::canonicalize(&root).expect("canon");
-        for (id, want) in [("A1", "A1"), ("B2", "sessions/B2"), ("C3", "proj/sessions/C3")] {
+        for (id, want) in [
+            ("A1", "A1"),
+            ("B2", "sessions/B2"),
+            ("C3", "proj/sessions/C3"),
+        ] {
             assert_eq!(resolve(id, &roots).map(|r| r.dir), Ok(canon.join(want)));
         }
         let (code, message) = resolve("D4", &roots).expect_err("ambiguous");
@@ -101,15 +121,25 @@ mod tests {
         let (code, message) = resolve("NOPE", &roots).expect_err("missing");
         assert_eq!(code, ErrorCode::UnknownSession);
         assert!(message.contains(&root.display().to_string()), "{message}");
-        assert_eq!(resolve("rel/x", &roots).map_err(|e| e.0), Err(ErrorCode::BadRequest));
+        assert_eq!(
+            resolve("rel/x", &roots).map_err(|e| e.0),
+            Err(ErrorCode::BadRequest)
+        );
     }
 
     #[test]
     fn poll_roots_mark_their_sessions() {
         let tmp = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(tmp.path().join("S")).expect("mkdir");
-        let roots = [Root { path: tmp.path().into(), poll: true }];
+        let roots = [Root {
+            path: tmp.path().into(),
+            poll: true,
+        }];
         let abs = tmp.path().join("S");
-        assert!(resolve(abs.to_str().expect("utf8"), &roots).expect("found").poll);
+        assert!(
+            resolve(abs.to_str().expect("utf8"), &roots)
+                .expect("found")
+                .poll
+        );
     }
 }

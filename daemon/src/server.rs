@@ -56,7 +56,9 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("conns", &self.conns.len()).finish_non_exhaustive()
+        f.debug_struct("Server")
+            .field("conns", &self.conns.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -80,11 +82,14 @@ impl Server {
         let poll = Poll::new().context("cannot create the event poll")?;
         listening.listener.set_nonblocking(true)?;
         let mut listener = UnixListener::from_std(listening.listener);
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let watcher = Watcher::new(waker).context("cannot start the inotify watcher")?;
-        let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).context("cannot install signal handlers")?;
-        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let mut signals =
+            Signals::new([SIGTERM, SIGINT, SIGHUP]).context("cannot install signal handlers")?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
         Ok(Server {
             poll,
             listener,
@@ -123,7 +128,9 @@ impl Server {
                         self.registry.on_changes(ctx!(self), changes);
                     }
                     SIGNALS => self.on_signals(),
-                    token if token.0 >= PIDFD_TOKEN_BASE => self.registry.process_exited(ctx!(self), token),
+                    token if token.0 >= PIDFD_TOKEN_BASE => {
+                        self.registry.process_exited(ctx!(self), token)
+                    }
                     token => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.on_readable(token);
@@ -152,7 +159,9 @@ impl Server {
                         self.config = config;
                         self.registry.rescan_all(ctx!(self));
                     }
-                    Err(err) => log::error!("reload failed, keeping the old configuration: {err:#}"),
+                    Err(err) => {
+                        log::error!("reload failed, keeping the old configuration: {err:#}")
+                    }
                 },
                 _ => {
                     log::info!("signal {signal}: shutting down");
@@ -178,7 +187,11 @@ impl Server {
             match rustix::net::sockopt::socket_peercred(&stream) {
                 Ok(cred) if cred.uid.as_raw() == self.uid => {}
                 Ok(cred) => {
-                    log::warn!("refused a connection from uid {} (pid {})", cred.uid.as_raw(), cred.pid.as_raw_nonzero());
+                    log::warn!(
+                        "refused a connection from uid {} (pid {})",
+                        cred.uid.as_raw(),
+                        cred.pid.as_raw_nonzero()
+                    );
                     continue;
                 }
                 Err(err) => {
@@ -192,7 +205,11 @@ impl Server {
             }
             let token = Token(self.next_conn);
             self.next_conn += 1;
-            if let Err(err) = self.poll.registry().register(&mut stream, token, Interest::READABLE) {
+            if let Err(err) = self
+                .poll
+                .registry()
+                .register(&mut stream, token, Interest::READABLE)
+            {
                 log::error!("cannot register a connection: {err}");
                 continue;
             }
@@ -201,7 +218,9 @@ impl Server {
     }
 
     fn on_readable(&mut self, token: Token) {
-        let Some(conn) = self.conns.get_mut(&token) else { return };
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
         if conn.closing {
             return;
         }
@@ -214,7 +233,14 @@ impl Server {
                         "request line longer than {} bytes; closing the connection",
                         verdict_proto::codec::MAX_LINE_BYTES
                     );
-                    self.reply(token, Value::Null, Event::Error { code: ErrorCode::LineTooLong, message });
+                    self.reply(
+                        token,
+                        Value::Null,
+                        Event::Error {
+                            code: ErrorCode::LineTooLong,
+                            message,
+                        },
+                    );
                     if let Some(conn) = self.conns.get_mut(&token) {
                         conn.closing = true;
                     }
@@ -230,7 +256,14 @@ impl Server {
         let (id, request) = match parse_request(line) {
             Ok(parsed) => parsed,
             Err(err) => {
-                self.reply(token, err.id, Event::Error { code: err.code, message: err.message });
+                self.reply(
+                    token,
+                    err.id,
+                    Event::Error {
+                        code: err.code,
+                        message: err.message,
+                    },
+                );
                 return;
             }
         };
@@ -241,12 +274,19 @@ impl Server {
                 if self.registry.cancel(ctx!(self), token, &target) {
                     Event::Cancelled { target }
                 } else {
-                    let message = format!("no wait with id {target} is in flight on this connection");
-                    Event::Error { code: ErrorCode::BadRequest, message }
+                    let message =
+                        format!("no wait with id {target} is in flight on this connection");
+                    Event::Error {
+                        code: ErrorCode::BadRequest,
+                        message,
+                    }
                 }
             }
             Request::Wait { session, cap_ms } => {
-                match self.registry.wait(ctx!(self), token, id.clone(), &session, cap_ms) {
+                match self
+                    .registry
+                    .wait(ctx!(self), token, id.clone(), &session, cap_ms)
+                {
                     Ok(()) => return,
                     Err((code, message)) => Event::Error { code, message },
                 }
@@ -280,7 +320,9 @@ impl Server {
         let out = std::mem::take(&mut self.out);
         let mut touched = Vec::new();
         for (token, line) in out {
-            let Some(conn) = self.conns.get_mut(&token) else { continue };
+            let Some(conn) = self.conns.get_mut(&token) else {
+                continue;
+            };
             if conn.queue(&line) {
                 touched.push(token);
             } else {
@@ -295,7 +337,9 @@ impl Server {
     }
 
     fn flush_conn(&mut self, token: Token) {
-        let Some(conn) = self.conns.get_mut(&token) else { return };
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
         if conn.flush().is_err() {
             self.close(token);
             return;
@@ -306,8 +350,17 @@ impl Server {
         }
         let wants_write = conn.has_output();
         if wants_write != conn.wants_write {
-            let interest = if wants_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
-            if self.poll.registry().reregister(&mut conn.stream, token, interest).is_err() {
+            let interest = if wants_write {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if self
+                .poll
+                .registry()
+                .reregister(&mut conn.stream, token, interest)
+                .is_err()
+            {
                 self.close(token);
                 return;
             }
@@ -326,7 +379,13 @@ impl Server {
 fn refuse_busy(stream: &mut UnixStream, max: usize) {
     use std::io::Write;
     let message = format!("verdictd is at its limit of {max} connections; try again later");
-    let line = encode_line(&Reply::new(Value::Null, Event::Error { code: ErrorCode::Busy, message }));
+    let line = encode_line(&Reply::new(
+        Value::Null,
+        Event::Error {
+            code: ErrorCode::Busy,
+            message,
+        },
+    ));
     let _ = stream.write(&line);
     log::warn!("refused a connection: {max} connections open");
 }

@@ -122,7 +122,10 @@ fn push(out: &mut Outbox, conn: Token, id: &Value, event: Event) {
 }
 
 fn dir_inode(dir: &std::path::Path) -> Option<(u64, u64)> {
-    std::fs::metadata(dir).ok().filter(|m| m.is_dir()).map(|m| (m.dev(), m.ino()))
+    std::fs::metadata(dir)
+        .ok()
+        .filter(|m| m.is_dir())
+        .map(|m| (m.dev(), m.ino()))
 }
 
 impl Registry {
@@ -140,14 +143,27 @@ impl Registry {
     }
 
     /// Starts a wait: replies `watching`, then (now or later) the verdict.
-    pub fn wait(&mut self, ctx: &mut Ctx, conn: Token, id: Value, session: &str, cap_ms: Option<u64>) -> Result<(), Refusal> {
+    pub fn wait(
+        &mut self,
+        ctx: &mut Ctx,
+        conn: Token,
+        id: Value,
+        session: &str,
+        cap_ms: Option<u64>,
+    ) -> Result<(), Refusal> {
         let id_key = id.to_string();
         let in_flight = self.by_conn.get(&conn);
         if in_flight.is_some_and(|waits| waits.contains_key(&id_key)) {
-            return Err((ErrorCode::BadRequest, format!("a wait with id {id_key} is already in flight on this connection")));
+            return Err((
+                ErrorCode::BadRequest,
+                format!("a wait with id {id_key} is already in flight on this connection"),
+            ));
         }
         if in_flight.is_some_and(|waits| waits.len() >= MAX_WAITS_PER_CONNECTION) {
-            return Err((ErrorCode::Busy, format!("at most {MAX_WAITS_PER_CONNECTION} waits per connection")));
+            return Err((
+                ErrorCode::Busy,
+                format!("at most {MAX_WAITS_PER_CONNECTION} waits per connection"),
+            ));
         }
         let resolved = resolve(session, &ctx.config.roots)?;
         let existing = self.by_dir.get(&resolved.dir).copied();
@@ -157,8 +173,14 @@ impl Registry {
         };
         let wkey = self.next_key();
         let cap_ms = cap_ms.unwrap_or(ctx.config.default_cap_ms);
-        let cap_timer = (cap_ms > 0).then(|| ctx.timers.add(Duration::from_millis(cap_ms), Timer::Cap(wkey)));
-        let session = self.sessions.get_mut(&key).ok_or((ErrorCode::Internal, "session vanished".into()))?;
+        let cap_timer = (cap_ms > 0).then(|| {
+            ctx.timers
+                .add(Duration::from_millis(cap_ms), Timer::Cap(wkey))
+        });
+        let session = self
+            .sessions
+            .get_mut(&key)
+            .ok_or((ErrorCode::Internal, "session vanished".into()))?;
         session.waiters.insert(wkey);
         let watching = Watching {
             session: session.id.clone(),
@@ -168,7 +190,16 @@ impl Registry {
         };
         push(ctx.out, conn, &id, Event::Watching(watching));
         self.by_conn.entry(conn).or_default().insert(id_key, wkey);
-        self.waiters.insert(wkey, Waiter { conn, id, session: key, started: Instant::now(), cap_timer });
+        self.waiters.insert(
+            wkey,
+            Waiter {
+                conn,
+                id,
+                session: key,
+                started: Instant::now(),
+                cap_timer,
+            },
+        );
         if existing.is_none() {
             // A new session's first snapshot was taken after the watch was
             // armed; decide on it now (a finished session answers at once).
@@ -198,17 +229,30 @@ impl Registry {
                     }
                 }
                 Err(AddError::Other(err)) => {
-                    return Err((ErrorCode::UnknownSession, format!("cannot watch {}: {err}", dir.display())));
+                    return Err((
+                        ErrorCode::UnknownSession,
+                        format!("cannot watch {}: {err}", dir.display()),
+                    ));
                 }
             }
         } else if !poll && !self.warned_limit {
-            log::warn!("max_watches ({}) reached; further sessions are polled every {POLL_INTERVAL:?}", ctx.config.max_watches);
+            log::warn!(
+                "max_watches ({}) reached; further sessions are polled every {POLL_INTERVAL:?}",
+                ctx.config.max_watches
+            );
             self.warned_limit = true;
         }
         self.watches += usize::from(inotify);
         let key = self.next_key();
-        let id = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
-        log::debug!("watching {} ({})", dir.display(), if inotify { "inotify" } else { "poll" });
+        let id = dir.file_name().map_or_else(
+            || dir.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        log::debug!(
+            "watching {} ({})",
+            dir.display(),
+            if inotify { "inotify" } else { "poll" }
+        );
         self.by_dir.insert(dir.clone(), key);
         let session = Session {
             dir,
@@ -237,10 +281,15 @@ impl Registry {
 
     /// Takes a new snapshot; false when the session is gone (and failed).
     fn observe(&mut self, ctx: &mut Ctx, key: u64) -> bool {
-        let Some(session) = self.sessions.get_mut(&key) else { return false };
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return false;
+        };
         match dir_inode(&session.dir) {
             None => {
-                let message = format!("session directory {} was removed while waiting", session.dir.display());
+                let message = format!(
+                    "session directory {} was removed while waiting",
+                    session.dir.display()
+                );
                 self.fail_session(ctx, key, ErrorCode::SessionRemoved, message);
                 return false;
             }
@@ -266,7 +315,8 @@ impl Registry {
                 process::liveness(pid)
             }
         };
-        let blind = live == Liveness::Alive && session.tracked.as_ref().is_some_and(|t| t.pidfd.is_none());
+        let blind =
+            live == Liveness::Alive && session.tracked.as_ref().is_some_and(|t| t.pidfd.is_none());
         if (!session.inotify || blind) && session.poll_timer.is_none() {
             session.poll_timer = Some(ctx.timers.add(POLL_INTERVAL, Timer::Poll(key)));
         }
@@ -275,13 +325,19 @@ impl Registry {
     }
 
     fn settle(&mut self, ctx: &mut Ctx, key: u64) {
-        let Some(session) = self.sessions.get_mut(&key) else { return };
-        let phase = Phase { cap_fired: false, grace_over: session.grace == Grace::Over };
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let phase = Phase {
+            cap_fired: false,
+            grace_over: session.grace == Grace::Over,
+        };
         match decide(&session.last.0, session.last.1, phase) {
             Decision::Verdict(verdict) => self.deliver_all(ctx, key, &verdict),
             Decision::AwaitGrace => {
                 if session.grace == Grace::Idle {
-                    session.grace = Grace::Armed(ctx.timers.add(ctx.config.grace, Timer::Grace(key)));
+                    session.grace =
+                        Grace::Armed(ctx.timers.add(ctx.config.grace, Timer::Grace(key)));
                 }
             }
             Decision::Pending => {
@@ -295,21 +351,38 @@ impl Registry {
     }
 
     fn deliver_all(&mut self, ctx: &mut Ctx, key: u64, verdict: &Verdict) {
-        let Some(session) = self.sessions.remove(&key) else { return };
+        let Some(session) = self.sessions.remove(&key) else {
+            return;
+        };
         for wkey in &session.waiters {
             if let Some(waiter) = self.take_waiter(ctx, *wkey) {
                 send_verdict(ctx, &waiter, &session.id, verdict);
             }
         }
-        log::debug!("verdict for {}: {:?} exit {}", session.dir.display(), verdict.outcome, verdict.exit());
+        log::debug!(
+            "verdict for {}: {:?} exit {}",
+            session.dir.display(),
+            verdict.outcome,
+            verdict.exit()
+        );
         self.close_session(ctx, session);
     }
 
     fn fail_session(&mut self, ctx: &mut Ctx, key: u64, code: ErrorCode, message: String) {
-        let Some(session) = self.sessions.remove(&key) else { return };
+        let Some(session) = self.sessions.remove(&key) else {
+            return;
+        };
         for wkey in &session.waiters {
             if let Some(waiter) = self.take_waiter(ctx, *wkey) {
-                push(ctx.out, waiter.conn, &waiter.id, Event::Error { code, message: message.clone() });
+                push(
+                    ctx.out,
+                    waiter.conn,
+                    &waiter.id,
+                    Event::Error {
+                        code,
+                        message: message.clone(),
+                    },
+                );
             }
         }
         self.close_session(ctx, session);
@@ -322,7 +395,14 @@ impl Registry {
             self.watches -= 1;
         }
         untrack(ctx.poll, &mut session);
-        for timer in [session.poll_timer, if let Grace::Armed(t) = session.grace { Some(t) } else { None }] {
+        for timer in [
+            session.poll_timer,
+            if let Grace::Armed(t) = session.grace {
+                Some(t)
+            } else {
+                None
+            },
+        ] {
             timer.into_iter().for_each(|t| ctx.timers.cancel(t));
         }
     }
@@ -359,13 +439,22 @@ impl Registry {
 
     /// Cancels wait `target` of `conn`; false if there is none.
     pub fn cancel(&mut self, ctx: &mut Ctx, conn: Token, target: &Value) -> bool {
-        let wkey = self.by_conn.get(&conn).and_then(|waits| waits.get(&target.to_string())).copied();
-        wkey.and_then(|wkey| self.remove_waiter(ctx, wkey)).is_some()
+        let wkey = self
+            .by_conn
+            .get(&conn)
+            .and_then(|waits| waits.get(&target.to_string()))
+            .copied();
+        wkey.and_then(|wkey| self.remove_waiter(ctx, wkey))
+            .is_some()
     }
 
     /// Forgets every wait of a closed connection.
     pub fn drop_conn(&mut self, ctx: &mut Ctx, conn: Token) {
-        let wkeys: Vec<u64> = self.by_conn.get(&conn).map(|w| w.values().copied().collect()).unwrap_or_default();
+        let wkeys: Vec<u64> = self
+            .by_conn
+            .get(&conn)
+            .map(|w| w.values().copied().collect())
+            .unwrap_or_default();
         for wkey in wkeys {
             self.remove_waiter(ctx, wkey);
         }
@@ -391,15 +480,23 @@ impl Registry {
     }
 
     fn cap_fired(&mut self, ctx: &mut Ctx, wkey: u64) {
-        let Some(waiter) = self.waiters.get_mut(&wkey) else { return };
+        let Some(waiter) = self.waiters.get_mut(&wkey) else {
+            return;
+        };
         waiter.cap_timer = None;
         let key = waiter.session;
         self.refresh(ctx, key);
-        let Some(session) = self.sessions.get(&key) else { return };
+        let Some(session) = self.sessions.get(&key) else {
+            return;
+        };
         if !self.waiters.contains_key(&wkey) {
             return;
         }
-        let verdict = decide_at_cap(&session.last.0, session.last.1, session.grace == Grace::Over);
+        let verdict = decide_at_cap(
+            &session.last.0,
+            session.last.1,
+            session.grace == Grace::Over,
+        );
         let id = session.id.clone();
         if let Some(waiter) = self.remove_waiter(ctx, wkey) {
             send_verdict(ctx, &waiter, &id, &verdict);
@@ -427,12 +524,18 @@ impl Registry {
                 Change::Rescan => {
                     ctx.stats.queue_overflows += 1;
                     ctx.stats.rescans += 1;
-                    log::warn!("inotify queue overflow: looking at all {} sessions again", self.sessions.len());
+                    log::warn!(
+                        "inotify queue overflow: looking at all {} sessions again",
+                        self.sessions.len()
+                    );
                     keys.extend(self.sessions.keys().copied());
                 }
                 Change::Paths(paths) => {
                     for path in paths {
-                        let key = self.by_dir.get(&path).or_else(|| path.parent().and_then(|p| self.by_dir.get(p)));
+                        let key = self
+                            .by_dir
+                            .get(&path)
+                            .or_else(|| path.parent().and_then(|p| self.by_dir.get(p)));
                         keys.extend(key.copied());
                     }
                 }
@@ -470,7 +573,8 @@ fn track(poll: &mio::Registry, key: u64, session: &mut Session, pid: PidFile) {
     // between, the pidfd is already readable and the exit is not missed.
     let pidfd = process::open_pidfd(pid.pid).filter(|fd| {
         let token = Token(PIDFD_TOKEN_BASE + key as usize);
-        poll.register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE).is_ok()
+        poll.register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE)
+            .is_ok()
     });
     session.tracked = Some(Tracked { pid, pidfd });
 }

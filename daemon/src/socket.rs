@@ -72,7 +72,13 @@ pub fn bind(path: &Path, uid: u32, private_dir: Option<&Path>) -> Result<Listeni
     rustix::process::umask(old_mask);
     let listener = bound.with_context(|| format!("cannot bind {}", path.display()))?;
     let socket = PathGuard::new(path)?;
-    Ok(Listening { listener, guards: Some(Guards { _socket: socket, _lock: lock }) })
+    Ok(Listening {
+        listener,
+        guards: Some(Guards {
+            _socket: socket,
+            _lock: lock,
+        }),
+    })
 }
 
 /// The lock file that goes with a socket path.
@@ -94,7 +100,10 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 /// replace the socket and answer our clients.
 fn check_dir(dir: &Path, uid: u32) -> Result<()> {
     let meta = std::fs::metadata(dir).with_context(|| {
-        format!("socket directory {} does not exist or cannot be read", dir.display())
+        format!(
+            "socket directory {} does not exist or cannot be read",
+            dir.display()
+        )
     })?;
     if !meta.is_dir() {
         bail!("{} is not a directory", dir.display());
@@ -142,22 +151,34 @@ impl LockGuard {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim();
-                let who = if holder.is_empty() { String::new() } else { format!(" (pid {holder})") };
+                let who = if holder.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {holder})")
+                };
                 bail!(
                     "another verdictd{who} is already serving {}; stop it first or use another --socket",
                     socket.display()
                 );
             }
-            let same = std::fs::metadata(path)
-                .is_ok_and(|on_disk| file.metadata().is_ok_and(|ours| ours.ino() == on_disk.ino()));
+            let same = std::fs::metadata(path).is_ok_and(|on_disk| {
+                file.metadata()
+                    .is_ok_and(|ours| ours.ino() == on_disk.ino())
+            });
             if !same {
                 continue;
             }
             file.set_len(0)?;
             writeln!(file, "{}", std::process::id())?;
-            return Ok(LockGuard { _guard: PathGuard::new(path)?, _file: file });
+            return Ok(LockGuard {
+                _guard: PathGuard::new(path)?,
+                _file: file,
+            });
         }
-        bail!("lock file {} keeps being replaced; is another verdictd starting?", path.display())
+        bail!(
+            "lock file {} keeps being replaced; is another verdictd starting?",
+            path.display()
+        )
     }
 }
 
@@ -173,7 +194,10 @@ impl PathGuard {
         let ino = std::fs::symlink_metadata(path)
             .with_context(|| format!("cannot stat {}", path.display()))?
             .ino();
-        Ok(PathGuard { path: path.into(), ino })
+        Ok(PathGuard {
+            path: path.into(),
+            ino,
+        })
     }
 }
 

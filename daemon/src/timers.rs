@@ -74,7 +74,9 @@ mod tests {
         let cancelled = timers.add(Duration::ZERO, Timer::Poll(3));
         timers.cancel(cancelled);
         assert_eq!(timers.due(), vec![Timer::Grace(2)]);
-        assert!(timers.timeout().is_some_and(|t| t > Duration::from_secs(50)));
+        assert!(timers
+            .timeout()
+            .is_some_and(|t| t > Duration::from_secs(50)));
         timers.cancel(late);
         assert_eq!(timers.timeout(), None);
     }

@@ -43,7 +43,8 @@ impl Watcher {
     pub fn new(waker: Arc<mio::Waker>) -> notify::Result<Watcher> {
         let (tx, rx) = channel();
         let handler = move |event: notify::Result<notify::Event>| {
-            if matches!(&event, Ok(e) if e.kind == EventKind::Access(AccessKind::Open(notify::event::AccessMode::Any))) {
+            if matches!(&event, Ok(e) if e.kind == EventKind::Access(AccessKind::Open(notify::event::AccessMode::Any)))
+            {
                 return;
             }
             if tx.send(event).is_ok() {
@@ -58,10 +59,12 @@ impl Watcher {
 
     /// Adds a non-recursive watch on `dir`; returns once it is armed.
     pub fn add(&mut self, dir: &Path) -> Result<(), AddError> {
-        self.inner.watch(dir, RecursiveMode::NonRecursive).map_err(|err| match err.kind {
-            ErrorKind::MaxFilesWatch => AddError::Limit,
-            _ => AddError::Other(err),
-        })
+        self.inner
+            .watch(dir, RecursiveMode::NonRecursive)
+            .map_err(|err| match err.kind {
+                ErrorKind::MaxFilesWatch => AddError::Limit,
+                _ => AddError::Other(err),
+            })
     }
 
     /// Removes the watch on `dir` (a directory that vanished has none left).

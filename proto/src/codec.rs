@@ -92,7 +92,10 @@ pub struct ReplyReader<R> {
 impl<R: Read> ReplyReader<R> {
     /// Wraps a stream.
     pub fn new(inner: R) -> ReplyReader<R> {
-        ReplyReader { inner, splitter: LineSplitter::new() }
+        ReplyReader {
+            inner,
+            splitter: LineSplitter::new(),
+        }
     }
 
     /// The next raw line, or `None` at end of stream.
@@ -164,7 +167,10 @@ mod tests {
         let mut line = vec![b'x'; MAX_LINE_BYTES];
         line.push(b'\n');
         s.push(&line);
-        assert_eq!(s.next_line().map(|l| l.map(|l| l.len())), Some(Ok(MAX_LINE_BYTES)));
+        assert_eq!(
+            s.next_line().map(|l| l.map(|l| l.len())),
+            Some(Ok(MAX_LINE_BYTES))
+        );
     }
 
     #[test]

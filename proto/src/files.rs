@@ -88,11 +88,14 @@ pub struct Packet {
     pub reason: Option<String>,
 }
 
+/// The bytes of a file and its mtime.
+pub type Contents = (Vec<u8>, Option<SystemTime>);
+
 /// Reads at most [`MAX_FILE_BYTES`] of a regular file without blocking.
 ///
 /// Returns `Ok(None)` when nothing is at `path`, and `Err(reason)` when the
 /// file exists but must not or cannot be read.
-pub fn read_bounded(path: &Path) -> Result<Option<(Vec<u8>, Option<SystemTime>)>, String> {
+pub fn read_bounded(path: &Path) -> Result<Option<Contents>, String> {
     // stat before open: opening a device or FIFO can have side effects or block.
     let meta = match std::fs::metadata(path) {
         Ok(meta) => meta,
@@ -318,10 +321,28 @@ mod tests {
     fn pid_file_forms() {
         assert_eq!(
             parse_pid_file(b"48213 7731942\n"),
-            Ok(PidFile { pid: 48213, starttime: Some(7731942) })
+            Ok(PidFile {
+                pid: 48213,
+                starttime: Some(7731942)
+            })
         );
-        assert_eq!(parse_pid_file(b"42\n"), Ok(PidFile { pid: 42, starttime: None }));
-        for bad in [&b""[..], b"0", b"1", b"-5", b"abc", b"12 x", b"1 2 3", b"\xff"] {
+        assert_eq!(
+            parse_pid_file(b"42\n"),
+            Ok(PidFile {
+                pid: 42,
+                starttime: None
+            })
+        );
+        for bad in [
+            &b""[..],
+            b"0",
+            b"1",
+            b"-5",
+            b"abc",
+            b"12 x",
+            b"1 2 3",
+            b"\xff",
+        ] {
             assert!(parse_pid_file(bad).is_err(), "{bad:?} should be malformed");
         }
     }
@@ -341,24 +362,32 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_refused_without_recursion() {
-        let deep = format!("status = \"ok\"\nexit_code = 0\nx = {}", "[".repeat(200_000));
+        let deep = format!(
+            "status = \"ok\"\nexit_code = 0\nx = {}",
+            "[".repeat(200_000)
+        );
         let err = parse_result(deep.as_bytes()).expect_err("deep nesting is malformed");
         assert!(err.contains("deeper"), "{err}");
     }
 
     #[test]
     fn packet_and_legacy() {
-        let packet = parse_packet(b"exit_code = 143\nstatus = \"signal\"\nreason = \"daemon_sigterm\"")
-            .expect("packet parses");
+        let packet =
+            parse_packet(b"exit_code = 143\nstatus = \"signal\"\nreason = \"daemon_sigterm\"")
+                .expect("packet parses");
         assert_eq!((packet.exit_code, packet.status.as_str()), (143, "signal"));
-        assert_eq!(parse_packet(b"exit_code = 0").map(|p| p.status), Ok("success".into()));
+        assert_eq!(
+            parse_packet(b"exit_code = 0").map(|p| p.status),
+            Ok("success".into())
+        );
         assert_eq!(parse_legacy(b" 3\n").map(|p| p.exit_code), Ok(3));
         assert!(parse_legacy(b"done").is_err());
     }
 
     #[test]
     fn proc_stat_with_spaces_and_parens_in_name() {
-        let line = "1234 (a b) c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10";
+        let line =
+            "1234 (a b) c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10";
         assert_eq!(parse_proc_stat(line), Some(('S', 987654)));
         assert_eq!(parse_proc_stat("garbage"), None);
     }
@@ -371,7 +400,9 @@ mod tests {
         // SAFETY: c_path is a valid NUL-terminated path for the duration of the call.
         assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
         assert!(read_bounded(&fifo).expect_err("fifo").contains("FIFO"));
-        assert!(read_bounded(dir.path()).expect_err("dir").contains("directory"));
+        assert!(read_bounded(dir.path())
+            .expect_err("dir")
+            .contains("directory"));
         let big = dir.path().join("big");
         std::fs::write(&big, vec![b'#'; MAX_FILE_BYTES as usize + 1]).expect("write");
         assert!(read_bounded(&big).expect_err("big").contains("larger"));

@@ -11,7 +11,9 @@ pub const SOCKET_ENV: &str = "VERDICT_SOCKET";
 pub const SOCKET_NAME: &str = "verdictd.sock";
 
 fn env_path(name: &str) -> Option<PathBuf> {
-    env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+    env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// `$VERDICT_SOCKET`, else `$XDG_RUNTIME_DIR/verdictd.sock`, else

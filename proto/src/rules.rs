@@ -169,7 +169,8 @@ pub fn decide_at_cap(snap: &Snapshot, live: Liveness, grace_over: bool) -> Verdi
         return not_completed(Outcome::KvWarm, "alive", pid, gather_notes(snap));
     }
     // T: no verdict and no live process.
-    settled(snap, live, grace_over).unwrap_or_else(|notes| not_completed(Outcome::Timeout, "dead", None, notes))
+    settled(snap, live, grace_over)
+        .unwrap_or_else(|notes| not_completed(Outcome::Timeout, "dead", None, notes))
 }
 
 /// Rules C1–C4 for a process that is not alive: the final verdict, or the
@@ -238,10 +239,19 @@ fn usable_result<'a>(snap: &'a Snapshot, notes: &mut Vec<String>) -> Option<&'a 
         return None;
     };
     // Freshness: a result older than daemon.pid is from an earlier run.
-    if let (Some(result_mtime), FileState::Present { mtime: Some(pid_mtime), .. }) = (mtime, &snap.pid)
+    if let (
+        Some(result_mtime),
+        FileState::Present {
+            mtime: Some(pid_mtime),
+            ..
+        },
+    ) = (mtime, &snap.pid)
     {
         if result_mtime < pid_mtime {
-            notes.push("result.toml is older than daemon.pid: a stale result from an earlier run, ignored".into());
+            notes.push(
+                "result.toml is older than daemon.pid: a stale result from an earlier run, ignored"
+                    .into(),
+            );
             return None;
         }
     }

@@ -11,17 +11,37 @@ fn at(secs: u64) -> Option<SystemTime> {
 }
 
 fn pid(mtime: u64) -> FileState<PidFile> {
-    FileState::Present { value: PidFile { pid: 4242, starttime: Some(99) }, mtime: at(mtime) }
+    FileState::Present {
+        value: PidFile {
+            pid: 4242,
+            starttime: Some(99),
+        },
+        mtime: at(mtime),
+    }
 }
 
 fn result(status: &str, code: i32, mtime: u64) -> FileState<SessionResult> {
-    let value = SessionResult { status: status.into(), exit_code: code, summary: Some("s".into()) };
-    FileState::Present { value, mtime: at(mtime) }
+    let value = SessionResult {
+        status: status.into(),
+        exit_code: code,
+        summary: Some("s".into()),
+    };
+    FileState::Present {
+        value,
+        mtime: at(mtime),
+    }
 }
 
 fn packet(status: &str, code: i32) -> FileState<Packet> {
-    let value = Packet { status: status.into(), exit_code: code, reason: None };
-    FileState::Present { value, mtime: at(20) }
+    let value = Packet {
+        status: status.into(),
+        exit_code: code,
+        reason: None,
+    };
+    FileState::Present {
+        value,
+        mtime: at(20),
+    }
 }
 
 fn bad<T>() -> FileState<T> {
@@ -59,40 +79,209 @@ fn snap(
     }
 }
 
-const NOW: Phase = Phase { cap_fired: false, grace_over: false };
-const GRACE_OVER: Phase = Phase { cap_fired: false, grace_over: true };
-const CAP: Phase = Phase { cap_fired: true, grace_over: false };
+const NOW: Phase = Phase {
+    cap_fired: false,
+    grace_over: false,
+};
+const GRACE_OVER: Phase = Phase {
+    cap_fired: false,
+    grace_over: true,
+};
+const CAP: Phase = Phase {
+    cap_fired: true,
+    grace_over: false,
+};
 
 fn rows() -> Vec<Row> {
     use FileState::Absent;
     use Liveness::*;
     use Outcome::*;
     vec![
-        Row { name: "C0 alive, nothing written", snap: snap(pid(10), Absent, Absent, false), live: Alive, phase: NOW, want: Want::Pending },
-        Row { name: "C0 alive with result already written", snap: snap(pid(10), result("success", 0, 20), Absent, true), live: Alive, phase: NOW, want: Want::Pending },
-        Row { name: "C1 result success", snap: snap(pid(10), result("success", 0, 20), Absent, true), live: Dead, phase: NOW, want: Want::Verdict(Completed, "success", Some(0), Source::Result, false, 0) },
-        Row { name: "C1 result success beats packet signal 143", snap: snap(pid(10), result("success", 0, 20), packet("signal", 143), true), live: Dead, phase: NOW, want: Want::Verdict(Completed, "success", Some(0), Source::Result, false, 0) },
-        Row { name: "C1 result failure beats packet success", snap: snap(pid(10), result("failure", 2, 20), packet("success", 0), true), live: Dead, phase: NOW, want: Want::Verdict(Completed, "failure", Some(2), Source::Result, false, 1) },
-        Row { name: "C1 unknown process with result", snap: snap(Absent, result("success", 0, 20), Absent, true), live: Unknown, phase: NOW, want: Want::Verdict(Completed, "success", Some(0), Source::Result, false, 0) },
-        Row { name: "C1 success status with non-zero code exits 1", snap: snap(pid(10), result("success", 3, 20), Absent, true), live: Dead, phase: NOW, want: Want::Verdict(Completed, "success", Some(3), Source::Result, false, 1) },
-        Row { name: "C1 result with same mtime as pid is fresh", snap: snap(pid(10), result("success", 0, 10), Absent, true), live: Dead, phase: NOW, want: Want::Verdict(Completed, "success", Some(0), Source::Result, false, 0) },
-        Row { name: "stale result is ignored, packet used", snap: snap(pid(10), result("success", 0, 5), packet("failure", 7), true), live: Dead, phase: NOW, want: Want::Verdict(Completed, "failure", Some(7), Source::Packet, false, 1) },
-        Row { name: "stale result alone waits for grace", snap: snap(pid(10), result("success", 0, 5), Absent, true), live: Dead, phase: NOW, want: Want::AwaitGrace },
-        Row { name: "malformed result falls back to packet", snap: snap(pid(10), bad(), packet("signal", 143), true), live: Dead, phase: NOW, want: Want::Verdict(Completed, "signal", Some(143), Source::Packet, false, 1) },
-        Row { name: "C2 packet success with output", snap: snap(pid(10), Absent, packet("success", 0), true), live: Dead, phase: NOW, want: Want::Verdict(Completed, "success", Some(0), Source::Packet, false, 0) },
-        Row { name: "C2 packet failure without output is not C3", snap: snap(pid(10), Absent, packet("failure", 1), false), live: Dead, phase: NOW, want: Want::Verdict(Completed, "failure", Some(1), Source::Packet, false, 1) },
-        Row { name: "C3 empty exit-0 packet fails closed", snap: snap(pid(10), Absent, packet("success", 0), false), live: Dead, phase: NOW, want: Want::Verdict(Completed, "failure", Some(1), Source::None, true, 1) },
-        Row { name: "C3 with malformed result", snap: snap(pid(10), bad(), packet("success", 0), false), live: Unknown, phase: NOW, want: Want::Verdict(Completed, "failure", Some(1), Source::None, true, 1) },
-        Row { name: "C4 dead without a word, grace running", snap: snap(pid(10), Absent, Absent, true), live: Dead, phase: NOW, want: Want::AwaitGrace },
-        Row { name: "C4 dead without a word, grace over", snap: snap(pid(10), Absent, Absent, true), live: Dead, phase: GRACE_OVER, want: Want::Verdict(Completed, "failure", Some(1), Source::None, true, 1) },
-        Row { name: "C4 PID reuse counts as dead", snap: snap(pid(10), Absent, bad(), false), live: Dead, phase: GRACE_OVER, want: Want::Verdict(Completed, "failure", Some(1), Source::None, true, 1) },
-        Row { name: "C5 unknown process, nothing written", snap: snap(Absent, Absent, Absent, false), live: Unknown, phase: NOW, want: Want::Pending },
-        Row { name: "C5 malformed pid file is unknown", snap: snap(bad(), Absent, Absent, false), live: Unknown, phase: GRACE_OVER, want: Want::Pending },
-        Row { name: "K cap fired, alive", snap: snap(pid(10), Absent, Absent, false), live: Alive, phase: CAP, want: Want::Verdict(KvWarm, "alive", None, Source::None, false, 0) },
-        Row { name: "K beats a result written by the live process", snap: snap(pid(10), result("success", 0, 20), Absent, true), live: Alive, phase: CAP, want: Want::Verdict(KvWarm, "alive", None, Source::None, false, 0) },
-        Row { name: "T cap fired, unknown process", snap: snap(Absent, Absent, Absent, false), live: Unknown, phase: CAP, want: Want::Verdict(Timeout, "dead", None, Source::None, false, 124) },
-        Row { name: "T cap fired during grace", snap: snap(pid(10), Absent, Absent, false), live: Dead, phase: CAP, want: Want::Verdict(Timeout, "dead", None, Source::None, false, 124) },
-        Row { name: "cap fired but a result exists: completed", snap: snap(pid(10), result("success", 0, 20), Absent, true), live: Dead, phase: CAP, want: Want::Verdict(Completed, "success", Some(0), Source::Result, false, 0) },
+        Row {
+            name: "C0 alive, nothing written",
+            snap: snap(pid(10), Absent, Absent, false),
+            live: Alive,
+            phase: NOW,
+            want: Want::Pending,
+        },
+        Row {
+            name: "C0 alive with result already written",
+            snap: snap(pid(10), result("success", 0, 20), Absent, true),
+            live: Alive,
+            phase: NOW,
+            want: Want::Pending,
+        },
+        Row {
+            name: "C1 result success",
+            snap: snap(pid(10), result("success", 0, 20), Absent, true),
+            live: Dead,
+            phase: NOW,
+            want: Want::Verdict(Completed, "success", Some(0), Source::Result, false, 0),
+        },
+        Row {
+            name: "C1 result success beats packet signal 143",
+            snap: snap(
+                pid(10),
+                result("success", 0, 20),
+                packet("signal", 143),
+                true,
+            ),
+            live: Dead,
+            phase: NOW,
+            want: Want::Verdict(Completed, "success", Some(0), Source::Result, false, 0),
+        },
+        Row {
+            name: "C1 result failure beats packet success",
+            snap: snap(
+                pid(10),
+                result("failure", 2, 20),
+                packet("success", 0),
+                true,
+            ),
+            live: Dead,
+            phase: NOW,
+            want: Want::Verdict(Completed, "failure", Some(2), Source::Result, false, 1),
+        },
+        Row {
+            name: "C1 unknown process with result",
+            snap: snap(Absent, result("success", 0, 20), Absent, true),
+            live: Unknown,
+            phase: NOW,
+            want: Want::Verdict(Completed, "success", Some(0), Source::Result, false, 0),
+        },
+        Row {
+            name: "C1 success status with non-zero code exits 1",
+            snap: snap(pid(10), result("success", 3, 20), Absent, true),
+            live: Dead,
+            phase: NOW,
+            want: Want::Verdict(Completed, "success", Some(3), Source::Result, false, 1),
+        },
+        Row {
+            name: "C1 result with same mtime as pid is fresh",
+            snap: snap(pid(10), result("success", 0, 10), Absent, true),
+            live: Dead,
+            phase: NOW,
+            want: Want::Verdict(Completed, "success", Some(0), Source::Result, false, 0),
+        },
+        Row {
+            name: "stale result is ignored, packet used",
+            snap: snap(pid(10), result("success", 0, 5), packet("failure", 7), true),
+            live: Dead,
+            phase: NOW,
+            want: Want::Verdict(Completed, "failure", Some(7), Source::Packet, false, 1),
+        },
+        Row {
+            name: "stale result alone waits for grace",
+            snap: snap(pid(10), result("success", 0, 5), Absent, true),
+            live: Dead,
+            phase: NOW,
+            want: Want::AwaitGrace,
+        },
+        Row {
+            name: "malformed result falls back to packet",
+            snap: snap(pid(10), bad(), packet("signal", 143), true),
+            live: Dead,
+            phase: NOW,
+            want: Want::Verdict(Completed, "signal", Some(143), Source::Packet, false, 1),
+        },
+        Row {
+            name: "C2 packet success with output",
+            snap: snap(pid(10), Absent, packet("success", 0), true),
+            live: Dead,
+            phase: NOW,
+            want: Want::Verdict(Completed, "success", Some(0), Source::Packet, false, 0),
+        },
+        Row {
+            name: "C2 packet failure without output is not C3",
+            snap: snap(pid(10), Absent, packet("failure", 1), false),
+            live: Dead,
+            phase: NOW,
+            want: Want::Verdict(Completed, "failure", Some(1), Source::Packet, false, 1),
+        },
+        Row {
+            name: "C3 empty exit-0 packet fails closed",
+            snap: snap(pid(10), Absent, packet("success", 0), false),
+            live: Dead,
+            phase: NOW,
+            want: Want::Verdict(Completed, "failure", Some(1), Source::None, true, 1),
+        },
+        Row {
+            name: "C3 with malformed result",
+            snap: snap(pid(10), bad(), packet("success", 0), false),
+            live: Unknown,
+            phase: NOW,
+            want: Want::Verdict(Completed, "failure", Some(1), Source::None, true, 1),
+        },
+        Row {
+            name: "C4 dead without a word, grace running",
+            snap: snap(pid(10), Absent, Absent, true),
+            live: Dead,
+            phase: NOW,
+            want: Want::AwaitGrace,
+        },
+        Row {
+            name: "C4 dead without a word, grace over",
+            snap: snap(pid(10), Absent, Absent, true),
+            live: Dead,
+            phase: GRACE_OVER,
+            want: Want::Verdict(Completed, "failure", Some(1), Source::None, true, 1),
+        },
+        Row {
+            name: "C4 PID reuse counts as dead",
+            snap: snap(pid(10), Absent, bad(), false),
+            live: Dead,
+            phase: GRACE_OVER,
+            want: Want::Verdict(Completed, "failure", Some(1), Source::None, true, 1),
+        },
+        Row {
+            name: "C5 unknown process, nothing written",
+            snap: snap(Absent, Absent, Absent, false),
+            live: Unknown,
+            phase: NOW,
+            want: Want::Pending,
+        },
+        Row {
+            name: "C5 malformed pid file is unknown",
+            snap: snap(bad(), Absent, Absent, false),
+            live: Unknown,
+            phase: GRACE_OVER,
+            want: Want::Pending,
+        },
+        Row {
+            name: "K cap fired, alive",
+            snap: snap(pid(10), Absent, Absent, false),
+            live: Alive,
+            phase: CAP,
+            want: Want::Verdict(KvWarm, "alive", None, Source::None, false, 0),
+        },
+        Row {
+            name: "K beats a result written by the live process",
+            snap: snap(pid(10), result("success", 0, 20), Absent, true),
+            live: Alive,
+            phase: CAP,
+            want: Want::Verdict(KvWarm, "alive", None, Source::None, false, 0),
+        },
+        Row {
+            name: "T cap fired, unknown process",
+            snap: snap(Absent, Absent, Absent, false),
+            live: Unknown,
+            phase: CAP,
+            want: Want::Verdict(Timeout, "dead", None, Source::None, false, 124),
+        },
+        Row {
+            name: "T cap fired during grace",
+            snap: snap(pid(10), Absent, Absent, false),
+            live: Dead,
+            phase: CAP,
+            want: Want::Verdict(Timeout, "dead", None, Source::None, false, 124),
+        },
+        Row {
+            name: "cap fired but a result exists: completed",
+            snap: snap(pid(10), result("success", 0, 20), Absent, true),
+            live: Dead,
+            phase: CAP,
+            want: Want::Verdict(Completed, "success", Some(0), Source::Result, false, 0),
+        },
     ]
 }
 
@@ -104,7 +293,14 @@ fn every_rule() {
             Decision::AwaitGrace => Want::AwaitGrace,
             Decision::Verdict(v) => {
                 let exit = v.exit();
-                Want::Verdict(v.outcome, leak(v.status), v.exit_code, v.source, v.synthetic, exit)
+                Want::Verdict(
+                    v.outcome,
+                    leak(v.status),
+                    v.exit_code,
+                    v.source,
+                    v.synthetic,
+                    exit,
+                )
             }
         };
         assert_eq!(got, row.want, "rule row: {}", row.name);
@@ -127,8 +323,18 @@ fn notes_name_the_odd_files() {
     let s = snap(pid(10), bad(), packet("success", 0), false);
     let v = verdict(&s, Liveness::Dead, NOW);
     assert_eq!(v.reason.as_deref(), Some(REASON_EMPTY_SUCCESS));
-    assert!(v.notes.iter().any(|n| n.starts_with("result.toml is not valid")), "{:?}", v.notes);
-    assert!(v.notes.iter().any(|n| n.contains("reason=empty_success")), "{:?}", v.notes);
+    assert!(
+        v.notes
+            .iter()
+            .any(|n| n.starts_with("result.toml is not valid")),
+        "{:?}",
+        v.notes
+    );
+    assert!(
+        v.notes.iter().any(|n| n.contains("reason=empty_success")),
+        "{:?}",
+        v.notes
+    );
 
     let stale = snap(pid(10), result("success", 0, 5), packet("failure", 7), true);
     let v = verdict(&stale, Liveness::Dead, NOW);
@@ -149,5 +355,8 @@ fn kv_warm_carries_the_pid_and_summary_comes_from_result() {
     let s = snap(pid(10), FileState::Absent, FileState::Absent, false);
     assert_eq!(verdict(&s, Liveness::Alive, CAP).pid, Some(4242));
     let done = snap(pid(10), result("success", 0, 20), FileState::Absent, true);
-    assert_eq!(verdict(&done, Liveness::Dead, NOW).summary.as_deref(), Some("s"));
+    assert_eq!(
+        verdict(&done, Liveness::Dead, NOW).summary.as_deref(),
+        Some("s")
+    );
 }

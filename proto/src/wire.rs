@@ -106,11 +106,24 @@ pub struct RequestError {
 
 /// Parses one request line (without its newline).
 pub fn parse_request(line: &[u8]) -> Result<(RequestId, Request), RequestError> {
-    let fail = |id: &Value, code, message: String| RequestError { id: id.clone(), code, message };
-    let value: Value = serde_json::from_slice(line)
-        .map_err(|err| fail(&Value::Null, ErrorCode::BadRequest, format!("not valid JSON: {err}")))?;
+    let fail = |id: &Value, code, message: String| RequestError {
+        id: id.clone(),
+        code,
+        message,
+    };
+    let value: Value = serde_json::from_slice(line).map_err(|err| {
+        fail(
+            &Value::Null,
+            ErrorCode::BadRequest,
+            format!("not valid JSON: {err}"),
+        )
+    })?;
     let Value::Object(obj) = value else {
-        return Err(fail(&Value::Null, ErrorCode::BadRequest, "a request must be a JSON object".into()));
+        return Err(fail(
+            &Value::Null,
+            ErrorCode::BadRequest,
+            "a request must be a JSON object".into(),
+        ));
     };
     let id = obj.get("id").cloned().unwrap_or(Value::Null);
     match obj.get("v") {
@@ -119,10 +132,19 @@ pub fn parse_request(line: &[u8]) -> Result<(RequestId, Request), RequestError> 
             let msg = format!("protocol version {v} is not supported; this daemon speaks \"v\":{PROTOCOL_VERSION}");
             return Err(fail(&id, ErrorCode::UnsupportedVersion, msg));
         }
-        None => return Err(fail(&id, ErrorCode::BadRequest, "missing \"v\" (use \"v\":1)".into())),
+        None => {
+            return Err(fail(
+                &id,
+                ErrorCode::BadRequest,
+                "missing \"v\" (use \"v\":1)".into(),
+            ))
+        }
     }
     let bad = |message: String| fail(&id, ErrorCode::BadRequest, message);
-    let op = obj.get("op").and_then(Value::as_str).ok_or_else(|| bad("missing string field \"op\"".into()))?;
+    let op = obj
+        .get("op")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("missing string field \"op\"".into()))?;
     let request = match op {
         "wait" => {
             let session = match obj.get("session") {
@@ -132,18 +154,30 @@ pub fn parse_request(line: &[u8]) -> Result<(RequestId, Request), RequestError> 
             let cap_ms = match obj.get("cap_ms") {
                 None | Some(Value::Null) => None,
                 Some(v) => Some(v.as_u64().ok_or_else(|| {
-                    bad(format!("\"cap_ms\" must be a non-negative integer, got {v}"))
+                    bad(format!(
+                        "\"cap_ms\" must be a non-negative integer, got {v}"
+                    ))
                 })?),
             };
             Request::Wait { session, cap_ms }
         }
         "cancel" => match obj.get("target") {
-            Some(target) if !target.is_null() => Request::Cancel { target: target.clone() },
-            _ => return Err(bad("\"cancel\" needs \"target\", the id of the wait to cancel".into())),
+            Some(target) if !target.is_null() => Request::Cancel {
+                target: target.clone(),
+            },
+            _ => {
+                return Err(bad(
+                    "\"cancel\" needs \"target\", the id of the wait to cancel".into(),
+                ))
+            }
         },
         "status" => Request::Status,
         "ping" => Request::Ping,
-        other => return Err(bad(format!("unknown op {other:?}; expected wait, cancel, status or ping"))),
+        other => {
+            return Err(bad(format!(
+                "unknown op {other:?}; expected wait, cancel, status or ping"
+            )))
+        }
     };
     Ok((id, request))
 }
@@ -164,7 +198,11 @@ pub struct Reply {
 impl Reply {
     /// A reply to request `id`.
     pub fn new(id: RequestId, event: Event) -> Reply {
-        Reply { v: PROTOCOL_VERSION, id, event }
+        Reply {
+            v: PROTOCOL_VERSION,
+            id,
+            event,
+        }
     }
 }
 
@@ -323,7 +361,10 @@ mod tests {
 
     #[test]
     fn requests_round_trip_and_bad_ones_keep_their_id() {
-        let wait = Request::Wait { session: "/s/01J".into(), cap_ms: Some(5) };
+        let wait = Request::Wait {
+            session: "/s/01J".into(),
+            cap_ms: Some(5),
+        };
         let line = serde_json::to_vec(&wait.to_json(&json!(7))).expect("encode");
         assert_eq!(parse_request(&line), Ok((json!(7), wait)));
         let err = parse_request(br#"{"v":1,"id":"a","op":"fly"}"#).expect_err("unknown op");
@@ -341,11 +382,19 @@ mod tests {
     fn unknown_fields_are_ignored_both_ways() {
         let line = br#"{"v":1,"id":1,"op":"ping","extra":{"x":1}}"#;
         assert_eq!(parse_request(line), Ok((json!(1), Request::Ping)));
-        let reply: Reply = serde_json::from_str(r#"{"v":1,"id":1,"event":"pong","new":true}"#).expect("pong");
-        assert_eq!(reply.event, Event::Pong);
         let reply: Reply =
-            serde_json::from_str(r#"{"v":1,"id":1,"event":"error","code":"brand_new","message":"m"}"#)
-                .expect("unknown code");
-        assert!(matches!(reply.event, Event::Error { code: ErrorCode::Unknown, .. }));
+            serde_json::from_str(r#"{"v":1,"id":1,"event":"pong","new":true}"#).expect("pong");
+        assert_eq!(reply.event, Event::Pong);
+        let reply: Reply = serde_json::from_str(
+            r#"{"v":1,"id":1,"event":"error","code":"brand_new","message":"m"}"#,
+        )
+        .expect("unknown code");
+        assert!(matches!(
+            reply.event,
+            Event::Error {
+                code: ErrorCode::Unknown,
+                ..
+            }
+        ));
     }
 }

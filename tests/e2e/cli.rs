@@ -1,0 +1,226 @@
+//! `verdict` as users run it: many waiters, ids and paths, auto-spawn,
+//! reconnection after the daemon dies, and the error exits.
+
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+
+use rustix::process::Signal;
+use verdict_e2e::{finish, output_within, Harness, Run};
+
+const SUCCESS: &str = "status=success exit=0 synthetic=false -->";
+
+#[test]
+fn two_hundred_concurrent_waiters_all_get_the_verdict() {
+    let h = Harness::start();
+    let mut s = h.session("01JFANOUT");
+    s.start_process();
+    let mut waiters: Vec<_> = (0..200).map(|_| h.spawn_wait(s.path(), &[])).collect();
+    h.wait_for_waiters(200);
+    let status = h.status();
+    assert_eq!(
+        (status["sessions"].as_u64(), status["watches"].as_u64()),
+        (Some(1), Some(1)),
+        "one shared watch: {status}"
+    );
+    s.write_result("success", 0);
+    s.end_process();
+    for child in &mut waiters {
+        let run = Run::from(finish(child));
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(run.markers()[0].ends_with(SUCCESS), "{run:?}");
+    }
+    let status = h.status();
+    assert_eq!(
+        (status["waiters"].as_u64(), status["watches"].as_u64()),
+        (Some(0), Some(0)),
+        "watch removed: {status}"
+    );
+    assert!(status["verdicts_sent"].as_u64() >= Some(200), "{status}");
+}
+
+#[test]
+fn a_waiter_after_the_end_gets_the_verdict_at_once() {
+    let h = Harness::start();
+    let mut s = h.session("01JLATE");
+    s.start_process();
+    s.write_result("success", 0);
+    s.end_process();
+    let run = h.wait(s.path(), &["--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.json()["elapsed_ms"].as_u64() < Some(1000), "{run:?}");
+}
+
+#[test]
+fn ids_are_found_under_the_roots_and_relative_paths_work() {
+    let h = Harness::start();
+    let nested = h.root.join("project").join("sessions").join("01JNESTED");
+    std::fs::create_dir_all(&nested).expect("mkdir");
+    std::fs::write(
+        nested.join("result.toml"),
+        "status = \"success\"\nexit_code = 0\n",
+    )
+    .expect("result");
+    let run = h.wait("01JNESTED", &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.markers()[0],
+        format!("<!-- CSA:SESSION_WAIT_COMPLETED session=01JNESTED {SUCCESS}")
+    );
+
+    let mut relative = h.verdict(&["wait", "./project/sessions/01JNESTED"]);
+    relative.current_dir(&h.root);
+    assert_eq!(Run::from(output_within(relative)).code, 0);
+}
+
+#[test]
+fn unknown_sessions_exit_2_naming_the_path() {
+    let h = Harness::start();
+    let missing = h.root.join("01JNOPE");
+    let run = h.wait(missing.to_str().expect("utf8"), &[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains(missing.to_str().expect("utf8")),
+        "{run:?}"
+    );
+    let run = h.wait("01JNOPE", &[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains(h.root.to_str().expect("utf8")),
+        "the roots searched are named: {run:?}"
+    );
+}
+
+#[test]
+fn bad_invocations_exit_2_and_help_explains_exit_codes() {
+    let h = Harness::start();
+    assert_eq!(Run::from(output_within(h.verdict(&["wait"]))).code, 2);
+    assert_eq!(h.wait("x", &["--cap", "-1"]).code, 2);
+    assert_eq!(h.wait("x", &["--cap", "soon"]).code, 2);
+    let mut help = std::process::Command::new(verdict_e2e::bin("verdict"));
+    help.arg("--help");
+    let run = Run::from(output_within(help));
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stdout.contains("124") && run.stdout.contains("kv_warm"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn no_spawn_with_nothing_listening_exits_3() {
+    let h = Harness::without_daemon();
+    let s = h.session("01JNOSPAWN");
+    let run = h.wait(s.path(), &["--no-spawn"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stderr.contains(h.socket.to_str().expect("utf8")),
+        "{run:?}"
+    );
+    assert!(!h.socket.exists());
+}
+
+#[test]
+fn wait_starts_the_daemon_which_outlives_the_client() {
+    let h = Harness::without_daemon();
+    let mut s = h.session("01JSPAWN");
+    s.start_process();
+    s.write_result("success", 0);
+    s.end_process();
+    let run = h.wait(s.path(), &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    // The spawned daemon is still serving after its client exited.
+    let pid = h.locked_pid().expect("spawned daemon holds the lock");
+    assert_eq!(h.status()["pid"], pid);
+}
+
+#[test]
+fn racing_clients_start_exactly_one_daemon() {
+    let h = Harness::without_daemon();
+    let mut s = h.session("01JRACE");
+    s.start_process();
+    let mut waiters: Vec<_> = (0..8).map(|_| h.spawn_wait(s.path(), &[])).collect();
+    h.wait_for_waiters(8);
+    let daemon = h.status()["pid"].clone();
+    s.write_result("success", 0);
+    s.end_process();
+    for child in &mut waiters {
+        assert_eq!(Run::from(finish(child)).code, 0);
+    }
+    assert_eq!(h.status()["pid"], daemon, "one daemon served everyone");
+}
+
+#[test]
+fn daemon_killed_mid_wait_clients_reconnect_and_get_the_verdict() {
+    let mut h = Harness::start();
+    let mut s = h.session("01JKILLED");
+    s.start_process();
+    let mut waiters: Vec<_> = (0..20)
+        .map(|_| h.spawn_wait(s.path(), &["--cap", "600"]))
+        .collect();
+    h.wait_for_waiters(20);
+    let mut daemon = h.take_daemon();
+    daemon.kill().expect("SIGKILL the daemon");
+    daemon.wait().expect("reap");
+    // The clients start a new daemon and wait again.
+    h.wait_for_waiters(20);
+    s.write_result("success", 0);
+    s.end_process();
+    for child in &mut waiters {
+        let run = Run::from(finish(child));
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(run.markers()[0].ends_with(SUCCESS), "{run:?}");
+    }
+}
+
+#[test]
+fn reconnect_asks_only_for_the_remaining_cap() {
+    let mut h = Harness::start();
+    let mut s = h.session("01JREMAIN");
+    s.start_process();
+    let mut waiting = h.spawn_wait(s.path(), &["--cap", "4", "--json"]);
+    h.wait_for_waiters(1);
+    let mut daemon = h.take_daemon();
+    daemon.kill().expect("SIGKILL the daemon");
+    daemon.wait().expect("reap");
+    let run = Run::from(finish(&mut waiting));
+    assert_eq!(run.code, 0, "{run:?}");
+    let verdict = run.json();
+    assert_eq!(verdict["outcome"], "kv_warm");
+    // The second daemon only saw what was left of the 4 s cap.
+    assert!(verdict["elapsed_ms"].as_u64() < Some(4000), "{verdict}");
+    assert!(run.markers()[0].contains("elapsed=4s"), "{run:?}");
+}
+
+#[test]
+fn a_removed_session_directory_exits_1() {
+    let h = Harness::start();
+    let mut s = h.session("01JREMOVED");
+    s.start_process();
+    let mut waiting = h.spawn_wait(s.path(), &[]);
+    h.wait_for_waiters(1);
+    std::fs::remove_dir_all(&s.dir).expect("remove session dir");
+    let run = Run::from(finish(&mut waiting));
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("removed"), "{run:?}");
+}
+
+#[test]
+fn killing_the_client_does_not_kill_a_spawned_daemon() {
+    let h = Harness::without_daemon();
+    let mut s = h.session("01JDETACH");
+    s.start_process();
+    let mut command = h.verdict(&["wait", s.path()]);
+    command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    let mut client = command.spawn().expect("spawn");
+    h.wait_for_waiters(1);
+    let pid = h.locked_pid().expect("daemon pid");
+    // Interrupt the client's whole process group, as a terminal's ^C would.
+    let group = rustix::process::Pid::from_raw(client.id() as i32).expect("pid");
+    rustix::process::kill_process_group(group, Signal::INT).expect("kill group");
+    client.wait().expect("reap client");
+    h.wait_for_waiters(0);
+    assert_eq!(h.status()["pid"], pid);
+}

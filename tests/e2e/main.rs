@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `verdictd` and `verdict` binaries, real
+//! session directories, a real process standing in for each session.
+//! The harness is the `verdict_e2e` library (`tests/src/lib.rs`).
+
+mod cli;
+mod daemon;
+mod protocol;
+mod rules;

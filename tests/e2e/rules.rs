@@ -1,0 +1,245 @@
+//! Every verdict rule of SPEC §3 through `verdict wait`: exit code and the
+//! exact marker line.
+
+use std::time::{Duration, SystemTime};
+
+use verdict_e2e::{finish, Harness, Run};
+
+fn completed(id: &str, status: &str, exit: i32, synthetic: bool) -> String {
+    format!("<!-- CSA:SESSION_WAIT_COMPLETED session={id} status={status} exit={exit} synthetic={synthetic} -->")
+}
+
+#[test]
+fn c1_result_success_beats_a_sigterm_packet() {
+    let h = Harness::start();
+    let s = h.session("01JC1SUCCESS");
+    // The shipped fixture: result success, packet exit 143 (daemon_sigterm).
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/csa-session");
+    if fixture.is_dir() {
+        for name in [
+            "daemon.pid",
+            "daemon-completion.toml",
+            "stdout.log",
+            "result.toml",
+        ] {
+            s.write(
+                name,
+                &std::fs::read_to_string(fixture.join(name)).expect("fixture file"),
+            );
+        }
+    } else {
+        s.write("daemon.pid", "48213 7731942\n");
+        s.write(
+            "daemon-completion.toml",
+            "exit_code = 143\nstatus = \"signal\"\nreason = \"daemon_sigterm\"\n",
+        );
+        s.write_result("success", 0);
+    }
+    let run = h.wait(s.path(), &["--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.markers(),
+        [completed("01JC1SUCCESS", "success", 0, false)]
+    );
+    assert_eq!(run.json()["source"], "result");
+}
+
+#[test]
+fn c1_result_failure_beats_a_success_packet() {
+    let h = Harness::start();
+    let mut s = h.session("01JC1FAIL");
+    s.start_process();
+    s.write_result("failure", 2);
+    s.write_packet("success", 0);
+    s.end_process();
+    let run = h.wait(&s.id, &[]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.markers(), [completed("01JC1FAIL", "failure", 2, false)]);
+}
+
+#[test]
+fn c0_a_result_is_not_final_while_the_process_lives() {
+    let h = Harness::start();
+    let mut s = h.session("01JC0");
+    let pid = s.start_process();
+    let mut waiting = h.spawn_wait(s.path(), &[]);
+    h.wait_for_waiters(1);
+    s.write_result("success", 0);
+    // A second waiter with a short cap proves the daemon, having seen the
+    // result, still holds the session open: the process is alive.
+    let early = h.wait(s.path(), &["--cap", "0.2", "--json"]);
+    assert_eq!(early.code, 0, "{early:?}");
+    assert_eq!(early.json()["outcome"], "kv_warm");
+    assert_eq!(early.json()["pid"], pid);
+    assert!(
+        waiting.try_wait().expect("try_wait").is_none(),
+        "the first waiter must still wait"
+    );
+    s.end_process();
+    let run = Run::from(finish(&mut waiting));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.markers(), [completed("01JC0", "success", 0, false)]);
+}
+
+#[test]
+fn c2_packet_fallback_with_output() {
+    let h = Harness::start();
+    let mut s = h.session("01JC2");
+    s.start_process();
+    let mut waiting = h.spawn_wait(s.path(), &["--json"]);
+    h.wait_for_waiters(1);
+    s.write_stdout();
+    s.write_packet("signal", 143);
+    s.end_process();
+    let run = Run::from(finish(&mut waiting));
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.markers(), [completed("01JC2", "signal", 143, false)]);
+    assert_eq!(run.json()["source"], "packet");
+}
+
+#[test]
+fn c3_empty_exit_zero_packet_fails_closed() {
+    let h = Harness::start();
+    let mut s = h.session("01JC3");
+    s.start_process();
+    s.write_packet("success", 0);
+    s.end_process();
+    let run = h.wait(s.path(), &["--json"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.markers(), [completed("01JC3", "failure", 1, true)]);
+    assert_eq!(run.json()["reason"], "empty_success");
+}
+
+#[test]
+fn c4_died_without_a_word() {
+    let h = Harness::start();
+    let mut s = h.session("01JC4");
+    s.start_process();
+    let mut waiting = h.spawn_wait(s.path(), &["--json"]);
+    h.wait_for_waiters(1);
+    s.end_process();
+    let run = Run::from(finish(&mut waiting));
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.markers(), [completed("01JC4", "failure", 1, true)]);
+    assert_eq!(run.json()["reason"], "died_without_result");
+    assert_eq!(run.json()["source"], "none");
+}
+
+#[test]
+fn c4_grace_lets_a_late_result_win() {
+    let h = Harness::with_config("grace_ms = 60000\n");
+    let mut s = h.session("01JC4LATE");
+    s.start_process();
+    let mut waiting = h.spawn_wait(s.path(), &[]);
+    h.wait_for_waiters(1);
+    s.end_process();
+    // Within the (long) grace period, the result lands after the exit.
+    s.write_result("success", 0);
+    let run = Run::from(finish(&mut waiting));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.markers(), [completed("01JC4LATE", "success", 0, false)]);
+}
+
+#[test]
+fn c5_and_t_unknown_process_times_out_at_the_cap() {
+    let h = Harness::start();
+    let s = h.session("01JC5");
+    let run = h.wait(s.path(), &["--cap", "0.3"]);
+    assert_eq!(run.code, 124, "{run:?}");
+    let marker = format!("<!-- CSA:SESSION_WAIT_TIMEOUT session=01JC5 elapsed=0s status=dead cmd=\"verdict wait {}\" -->", s.path());
+    assert_eq!(run.markers(), [marker]);
+}
+
+#[test]
+fn k_live_process_at_the_cap_is_kv_warm() {
+    let h = Harness::start();
+    let mut s = h.session("01JK");
+    s.start_process();
+    let run = h.wait("01JK", &["--cap", "0.2"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.markers(),
+        [
+            "<!-- CSA:SESSION_WAIT_KV_WARM session=01JK status=alive elapsed=0s action=re-wait cmd=\"verdict wait 01JK\" -->",
+            "<!-- CSA:CALLER_HINT action=\"retry_wait\" reason=\"kv_warm\" session=01JK cmd=\"verdict wait 01JK\" -->",
+        ]
+    );
+}
+
+#[test]
+fn stale_result_from_an_earlier_run_is_ignored() {
+    let h = Harness::start();
+    let mut s = h.session("01JSTALE");
+    s.write_result("success", 0);
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(s.dir.join("result.toml"))
+        .and_then(|f| f.set_modified(old))
+        .expect("age result.toml");
+    s.start_process();
+    s.write_stdout();
+    s.write_packet("failure", 7);
+    s.end_process();
+    let run = h.wait(s.path(), &["--json"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.markers(), [completed("01JSTALE", "failure", 7, false)]);
+    let notes = run.json()["notes"].to_string();
+    assert!(notes.contains("stale"), "{notes}");
+}
+
+#[test]
+fn pid_reuse_is_a_dead_process() {
+    let h = Harness::start();
+    let mut s = h.session("01JREUSE");
+    let pid = s.start_process();
+    // Same pid, another start time: the process that wrote it is gone.
+    let real = verdict_e2e::starttime(pid);
+    s.write("daemon.pid", &format!("{pid} {}\n", real + 12345));
+    let run = h.wait(s.path(), &["--json"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.json()["reason"], "died_without_result");
+}
+
+#[test]
+fn legacy_complete_and_malformed_result_are_handled() {
+    let h = Harness::start();
+    let s = h.session("01JLEGACY");
+    s.write(
+        "result.toml",
+        "status = \"success\"\nexit_code = \"zero\"\n",
+    );
+    s.write("stdout.log", "x\n");
+    s.write(".complete", "0\n");
+    let run = h.wait(s.path(), &["--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.markers(), [completed("01JLEGACY", "success", 0, false)]);
+    let notes = run.json()["notes"].to_string();
+    assert!(notes.contains("result.toml is not valid"), "{notes}");
+}
+
+#[test]
+fn a_fifo_named_result_toml_does_not_hang_anything() {
+    let h = Harness::start();
+    let s = h.session("01JFIFO");
+    let fifo = std::ffi::CString::new(
+        s.dir
+            .join("result.toml")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .expect("path");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        fifo.as_c_str(),
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .expect("mkfifo");
+    s.write("stdout.log", "x\n");
+    s.write_packet("failure", 3);
+    let run = h.wait(s.path(), &["--json"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.json()["exit_code"], 3);
+    assert!(run.json()["notes"].to_string().contains("FIFO"), "{run:?}");
+}
