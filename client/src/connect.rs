@@ -89,6 +89,11 @@ fn start_daemon(socket: &Path) -> Result<std::process::Child, String> {
     if let Some(dir) = socket.parent() {
         if dir == verdict_proto::paths::fallback_socket_dir(uid) {
             let _ = std::fs::DirBuilder::new().mode(0o700).create(dir);
+        } else if !dir.is_dir() {
+            return Err(format!(
+                "cannot start verdictd: the socket directory {} does not exist; create it or choose another --socket",
+                dir.display()
+            ));
         }
     }
     let log = std::fs::OpenOptions::new()

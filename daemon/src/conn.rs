@@ -37,6 +37,9 @@ pub struct Conn {
     pub wants_write: bool,
     /// Close once the output is flushed (after `line_too_long`).
     pub closing: bool,
+    /// The peer shut down its sending side (`printf … | socat`): serve the
+    /// waits in flight, then close.
+    pub half_closed: bool,
 }
 
 impl Conn {
@@ -49,6 +52,7 @@ impl Conn {
             written: 0,
             wants_write: false,
             closing: false,
+            half_closed: false,
         }
     }
 

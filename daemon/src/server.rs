@@ -48,6 +48,8 @@ pub struct Server {
     reload: Reloader,
     stats: Stats,
     out: Outbox,
+    /// Half-closed connections to close once their waits are answered.
+    pending_close: Vec<Token>,
     signals: Signals,
     uid: u32,
     started: Instant,
@@ -103,6 +105,7 @@ impl Server {
             reload,
             stats: Stats::default(),
             out: Vec::new(),
+            pending_close: Vec::new(),
             signals,
             uid,
             started: Instant::now(),
@@ -133,7 +136,8 @@ impl Server {
                     }
                     token => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.on_readable(token);
+                            // HUP: both directions are gone, not a half-close.
+                            self.on_readable(token, event.is_write_closed() || event.is_error());
                         }
                         if event.is_writable() {
                             self.flush_conn(token);
@@ -217,11 +221,14 @@ impl Server {
         }
     }
 
-    fn on_readable(&mut self, token: Token) {
+    fn on_readable(&mut self, token: Token, hung_up: bool) {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        if conn.closing {
+        if conn.closing || conn.half_closed {
+            if hung_up {
+                self.close(token);
+            }
             return;
         }
         let (inputs, closed) = conn.read_available();
@@ -247,8 +254,13 @@ impl Server {
                 }
             }
         }
-        if closed {
+        if closed && hung_up {
             self.close(token);
+        } else if closed {
+            if let Some(conn) = self.conns.get_mut(&token) {
+                conn.half_closed = true;
+            }
+            self.pending_close.push(token);
         }
     }
 
@@ -318,7 +330,7 @@ impl Server {
     /// Moves queued replies into their connections and writes them.
     fn deliver(&mut self) {
         let out = std::mem::take(&mut self.out);
-        let mut touched = Vec::new();
+        let mut touched = std::mem::take(&mut self.pending_close);
         for (token, line) in out {
             let Some(conn) = self.conns.get_mut(&token) else {
                 continue;
@@ -330,6 +342,7 @@ impl Server {
                 self.close(token);
             }
         }
+        touched.sort_unstable();
         touched.dedup();
         for token in touched {
             self.flush_conn(token);
@@ -344,7 +357,8 @@ impl Server {
             self.close(token);
             return;
         }
-        if conn.closing && !conn.has_output() {
+        let done = conn.closing || (conn.half_closed && self.registry.conn_waits(token) == 0);
+        if done && !conn.has_output() {
             self.close(token);
             return;
         }

@@ -460,6 +460,11 @@ impl Registry {
         }
     }
 
+    /// Waits in flight on `conn`.
+    pub fn conn_waits(&self, conn: Token) -> usize {
+        self.by_conn.get(&conn).map_or(0, HashMap::len)
+    }
+
     /// A timer fired.
     pub fn on_timer(&mut self, ctx: &mut Ctx, timer: Timer) {
         match timer {

@@ -181,3 +181,46 @@ fn the_cap_fires_per_waiter() {
         (Some("long"), Some("completed"))
     );
 }
+
+#[test]
+fn the_socat_shell_client_from_protocol_md_works() {
+    if std::process::Command::new("socat")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        panic!("socat is not installed; .ci/run installs it");
+    }
+    let h = Harness::start();
+    let mut s = h.session("01JSOCAT");
+    s.start_process();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/shell/verdict-wait.sh");
+    let mut command = std::process::Command::new("sh");
+    command
+        .arg(&script)
+        .arg(s.path())
+        .env("VERDICT_SOCKET", &h.socket);
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sh");
+    h.wait_for_waiters(1);
+    s.write_stdout();
+    s.write_packet("failure", 9);
+    s.end_process();
+    let output = verdict_e2e::finish(&mut child);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let verdict: serde_json::Value = serde_json::from_str(stdout.trim()).expect("verdict line");
+    assert_eq!(
+        (verdict["exit_code"].as_i64(), verdict["source"].as_str()),
+        (Some(9), Some("packet"))
+    );
+    // The half-closed connection was closed after its verdict.
+    h.wait_for_waiters(0);
+    verdict_e2e::eventually("the connection to close", || {
+        (h.status()["connections"] == 1).then_some(())
+    });
+}
