@@ -76,12 +76,18 @@ pub fn log_path(socket: &Path) -> PathBuf {
 }
 
 /// The `verdictd` next to our own executable, else the one on `PATH`.
-fn daemon_binary() -> PathBuf {
-    std::env::current_exe()
+pub fn find_daemon() -> Option<PathBuf> {
+    let beside = std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("verdictd")))
-        .filter(|candidate| candidate.is_file())
-        .unwrap_or_else(|| PathBuf::from("verdictd"))
+        .and_then(|exe| exe.parent().map(|dir| dir.join("verdictd")));
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .map(|dir| dir.join("verdictd"));
+    beside
+        .into_iter()
+        .chain(on_path)
+        .find(|candidate| candidate.is_file())
 }
 
 fn start_daemon(socket: &Path) -> Result<std::process::Child, String> {
@@ -102,7 +108,7 @@ fn start_daemon(socket: &Path) -> Result<std::process::Child, String> {
         .open(log_path(socket))
         .map(Stdio::from)
         .unwrap_or_else(|_| Stdio::null());
-    let binary = daemon_binary();
+    let binary = find_daemon().unwrap_or_else(|| PathBuf::from("verdictd"));
     let mut command = Command::new(&binary);
     command
         .arg("--socket")

@@ -4,6 +4,7 @@
 
 mod connect;
 mod markers;
+mod service;
 mod wait;
 
 use std::io::Write;
@@ -60,6 +61,11 @@ enum Command {
         #[arg(long)]
         no_spawn: bool,
     },
+    /// Install verdictd as a systemd user service (socket-activated).
+    Service {
+        #[command(subcommand)]
+        action: ServiceAction,
+    },
     /// Show the daemon's counters (sessions, waiters, verdicts sent, ...).
     Status {
         /// Print the status object as one JSON line.
@@ -68,6 +74,17 @@ enum Command {
         /// The daemon's socket.
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ServiceAction {
+    /// Write verdictd.socket and verdictd.service into ~/.config/systemd/user/
+    /// and enable the socket (or print the systemctl commands to do so).
+    Install {
+        /// Print the units instead of writing them.
+        #[arg(long)]
+        print: bool,
     },
 }
 
@@ -87,6 +104,9 @@ fn main() -> ExitCode {
             }
         },
         Command::Status { json, socket } => status(json, &socket_path(socket)),
+        Command::Service {
+            action: ServiceAction::Install { print },
+        } => service::install(print),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -9,6 +9,7 @@ mod conn;
 mod process;
 mod resolve;
 mod server;
+mod service;
 mod sessions;
 mod socket;
 mod timers;
@@ -16,6 +17,7 @@ mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -53,6 +55,10 @@ struct Args {
     /// Also look session ids up under DIR (repeatable).
     #[arg(long = "root", value_name = "DIR")]
     roots: Vec<PathBuf>,
+    /// Exit after SECONDS with no connections and no waits (for socket
+    /// activation: the service manager starts it again on the next client).
+    #[arg(long, value_name = "SECONDS")]
+    exit_idle_after: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -87,12 +93,9 @@ fn run(args: Args) -> Result<()> {
     let config = load()?;
 
     let listening = match socket::activated()? {
-        Some(listener) => {
+        Some(listening) => {
             log::info!("using the socket passed by the service manager");
-            socket::Listening {
-                listener,
-                guards: None,
-            }
+            listening
         }
         None => {
             let path = paths::socket_path(args.socket.map(|p| cwd.join(p)), uid);
@@ -102,7 +105,8 @@ fn run(args: Args) -> Result<()> {
         }
     };
     let reload: server::Reloader = Box::new(move || Ok(load()?));
-    let mut server = server::Server::new(listening, config, reload, uid)?;
+    let idle = args.exit_idle_after.map(Duration::from_secs);
+    let mut server = server::Server::new(listening, config, reload, uid, idle)?;
     notify(&[NotifyState::Ready]);
     let result = server.run();
     notify(&[NotifyState::Stopping]);

@@ -21,9 +21,10 @@ use verdict_proto::wire::{parse_request, ErrorCode, Event, Reply, Request, Statu
 
 use crate::config::Config;
 use crate::conn::{Conn, Input};
+use crate::service::Service;
 use crate::sessions::{Ctx, Outbox, Registry, Stats, PIDFD_TOKEN_BASE};
 use crate::socket::Listening;
-use crate::timers::Timers;
+use crate::timers::{Timer, Timers};
 use crate::watch::Watcher;
 
 const LISTENER: Token = Token(0);
@@ -51,6 +52,7 @@ pub struct Server {
     /// Half-closed connections to close once their waits are answered.
     pending_close: Vec<Token>,
     signals: Signals,
+    service: Service,
     uid: u32,
     started: Instant,
     shutdown: bool,
@@ -80,7 +82,13 @@ macro_rules! ctx {
 
 impl Server {
     /// Sets up the poll, the watcher and signal handling.
-    pub fn new(listening: Listening, config: Config, reload: Reloader, uid: u32) -> Result<Server> {
+    pub fn new(
+        listening: Listening,
+        config: Config,
+        reload: Reloader,
+        uid: u32,
+        idle_after: Option<std::time::Duration>,
+    ) -> Result<Server> {
         let poll = Poll::new().context("cannot create the event poll")?;
         listening.listener.set_nonblocking(true)?;
         let mut listener = UnixListener::from_std(listening.listener);
@@ -107,6 +115,7 @@ impl Server {
             out: Vec::new(),
             pending_close: Vec::new(),
             signals,
+            service: Service::new(idle_after),
             uid,
             started: Instant::now(),
             shutdown: false,
@@ -146,9 +155,16 @@ impl Server {
                 }
             }
             for timer in self.timers.due() {
-                self.registry.on_timer(ctx!(self), timer);
+                match timer {
+                    Timer::Idle | Timer::Status => self.shutdown |= self.service.on_timer(timer),
+                    timer => self.registry.on_timer(ctx!(self), timer),
+                }
             }
             self.deliver();
+            let idle = self.conns.is_empty() && self.registry.waiters() == 0;
+            let (sessions, waiters) = (self.registry.sessions(), self.registry.waiters());
+            self.service
+                .update(&mut self.timers, sessions, waiters, idle);
         }
         Ok(())
     }

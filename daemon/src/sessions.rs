@@ -481,6 +481,7 @@ impl Registry {
                     self.refresh(ctx, key);
                 }
             }
+            Timer::Idle | Timer::Status => {}
         }
     }
 

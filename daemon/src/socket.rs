@@ -8,7 +8,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -28,18 +28,40 @@ pub struct Listening {
 /// first, then the lock is released.
 #[derive(Debug)]
 pub struct Guards {
-    _socket: PathGuard,
+    _socket: Option<PathGuard>,
     _lock: LockGuard,
 }
 
 /// Takes the socket passed by systemd, if any (`LISTEN_FDS`, `LISTEN_PID`).
-pub fn activated() -> Result<Option<UnixListener>> {
+/// Its path is systemd's to remove, but we still take its lock (when we
+/// can), so that a `verdictd` started by hand on the same path refuses.
+pub fn activated() -> Result<Option<Listening>> {
     let mut fds = listenfd::ListenFd::from_env();
     if fds.len() == 0 {
         return Ok(None);
     }
-    fds.take_unix_listener(0)
-        .context("LISTEN_FDS is set but fd 3 is not a listening Unix stream socket")
+    let listener = fds
+        .take_unix_listener(0)
+        .context("LISTEN_FDS is set but fd 3 is not a listening Unix stream socket")?
+        .context("LISTEN_FDS is set but fd 3 was already taken")?;
+    let path = listener
+        .local_addr()
+        .ok()
+        .and_then(|addr| addr.as_pathname().map(Path::to_path_buf));
+    let lock = path
+        .as_deref()
+        .and_then(|path| match LockGuard::acquire(&lock_path(path), path) {
+            Ok(lock) => Some(lock),
+            Err(err) => {
+                log::warn!("{err:#}");
+                None
+            }
+        });
+    let guards = lock.map(|lock| Guards {
+        _socket: None,
+        _lock: lock,
+    });
+    Ok(Some(Listening { listener, guards }))
 }
 
 /// Locks `<socket>.lock`, replaces a stale socket file and binds `path`
@@ -56,6 +78,14 @@ pub fn bind(path: &Path, uid: u32, private_dir: Option<&Path>) -> Result<Listeni
     let lock = LockGuard::acquire(&lock_path(path), path)?;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
+            // Unlocked but answering: a socket held by the service manager.
+            if UnixStream::connect(path).is_ok() {
+                bail!(
+                    "something already listens on {} (the systemd socket unit?); \
+                     stop it first or use another --socket",
+                    path.display()
+                );
+            }
             log::info!("replacing stale socket {}", path.display());
             std::fs::remove_file(path)
                 .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
@@ -75,7 +105,7 @@ pub fn bind(path: &Path, uid: u32, private_dir: Option<&Path>) -> Result<Listeni
     Ok(Listening {
         listener,
         guards: Some(Guards {
-            _socket: socket,
+            _socket: Some(socket),
             _lock: lock,
         }),
     })

@@ -14,6 +14,10 @@ pub enum Timer {
     Grace(u64),
     /// A slowly polled session's next look.
     Poll(u64),
+    /// `--exit-idle-after` ran out.
+    Idle,
+    /// A rate-limited `STATUS=` to the service manager is due.
+    Status,
 }
 
 /// A handle to cancel a timer.

@@ -6,3 +6,4 @@ mod cli;
 mod daemon;
 mod protocol;
 mod rules;
+mod systemd;

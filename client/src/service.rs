@@ -1,0 +1,130 @@
+//! `verdict service install`: write the systemd user units (socket and
+//! service, from `systemd/`) into `~/.config/systemd/user/` with an absolute
+//! `ExecStart`, then enable the socket when a user manager is reachable.
+//! `--print` shows the units and writes nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const SOCKET_UNIT: &str = include_str!("../../systemd/verdictd.socket");
+const SERVICE_UNIT: &str = include_str!("../../systemd/verdictd.service");
+const ENABLE: [&[&str]; 2] = [
+    &["--user", "daemon-reload"],
+    &["--user", "enable", "--now", "verdictd.socket"],
+];
+
+/// Runs the command; returns the exit code.
+pub fn install(print: bool) -> i32 {
+    let Some(daemon) = crate::connect::find_daemon() else {
+        eprintln!(
+            "verdict: cannot find verdictd next to {} or on PATH; install it first",
+            exe_name()
+        );
+        return 1;
+    };
+    let service = with_exec_start(SERVICE_UNIT, &daemon);
+    if print {
+        print!("# verdictd.socket\n{SOCKET_UNIT}\n# verdictd.service\n{service}");
+        return 0;
+    }
+    let Some(dir) = unit_dir() else {
+        eprintln!(
+            "verdict: neither $XDG_CONFIG_HOME nor $HOME is set; cannot tell where user units go"
+        );
+        return 1;
+    };
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(dir.join("verdictd.socket"), SOCKET_UNIT))
+        .and_then(|()| std::fs::write(dir.join("verdictd.service"), &service));
+    if let Err(err) = written {
+        eprintln!(
+            "verdict: cannot write the units into {}: {err}",
+            dir.display()
+        );
+        return 1;
+    }
+    println!(
+        "wrote {0}/verdictd.socket and {0}/verdictd.service (ExecStart={1})",
+        dir.display(),
+        daemon.display()
+    );
+    if !user_manager_reachable() {
+        println!("no systemd user manager is reachable from here; to enable the service, run:");
+        for args in ENABLE {
+            println!("  systemctl {}", args.join(" "));
+        }
+        return 0;
+    }
+    for args in ENABLE {
+        println!("running: systemctl {}", args.join(" "));
+        match Command::new("systemctl").args(args).status() {
+            Ok(status) if status.success() => {}
+            Ok(status) => {
+                eprintln!("verdict: systemctl {} failed ({status})", args.join(" "));
+                return 1;
+            }
+            Err(err) => {
+                eprintln!("verdict: cannot run systemctl: {err}");
+                return 1;
+            }
+        }
+    }
+    println!("verdictd.socket is enabled; `verdict wait` now reaches it at $XDG_RUNTIME_DIR/verdictd.sock");
+    0
+}
+
+fn exe_name() -> String {
+    std::env::current_exe().map_or_else(|_| "verdict".into(), |p| p.display().to_string())
+}
+
+/// The service unit with `ExecStart=` pointing at `daemon`, keeping its
+/// arguments.
+fn with_exec_start(unit: &str, daemon: &Path) -> String {
+    let mut out = String::new();
+    for line in unit.lines() {
+        match line.strip_prefix("ExecStart=") {
+            Some(command) => {
+                let args = command.split_once(' ').map_or("", |(_, args)| args);
+                let path = daemon.display().to_string();
+                let path = if path.contains(char::is_whitespace) {
+                    format!("\"{path}\"")
+                } else {
+                    path
+                };
+                out.push_str(format!("ExecStart={path} {args}").trim_end());
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn unit_dir() -> Option<PathBuf> {
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))?;
+    Some(config.join("systemd").join("user"))
+}
+
+/// A user manager listens on `$XDG_RUNTIME_DIR/systemd/private`.
+fn user_manager_reachable() -> bool {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .is_some_and(|dir| Path::new(&dir).join("systemd").join("private").exists())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_start_is_replaced_and_arguments_kept() {
+        let unit = with_exec_start(SERVICE_UNIT, Path::new("/opt/my tools/verdictd"));
+        assert!(
+            unit.contains("\nExecStart=\"/opt/my tools/verdictd\" --exit-idle-after 3600\n"),
+            "{unit}"
+        );
+        assert_eq!(unit.matches("ExecStart=").count(), 1);
+    }
+}
