@@ -35,6 +35,8 @@
 //! # Ok::<(), verdict_proto::codec::CodecError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod codec;
 pub mod files;
 pub mod paths;

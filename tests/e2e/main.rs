@@ -5,5 +5,7 @@
 mod cli;
 mod daemon;
 mod protocol;
+mod python;
 mod rules;
 mod systemd;
+mod vectors;

@@ -1,0 +1,153 @@
+//! The stdlib-only Python client against the real daemon, side by side with
+//! `verdict wait`: same exit codes, byte-identical marker lines.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use verdict_e2e::{bin, finish, output_within, Harness, Run, Session};
+
+fn client_py() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../clients/python/verdict_client.py")
+}
+
+fn python(h: &Harness, args: &[&str]) -> Command {
+    let mut command = python3(h);
+    command
+        .arg(client_py())
+        .args(args)
+        .arg("--socket")
+        .arg(&h.socket);
+    command
+}
+
+/// `python3` in the harness's environment, with our binaries first on PATH.
+fn python3(h: &Harness) -> Command {
+    let mut command = Command::new("python3");
+    command.stdin(Stdio::null());
+    h.isolate(&mut command);
+    // The client starts `verdictd` from PATH when nothing listens.
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::iter::once(bin("verdictd").parent().expect("bin dir").to_path_buf())
+        .chain(std::env::split_paths(&path));
+    command.env("PATH", std::env::join_paths(dirs).expect("PATH"));
+    command
+}
+
+/// Runs both clients on `session` and checks they agree; returns the code.
+fn side_by_side(h: &Harness, session: &str, extra: &[&str]) -> i32 {
+    let rust = h.wait(session, extra);
+    let mut args = vec!["wait", session];
+    args.extend_from_slice(extra);
+    let py = Run::from(output_within(python(h, &args)));
+    assert_eq!(
+        py.code, rust.code,
+        "exit codes differ\nrust: {rust:?}\npython: {py:?}"
+    );
+    assert_eq!(
+        py.stderr, rust.stderr,
+        "stderr differs (sentence and markers)"
+    );
+    assert_eq!(py.stdout, rust.stdout, "stdout differs");
+    rust.code
+}
+
+fn dead_session(h: &Harness, id: &str) -> Session {
+    let mut s = h.session(id);
+    s.start_process();
+    s.end_process();
+    s
+}
+
+#[test]
+fn python_and_rust_clients_agree_on_every_rule() {
+    let h = Harness::start();
+    let c1 = dead_session(&h, "01JPYC1");
+    c1.write_result("success", 0);
+    c1.write_packet("signal", 143);
+    assert_eq!(side_by_side(&h, c1.path(), &["--json"]), 0);
+
+    let c1f = dead_session(&h, "01JPYC1F");
+    c1f.write_result("failure", 3);
+    assert_eq!(side_by_side(&h, "01JPYC1F", &[]), 1);
+
+    let c2 = dead_session(&h, "01JPYC2");
+    c2.write_stdout();
+    c2.write_packet("signal", 143);
+    assert_eq!(side_by_side(&h, c2.path(), &["--json"]), 1);
+
+    let c3 = dead_session(&h, "01JPYC3");
+    c3.write_packet("success", 0);
+    assert_eq!(side_by_side(&h, c3.path(), &[]), 1);
+
+    let c4 = dead_session(&h, "01JPYC4");
+    assert_eq!(side_by_side(&h, c4.path(), &["--json"]), 1);
+
+    let mut k = h.session("01JPYK");
+    k.start_process();
+    assert_eq!(side_by_side(&h, k.path(), &["--cap", "0.2"]), 0);
+
+    let t = h.session("01JPYT");
+    assert_eq!(side_by_side(&h, "01JPYT", &["--cap", "0.2"]), 124);
+    drop(t);
+
+    let missing = h.root.join("01JPYMISSING");
+    assert_eq!(side_by_side(&h, missing.to_str().expect("utf8"), &[]), 2);
+
+    let mut relative = h.verdict(&["wait", "./01JPYC1F"]);
+    relative.current_dir(&h.root);
+    let mut py_relative = python(&h, &["wait", "./01JPYC1F"]);
+    py_relative.current_dir(&h.root);
+    let (rust, py) = (
+        Run::from(output_within(relative)),
+        Run::from(output_within(py_relative)),
+    );
+    assert_eq!((py.code, py.stderr), (rust.code, rust.stderr));
+}
+
+#[test]
+fn python_no_spawn_exits_3_and_as_a_module_returns_the_verdict() {
+    let h = Harness::without_daemon();
+    let s = h.session("01JPYMOD");
+    s.write_result("success", 0);
+    let run = Run::from(output_within(python(&h, &["wait", s.path(), "--no-spawn"])));
+    assert_eq!(run.code, 3, "{run:?}");
+
+    // As a module: it starts the daemon from PATH and returns a dict.
+    let script = format!(
+        "import sys; sys.path.insert(0, {dir:?}); import verdict_client as v; \
+         r = v.wait({session:?}, cap=5, socket={socket:?}); print(r['outcome'], r['status'], r['exit'])",
+        dir = client_py().parent().expect("dir").to_str().expect("utf8"),
+        session = s.path(),
+        socket = h.socket.to_str().expect("utf8"),
+    );
+    let mut module = python3(&h);
+    module.args(["-c", &script]);
+    let run = Run::from(output_within(module));
+    assert_eq!(
+        (run.code, run.stdout.trim()),
+        (0, "completed success 0"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn python_client_reconnects_when_the_daemon_restarts() {
+    let mut h = Harness::start();
+    let mut s = h.session("01JPYRESTART");
+    s.start_process();
+    let mut child = python(&h, &["wait", s.path(), "--cap", "600"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    h.wait_for_waiters(1);
+    let mut daemon = h.take_daemon();
+    daemon.kill().expect("kill daemon");
+    daemon.wait().expect("reap");
+    h.wait_for_waiters(1);
+    s.write_result("success", 0);
+    s.end_process();
+    let run = Run::from(finish(&mut child));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.markers(), ["<!-- CSA:SESSION_WAIT_COMPLETED session=01JPYRESTART status=success exit=0 synthetic=false -->"]);
+}
