@@ -77,6 +77,8 @@ struct Session {
     poll_timer: Option<TimerId>,
     tracked: Option<Tracked>,
     grace: Grace,
+    /// The directory went missing: grace before `session_removed`.
+    vanished: Grace,
     last: (Snapshot, Liveness),
 }
 
@@ -263,10 +265,14 @@ impl Registry {
             poll_timer: None,
             tracked: None,
             grace: Grace::Idle,
+            vanished: Grace::Idle,
             last: (Snapshot::empty(), Liveness::Unknown),
         };
         self.sessions.insert(key, session);
         if !self.observe(ctx, key) {
+            if let Some(session) = self.sessions.remove(&key) {
+                self.close_session(ctx, session);
+            }
             return Err(gone());
         }
         Ok(key)
@@ -284,8 +290,8 @@ impl Registry {
         let Some(session) = self.sessions.get_mut(&key) else {
             return false;
         };
-        match dir_inode(&session.dir) {
-            None => {
+        match (dir_inode(&session.dir), &session.vanished) {
+            (None, Grace::Over) => {
                 let message = format!(
                     "session directory {} was removed while waiting",
                     session.dir.display()
@@ -293,6 +299,22 @@ impl Registry {
                 self.fail_session(ctx, key, ErrorCode::SessionRemoved, message);
                 return false;
             }
+            (None, Grace::Armed(_)) => return false,
+            (None, Grace::Idle) => {
+                // Give a directory renamed away and back (or being
+                // replaced) the grace period before giving up on it.
+                let timer = ctx.timers.add(ctx.config.grace, Timer::Vanished(key));
+                session.vanished = Grace::Armed(timer);
+                return false;
+            }
+            (Some(_), Grace::Armed(timer)) => {
+                ctx.timers.cancel(*timer);
+                session.vanished = Grace::Idle;
+            }
+            _ => {}
+        }
+        match dir_inode(&session.dir) {
+            None => return false,
             Some(inode) if inode != session.inode => {
                 // Replaced by another directory of the same name: the old
                 // watch follows the old inode, so arm a new one.
@@ -395,16 +417,19 @@ impl Registry {
             self.watches -= 1;
         }
         untrack(ctx.poll, &mut session);
-        for timer in [
+        let armed = |grace: &Grace| match grace {
+            Grace::Armed(timer) => Some(*timer),
+            _ => None,
+        };
+        let timers = [
             session.poll_timer,
-            if let Grace::Armed(t) = session.grace {
-                Some(t)
-            } else {
-                None
-            },
-        ] {
-            timer.into_iter().for_each(|t| ctx.timers.cancel(t));
-        }
+            armed(&session.grace),
+            armed(&session.vanished),
+        ];
+        timers
+            .into_iter()
+            .flatten()
+            .for_each(|t| ctx.timers.cancel(t));
     }
 
     /// Removes a waiter everywhere but from its session's waiter set.
@@ -469,6 +494,12 @@ impl Registry {
     pub fn on_timer(&mut self, ctx: &mut Ctx, timer: Timer) {
         match timer {
             Timer::Cap(wkey) => self.cap_fired(ctx, wkey),
+            Timer::Vanished(key) => {
+                if let Some(session) = self.sessions.get_mut(&key) {
+                    session.vanished = Grace::Over;
+                    self.refresh(ctx, key);
+                }
+            }
             Timer::Grace(key) => {
                 if let Some(session) = self.sessions.get_mut(&key) {
                     session.grace = Grace::Over;

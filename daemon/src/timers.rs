@@ -12,6 +12,8 @@ pub enum Timer {
     Cap(u64),
     /// A session's grace period after its process died (rule C4).
     Grace(u64),
+    /// A session directory went missing; its grace before `session_removed`.
+    Vanished(u64),
     /// A slowly polled session's next look.
     Poll(u64),
     /// `--exit-idle-after` ran out.
