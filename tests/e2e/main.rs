@@ -2,6 +2,8 @@
 //! session directories, a real process standing in for each session.
 //! The harness is the `verdict_e2e` library (`tests/src/lib.rs`).
 
+mod chaos_faults;
+mod chaos_input;
 mod cli;
 mod daemon;
 mod protocol;

@@ -491,3 +491,99 @@ impl Client {
         self.try_recv().is_none()
     }
 }
+
+/// Resident memory of `pid` in KiB (`VmRSS`).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS")
+}
+
+/// Open file descriptors of `pid`.
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read /proc fd")
+        .count()
+}
+
+/// inotify watches held by `pid`, summed over its inotify instances.
+pub fn inotify_watches(pid: u32) -> usize {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+        .map(|info| {
+            info.lines()
+                .filter(|line| line.starts_with("inotify wd:"))
+                .count()
+        })
+        .sum()
+}
+
+/// Raises this process's open-files limit to its hard limit (tests that
+/// open thousands of connections).
+pub fn raise_fd_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    limit.current = limit.maximum;
+    let _ = setrlimit(Resource::Nofile, limit);
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+/// Processes (not zombies) whose command line names `verdictd` and `needle`.
+pub fn daemons_serving(needle: &Path) -> Vec<u32> {
+    let needle = needle.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let first = cmdline.split(' ').next().unwrap_or("");
+            first.ends_with("verdictd") && cmdline.contains(&needle)
+        })
+        .collect()
+}
+
+impl Session {
+    /// A session whose process has already ended (`daemon.pid` names it).
+    pub fn ended(harness: &Harness, id: &str) -> Session {
+        let mut session = harness.session(id);
+        session.start_process();
+        session.end_process();
+        session
+    }
+}
+
+impl Client {
+    /// Sends a `wait` for `session` with request id `id`.
+    pub fn wait(&mut self, id: impl std::fmt::Display, session: &str, cap_ms: u64) {
+        self.send(&format!(
+            r#"{{"v":1,"id":"{id}","op":"wait","session":"{session}","cap_ms":{cap_ms}}}"#
+        ));
+    }
+
+    /// Receives replies until `count` waits have a verdict or error;
+    /// `watching` replies are skipped. Returns them by id.
+    pub fn verdicts(&mut self, count: usize) -> std::collections::HashMap<String, Value> {
+        let mut found = std::collections::HashMap::new();
+        while found.len() < count {
+            let reply = self.recv();
+            if reply["event"] == "verdict" || reply["event"] == "error" {
+                let id = reply["id"]
+                    .as_str()
+                    .map_or_else(|| reply["id"].to_string(), str::to_string);
+                found.insert(id, reply);
+            }
+        }
+        found
+    }
+}
