@@ -5,22 +5,8 @@
 use std::os::fd::OwnedFd;
 
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
-use verdict_proto::files::{parse_proc_stat, PidFile};
-use verdict_proto::rules::Liveness;
 
-/// Whether the process named by `daemon.pid` is alive now: `/proc/<pid>`
-/// exists, is not a zombie, and its start time matches when one is recorded.
-pub fn liveness(pid: &PidFile) -> Liveness {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", pid.pid)) else {
-        return Liveness::Dead;
-    };
-    match parse_proc_stat(&stat) {
-        Some(('Z' | 'X' | 'x', _)) => Liveness::Dead,
-        Some((_, started)) if pid.starttime.is_some_and(|want| want != started) => Liveness::Dead,
-        Some(_) => Liveness::Alive,
-        None => Liveness::Dead,
-    }
-}
+pub use verdict_proto::files::process_liveness as liveness;
 
 /// A pidfd for `pid`, or `None` when the process is already gone or pidfds
 /// are not available (the caller then falls back to a slow poll).
@@ -38,6 +24,8 @@ pub fn open_pidfd(pid: i32) -> Option<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use verdict_proto::files::{parse_proc_stat, PidFile};
+    use verdict_proto::rules::Liveness;
 
     #[test]
     fn own_process_is_alive_and_starttime_is_checked() {

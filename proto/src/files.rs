@@ -313,6 +313,22 @@ pub fn parse_proc_stat(line: &str) -> Option<(char, u64)> {
     Some((state, starttime))
 }
 
+/// Whether the process named by `daemon.pid` is alive now (SPEC §3):
+/// `/proc/<pid>` exists, is not a zombie, and its start time matches when
+/// one is recorded.
+pub fn process_liveness(pid: &PidFile) -> crate::rules::Liveness {
+    use crate::rules::Liveness;
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", pid.pid)) else {
+        return Liveness::Dead;
+    };
+    match parse_proc_stat(&stat) {
+        Some(('Z' | 'X' | 'x', _)) => Liveness::Dead,
+        Some((_, started)) if pid.starttime.is_some_and(|want| want != started) => Liveness::Dead,
+        Some(_) => Liveness::Alive,
+        None => Liveness::Dead,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

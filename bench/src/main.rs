@@ -1,0 +1,106 @@
+//! `verdict-bench`: measures verdict against the waiters it replaces, on
+//! the same machine, in the same run, on the same events. See BENCHMARKS.md.
+//!
+//! `verdict-bench [--quick]`; build with `cargo build --release` first.
+
+mod peers;
+mod scenarios;
+mod stats;
+mod world;
+
+use anyhow::Result;
+
+/// Sizes of one run.
+#[derive(Debug)]
+pub struct Plan {
+    pub latency_events: usize,
+    pub peer_events: usize,
+    pub fanout: Vec<usize>,
+    pub many_sessions: usize,
+    pub cost_waiters: usize,
+    pub cost_sessions: usize,
+    pub idle_seconds: u64,
+    pub client_runs: usize,
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let tiny = args.iter().any(|a| a == "--smoke");
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("verdict-bench [--quick | --smoke]\n\n  --quick  every scenario, fewer events (under 3 minutes)\n  --smoke  tiny sizes, to check the harness works (CI)");
+        return Ok(());
+    }
+    let plan = if tiny {
+        Plan {
+            latency_events: 5,
+            peer_events: 2,
+            fanout: vec![1, 10],
+            many_sessions: 10,
+            cost_waiters: 100,
+            cost_sessions: 10,
+            idle_seconds: 1,
+            client_runs: 5,
+        }
+    } else if quick {
+        Plan {
+            latency_events: 200,
+            peer_events: 20,
+            fanout: vec![1, 100, 1000, 10_000],
+            many_sessions: 1000,
+            cost_waiters: 10_000,
+            cost_sessions: 1000,
+            idle_seconds: 5,
+            client_runs: 100,
+        }
+    } else {
+        Plan {
+            latency_events: 1000,
+            peer_events: 200,
+            fanout: vec![1, 100, 1000, 10_000],
+            many_sessions: 1000,
+            cost_waiters: 10_000,
+            cost_sessions: 1000,
+            idle_seconds: 10,
+            client_runs: 500,
+        }
+    };
+    let raised = raise_fd_limit();
+    println!(
+        "# verdict-bench ({})\n",
+        if tiny {
+            "smoke"
+        } else if quick {
+            "quick"
+        } else {
+            "full"
+        }
+    );
+    println!(
+        "machine: {} cores, kernel {}, open-files limit {raised}",
+        cores(),
+        kernel()
+    );
+    scenarios::single_waiter(&plan)?;
+    scenarios::fanout(&plan)?;
+    scenarios::peers(&plan)?;
+    scenarios::cost(&plan)?;
+    Ok(())
+}
+
+fn raise_fd_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    limit.current = limit.maximum;
+    let _ = setrlimit(Resource::Nofile, limit);
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "?".into(), |s| s.trim().into())
+}

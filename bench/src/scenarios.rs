@@ -1,0 +1,432 @@
+//! The four scenarios of BENCHMARKS.md: single-waiter latency, fan-out,
+//! peers on the same events, and cost (memory, wake-ups, client start-up).
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use mio::{Events, Interest, Poll, Token};
+
+use crate::peers::{self, Watchman};
+use crate::stats::{human, table, Samples};
+use crate::world::{Session, World};
+use crate::Plan;
+
+fn verdict_wait(world: &World, session: &Session) -> Result<std::process::Child> {
+    Command::new(world.bin_dir.join("verdict"))
+        .args([
+            "wait",
+            session.path(),
+            "--cap",
+            "0",
+            "--no-spawn",
+            "--socket",
+        ])
+        .arg(&world.socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("spawn verdict wait")
+}
+
+/// The kernel's part alone: SIGKILL → the process's pidfd is readable, in
+/// the harness, no daemon. No waiter can beat it.
+fn pidfd_floor(session: &mut Session) -> Result<Duration> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let pid = rustix::process::Pid::from_raw(session.pid() as i32).context("pid")?;
+    let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
+    let t0 = session.exit()?;
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    poll(&mut fds, None)?;
+    Ok(t0.elapsed())
+}
+
+/// Scenario 1: one waiter, one event at a time.
+pub fn single_waiter(plan: &Plan) -> Result<()> {
+    let mut world = World::start()?;
+    let mut floor = Vec::new();
+    for _ in 0..plan.latency_events {
+        let mut session = world.session()?;
+        floor.push(pidfd_floor(&mut session)?);
+    }
+    let mut protocol = Vec::new();
+    for _ in 0..plan.latency_events {
+        let mut session = world.session()?;
+        let mut client = world.client()?;
+        client.watch(session.path())?;
+        session.write_result()?;
+        let t0 = session.exit()?;
+        protocol.push(client.verdict()? - t0);
+    }
+    let mut process = Vec::new();
+    for _ in 0..plan.latency_events {
+        let mut session = world.session()?;
+        let mut child = verdict_wait(&world, &session)?;
+        world.wait_for_waiters(1)?;
+        session.write_result()?;
+        let t0 = session.exit()?;
+        let status = child.wait()?;
+        process.push(t0.elapsed());
+        if !status.success() {
+            bail!("verdict wait exited with {status}");
+        }
+    }
+    table(
+        "1. Single waiter: session exit → verdict",
+        &[
+            Samples::new(
+                "kernel floor: SIGKILL → pidfd readable (no daemon)",
+                floor,
+                0,
+            ),
+            Samples::new("protocol client (in the harness)", protocol, 0),
+            Samples::new("`verdict wait` process (to its exit)", process, 0),
+        ],
+    );
+    Ok(())
+}
+
+/// Waits on `sockets` (each with one wait sent) until each has a verdict;
+/// returns the arrival times.
+fn collect_verdicts(sockets: Vec<UnixStream>) -> Result<Vec<Instant>> {
+    let mut poll = Poll::new()?;
+    let mut streams = Vec::with_capacity(sockets.len());
+    for (i, socket) in sockets.into_iter().enumerate() {
+        socket.set_nonblocking(true)?;
+        let mut stream = mio::net::UnixStream::from_std(socket);
+        poll.registry()
+            .register(&mut stream, Token(i), Interest::READABLE)?;
+        streams.push((stream, Vec::new(), None::<Instant>));
+    }
+    let mut events = Events::with_capacity(4096);
+    let mut remaining = streams.len();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut chunk = [0u8; 4096];
+    while remaining > 0 {
+        if Instant::now() > deadline {
+            bail!("{remaining} waiters never got their verdict");
+        }
+        poll.poll(&mut events, Some(Duration::from_secs(1)))?;
+        for event in events.iter() {
+            let (stream, buf, done) = &mut streams[event.token().0];
+            loop {
+                match stream.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            const VERDICT: &[u8] = b"\"event\":\"verdict\"";
+            if done.is_none() && buf.windows(VERDICT.len()).any(|w| w == VERDICT) {
+                *done = Some(Instant::now());
+                remaining -= 1;
+            }
+        }
+    }
+    Ok(streams
+        .into_iter()
+        .filter_map(|(_, _, done)| done)
+        .collect())
+}
+
+fn open_waits(world: &World, sessions: &[&Session], per_session: usize) -> Result<Vec<UnixStream>> {
+    let mut sockets = Vec::new();
+    for session in sessions {
+        for _ in 0..per_session {
+            let mut socket = UnixStream::connect(&world.socket)?;
+            let line = format!(
+                "{{\"v\":1,\"id\":1,\"op\":\"wait\",\"session\":\"{}\",\"cap_ms\":0}}\n",
+                session.path()
+            );
+            socket.write_all(line.as_bytes())?;
+            sockets.push(socket);
+        }
+    }
+    world.wait_for_waiters((sessions.len() * per_session) as u64)?;
+    Ok(sockets)
+}
+
+/// Scenario 2: many waiters on one session, and many sessions at once.
+pub fn fanout(plan: &Plan) -> Result<()> {
+    let mut world = World::start()?;
+    println!("\n### 2. Fan-out: one event, many waiters (each waiter its own connection)\n");
+    println!("| waiters | sessions | first verdict | median | last verdict |");
+    println!("|---|---|---|---|---|");
+    let report = |waiters: usize, sessions: usize, t0: Instant, mut times: Vec<Instant>| {
+        times.sort();
+        let at = |i: usize| human(times[i] - t0);
+        println!(
+            "| {waiters} | {sessions} | {} | {} | {} |",
+            at(0),
+            at(times.len() / 2),
+            at(times.len() - 1)
+        );
+    };
+    for &n in &plan.fanout {
+        let mut session = world.session()?;
+        let sockets = open_waits(&world, &[&session], n)?;
+        session.write_result()?;
+        let t0 = session.exit()?;
+        report(n, 1, t0, collect_verdicts(sockets)?);
+    }
+    let n = plan.many_sessions;
+    let mut sessions: Vec<Session> = (0..n).map(|_| world.session()).collect::<Result<_>>()?;
+    let refs: Vec<&Session> = sessions.iter().collect();
+    let sockets = open_waits(&world, &refs, 1)?;
+    for session in &sessions {
+        session.write_result()?;
+    }
+    let t0 = Instant::now();
+    for session in &mut sessions {
+        session.kill()?;
+    }
+    report(n, n, t0, collect_verdicts(sockets)?);
+    Ok(())
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Scenario 3: every peer on the same events.
+pub fn peers(plan: &Plan) -> Result<()> {
+    let mut world = World::start()?;
+    let inotify = peers::have("inotifywait", "--help");
+    let watchman = peers::have("watchman", "--version");
+    let mut watchmen = Vec::new();
+    if watchman {
+        watchmen.push(Watchman::start(world.tmp.path(), &world.root, None)?);
+        watchmen.push(Watchman::start(world.tmp.path(), &world.root, Some(1))?);
+    }
+    let mut rows: Vec<(String, Vec<Duration>, usize)> = vec![
+        ("verdict: protocol client".into(), Vec::new(), 0),
+        (
+            "verdict: `verdict wait` process (to its exit)".into(),
+            Vec::new(),
+            0,
+        ),
+        (
+            "1-second polling waiter (csa `session wait` today)".into(),
+            Vec::new(),
+            0,
+        ),
+        ("`inotifywait` shell waiter".into(), Vec::new(), 0),
+    ];
+    rows.extend(watchmen.iter().map(|w| (w.label.clone(), Vec::new(), 0)));
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..plan.peer_events {
+        let mut session = world.session()?;
+        let mut client = world.client()?;
+        client.watch(session.path())?;
+        let mut process = verdict_wait(&world, &session)?;
+        world.wait_for_waiters(2)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let poller = peers::poller(session.dir.clone(), Arc::clone(&stop));
+        let shell = if inotify {
+            Some(peers::inotify_waiter(&session.dir)?)
+        } else {
+            None
+        };
+        for w in &mut watchmen {
+            w.sync()?;
+        }
+        // The event lands at a random point of the poller's 1 s period.
+        std::thread::sleep(Duration::from_millis(rng.below(1000)));
+        session.write_result()?;
+        let t0 = session.finish_with_packet()?;
+        let mut record = |row: usize, at: Option<Instant>| match at {
+            Some(at) => rows[row].1.push(at.saturating_duration_since(t0)),
+            None => rows[row].2 += 1,
+        };
+        record(0, Some(client.verdict()?));
+        let _ = process.wait()?;
+        record(1, Some(Instant::now()));
+        record(2, poller.join().ok().flatten());
+        if let Some((mut child, done)) = shell {
+            record(3, done.join().ok().flatten());
+            let _ = child.wait();
+        }
+        for (i, w) in watchmen.iter().enumerate() {
+            record(4 + i, w.seen(&session.id, Duration::from_secs(5)));
+        }
+        session.reap();
+    }
+    let mut samples: Vec<Samples> = rows
+        .into_iter()
+        .map(|(name, s, missed)| Samples::new(name, s, missed))
+        .collect();
+    if !inotify {
+        samples.retain(|s| !s.name.contains("inotifywait"));
+        println!("\n(`inotifywait` skipped: inotify-tools is not installed)");
+    }
+    if !watchman {
+        println!("\n(watchman skipped: watchman is not installed)");
+    }
+    table(
+        "3. Peers on the same events (session exit → waiter knows)",
+        &samples,
+    );
+    Ok(())
+}
+
+fn ctx_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+fn idle_rate(pid: u32, seconds: u64) -> f64 {
+    let before = ctx_switches(pid);
+    std::thread::sleep(Duration::from_secs(seconds));
+    (ctx_switches(pid) - before) as f64 / seconds as f64
+}
+
+fn median_run(runs: usize, mut command: impl FnMut() -> Command) -> Result<Duration> {
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        let status = command()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        times.push(start.elapsed());
+        if !status.success() {
+            bail!("a timed command failed: {status}");
+        }
+    }
+    Ok(Samples::new("", times, 0).p50())
+}
+
+/// Scenario 4: what the daemon and the client cost.
+pub fn cost(plan: &Plan) -> Result<()> {
+    let mut world = World::start()?;
+    let pid = world.daemon_pid();
+    world.status()?;
+    let idle_rss = rss_kib(pid);
+    let idle_switches = idle_rate(pid, plan.idle_seconds);
+    let mut sessions = Vec::new();
+    for i in 0..plan.cost_sessions {
+        let dir = world.root.join(format!("01JIDLE{i:06}"));
+        std::fs::create_dir(&dir)?;
+        sessions.push(dir);
+    }
+    let mut sockets = Vec::new();
+    for i in 0..plan.cost_waiters {
+        let mut socket = UnixStream::connect(&world.socket)?;
+        let dir = sessions[i % sessions.len()].display().to_string();
+        socket.write_all(
+            format!("{{\"v\":1,\"id\":1,\"op\":\"wait\",\"session\":\"{dir}\",\"cap_ms\":0}}\n")
+                .as_bytes(),
+        )?;
+        sockets.push(socket);
+    }
+    world.wait_for_waiters(plan.cost_waiters as u64)?;
+    let busy_rss = rss_kib(pid);
+    let busy_switches = idle_rate(pid, plan.idle_seconds);
+    drop(sockets);
+
+    let mut done = world.session()?;
+    done.write_result()?;
+    done.exit()?;
+    done.reap();
+    let verdict = world.bin_dir.join("verdict");
+    let socket = world.socket.clone();
+    let path = done.path().to_string();
+    let wait_run = median_run(plan.client_runs, || {
+        let mut c = Command::new(&verdict);
+        c.args(["wait", &path, "--no-spawn", "--socket"])
+            .arg(&socket);
+        c
+    })?;
+    let version_run = median_run(plan.client_runs, || {
+        let mut c = Command::new(&verdict);
+        c.arg("--version");
+        c
+    })?;
+    let mut connect = Vec::new();
+    for _ in 0..plan.client_runs {
+        let start = Instant::now();
+        let mut client = world.client()?;
+        client.watch(done.path())?;
+        connect.push(start.elapsed());
+    }
+    let connect = Samples::new("", connect, 0).p50();
+    let size =
+        |name: &str| std::fs::metadata(world.bin_dir.join(name)).map_or(0, |m| m.len()) / 1024;
+
+    println!("\n### 4. Cost\n");
+    println!("| what | measured |");
+    println!("|---|---|");
+    println!("| daemon RSS, idle | {:.1} MiB |", idle_rss as f64 / 1024.0);
+    println!(
+        "| daemon RSS, {} waiters on {} sessions | {:.1} MiB |",
+        plan.cost_waiters,
+        plan.cost_sessions,
+        busy_rss as f64 / 1024.0
+    );
+    println!("| daemon context switches per second, idle, no waiters | {idle_switches:.1} |");
+    println!(
+        "| daemon context switches per second, {} waiters idle | {busy_switches:.1} |",
+        plan.cost_waiters
+    );
+    println!(
+        "| connect → `watching` (protocol, median) | {} |",
+        human(connect)
+    );
+    println!(
+        "| `verdict wait` on a finished session, spawn → exit (median) | {} |",
+        human(wait_run)
+    );
+    println!(
+        "| `verdict --version`, spawn → exit (median: process start-up alone) | {} |",
+        human(version_run)
+    );
+    println!(
+        "| `verdict wait` own work (difference of the two) | {} |",
+        human(wait_run.saturating_sub(version_run))
+    );
+    println!(
+        "| binary size: verdict / verdictd | {} KiB / {} KiB |",
+        size("verdict"),
+        size("verdictd")
+    );
+    Ok(())
+}
