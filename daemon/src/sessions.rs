@@ -17,9 +17,9 @@ use mio::unix::SourceFd;
 use mio::{Interest, Token};
 use serde_json::Value;
 use verdict_proto::codec::encode_line;
-use verdict_proto::files::PidFile;
+use verdict_proto::files::{PidFile, PID_FILE};
 use verdict_proto::rules::{decide, decide_at_cap, Decision, Liveness, Phase, Snapshot, Verdict};
-use verdict_proto::wire::{ErrorCode, Event, Reply, VerdictEvent, Watching};
+use verdict_proto::wire::{ErrorCode, Event, Reply, VerdictEvent, VerdictLines, Watching};
 
 use crate::config::Config;
 use crate::process;
@@ -80,6 +80,13 @@ struct Session {
     /// The directory went missing: grace before `session_removed`.
     vanished: Grace,
     last: (Snapshot, Liveness),
+}
+
+impl Session {
+    /// The process was alive at the last look and its pidfd is armed.
+    fn process_watched(&self) -> bool {
+        self.last.1 == Liveness::Alive && self.tracked.as_ref().is_some_and(|t| t.pidfd.is_some())
+    }
 }
 
 #[derive(Debug)]
@@ -376,9 +383,24 @@ impl Registry {
         let Some(session) = self.sessions.remove(&key) else {
             return;
         };
+        // One encoding for all the session's waiters.
+        let event = VerdictEvent::new(&session.id, verdict, 0);
+        let lines = VerdictLines::new(&event);
         for wkey in &session.waiters {
             if let Some(waiter) = self.take_waiter(ctx, *wkey) {
-                send_verdict(ctx, &waiter, &session.id, verdict);
+                let elapsed = waiter.started.elapsed().as_millis() as u64;
+                let line = match &lines {
+                    Some(lines) => lines.line(&waiter.id, elapsed),
+                    None => encode_line(&Reply::new(
+                        waiter.id.clone(),
+                        Event::Verdict(VerdictEvent {
+                            elapsed_ms: elapsed,
+                            ..event.clone()
+                        }),
+                    )),
+                };
+                ctx.out.push((waiter.conn, line));
+                ctx.stats.verdicts_sent += 1;
             }
         }
         log::debug!(
@@ -569,11 +591,18 @@ impl Registry {
                 }
                 Change::Paths(paths) => {
                     for path in paths {
-                        let key = self
-                            .by_dir
-                            .get(&path)
-                            .or_else(|| path.parent().and_then(|p| self.by_dir.get(p)));
-                        keys.extend(key.copied());
+                        if let Some(key) = self.by_dir.get(&path) {
+                            keys.insert(*key);
+                        } else if let Some(key) = path.parent().and_then(|p| self.by_dir.get(p)) {
+                            let pid_file = path.file_name().is_some_and(|name| name == PID_FILE);
+                            // While the process runs, rule C0 holds whatever
+                            // the other files say: its pidfd will tell the end.
+                            if pid_file
+                                || !self.sessions.get(key).is_some_and(Session::process_watched)
+                            {
+                                keys.insert(*key);
+                            }
+                        }
                     }
                 }
             }
