@@ -5,9 +5,11 @@
 //! passes [`MAX_PENDING_OUTPUT`], so it can never make the daemon grow or
 //! delay anyone else. This module knows nothing of requests.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 
 use mio::net::UnixStream;
+use mio::{Interest, Token};
 use verdict_proto::codec::{LineSplitter, LineTooLong};
 
 /// Bytes of replies a connection may have unwritten before it is dropped:
@@ -40,6 +42,10 @@ pub struct Conn {
     /// The peer shut down its sending side (`printf … | socat`): serve the
     /// waits in flight, then close.
     pub half_closed: bool,
+    /// Writing failed or the client fell too far behind: close it.
+    pub broken: bool,
+    /// Already written to in this round of the event loop.
+    written_this_round: bool,
 }
 
 impl Conn {
@@ -53,6 +59,8 @@ impl Conn {
             wants_write: false,
             closing: false,
             half_closed: false,
+            broken: false,
+            written_this_round: false,
         }
     }
 
@@ -123,5 +131,85 @@ impl Conn {
     /// Unwritten output remains.
     pub fn has_output(&self) -> bool {
         self.written < self.output.len()
+    }
+}
+
+/// Every connection, and the ones the server must look at after this round
+/// (broken, or closing once their output or their waits are done).
+#[derive(Debug, Default)]
+pub struct Conns {
+    /// Connections by token.
+    pub map: HashMap<Token, Conn>,
+    followup: Vec<Token>,
+}
+
+impl Conns {
+    /// Queues `line`. The first line a connection gets in a round is
+    /// written at once, so that with thousands of waiters the first are
+    /// reading while the last are still being written; further lines in the
+    /// same round (a client pipelining requests) go out together at the
+    /// end of the round, in one write.
+    pub fn send(&mut self, poll: &mio::Registry, token: Token, line: &[u8]) {
+        let Some(conn) = self.map.get_mut(&token) else {
+            return;
+        };
+        if !conn.broken && !conn.queue(line) {
+            log::warn!("dropping a client that does not read its replies");
+            conn.broken = true;
+        }
+        if std::mem::replace(&mut conn.written_this_round, true) {
+            return;
+        }
+        self.followup.push(token);
+        self.write(poll, token);
+    }
+
+    /// Writes pending output and keeps WRITABLE interest only while some
+    /// remains.
+    pub fn write(&mut self, poll: &mio::Registry, token: Token) {
+        let Some(conn) = self.map.get_mut(&token) else {
+            return;
+        };
+        if !conn.broken && conn.flush().is_err() {
+            conn.broken = true;
+        }
+        let wants_write = conn.has_output();
+        if !conn.broken && wants_write != conn.wants_write {
+            let interest = if wants_write {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            match poll.reregister(&mut conn.stream, token, interest) {
+                Ok(()) => conn.wants_write = wants_write,
+                Err(_) => conn.broken = true,
+            }
+        }
+        if conn.broken || conn.closing || conn.half_closed {
+            self.followup.push(token);
+        }
+    }
+
+    /// Asks the server to look at `token` after this round.
+    pub fn mark(&mut self, token: Token) {
+        self.followup.push(token);
+    }
+
+    /// Ends the round: writes what was batched, and returns the
+    /// connections to look at, each once.
+    pub fn end_round(&mut self, poll: &mio::Registry) -> Vec<Token> {
+        let mut tokens = std::mem::take(&mut self.followup);
+        tokens.sort_unstable();
+        tokens.dedup();
+        for &token in &tokens {
+            if let Some(conn) = self.map.get_mut(&token) {
+                if std::mem::take(&mut conn.written_this_round) && conn.has_output() {
+                    self.write(poll, token);
+                }
+            }
+        }
+        // `write` may have queued tokens again; they are in `tokens` already.
+        self.followup.clear();
+        tokens
     }
 }

@@ -5,7 +5,6 @@
 //! This module accepts, reads, answers and writes; what a wait means is the
 //! registry's business ([`crate::sessions`]).
 
-use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,9 +19,9 @@ use verdict_proto::codec::encode_line;
 use verdict_proto::wire::{parse_request, ErrorCode, Event, Reply, Request, StatusCounters};
 
 use crate::config::Config;
-use crate::conn::{Conn, Input};
+use crate::conn::{Conn, Conns, Input};
 use crate::service::Service;
-use crate::sessions::{Ctx, Outbox, Registry, Stats, PIDFD_TOKEN_BASE};
+use crate::sessions::{Ctx, Registry, Sink, Stats, PIDFD_TOKEN_BASE};
 use crate::socket::Listening;
 use crate::timers::{Timer, Timers};
 use crate::watch::Watcher;
@@ -40,7 +39,7 @@ pub struct Server {
     poll: Poll,
     listener: UnixListener,
     _listening_guards: Option<crate::socket::Guards>,
-    conns: HashMap<Token, Conn>,
+    conns: Conns,
     next_conn: usize,
     registry: Registry,
     timers: Timers,
@@ -48,9 +47,6 @@ pub struct Server {
     config: Config,
     reload: Reloader,
     stats: Stats,
-    out: Outbox,
-    /// Half-closed connections to close once their waits are answered.
-    pending_close: Vec<Token>,
     signals: Signals,
     service: Service,
     uid: u32,
@@ -61,7 +57,7 @@ pub struct Server {
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
-            .field("conns", &self.conns.len())
+            .field("conns", &self.conns.map.len())
             .finish_non_exhaustive()
     }
 }
@@ -74,7 +70,10 @@ macro_rules! ctx {
             timers: &mut $s.timers,
             watcher: &mut $s.watcher,
             config: &$s.config,
-            out: &mut $s.out,
+            out: &mut Writer {
+                conns: &mut $s.conns,
+                poll: $s.poll.registry(),
+            },
             stats: &mut $s.stats,
         }
     };
@@ -104,7 +103,7 @@ impl Server {
             poll,
             listener,
             _listening_guards: listening.guards,
-            conns: HashMap::new(),
+            conns: Conns::default(),
             next_conn: FIRST_CONN,
             registry: Registry::default(),
             timers: Timers::default(),
@@ -112,8 +111,6 @@ impl Server {
             config,
             reload,
             stats: Stats::default(),
-            out: Vec::new(),
-            pending_close: Vec::new(),
             signals,
             service: Service::new(idle_after),
             uid,
@@ -149,7 +146,7 @@ impl Server {
                             self.on_readable(token, event.is_write_closed() || event.is_error());
                         }
                         if event.is_writable() {
-                            self.flush_conn(token);
+                            self.conns.write(self.poll.registry(), token);
                         }
                     }
                 }
@@ -160,8 +157,8 @@ impl Server {
                     timer => self.registry.on_timer(ctx!(self), timer),
                 }
             }
-            self.deliver();
-            let idle = self.conns.is_empty() && self.registry.waiters() == 0;
+            self.follow_up();
+            let idle = self.conns.map.is_empty() && self.registry.waiters() == 0;
             let (sessions, waiters) = (self.registry.sessions(), self.registry.waiters());
             self.service
                 .update(&mut self.timers, sessions, waiters, idle);
@@ -219,7 +216,7 @@ impl Server {
                     continue;
                 }
             }
-            if self.conns.len() >= self.config.max_connections {
+            if self.conns.map.len() >= self.config.max_connections {
                 refuse_busy(&mut stream, self.config.max_connections);
                 continue;
             }
@@ -233,12 +230,12 @@ impl Server {
                 log::error!("cannot register a connection: {err}");
                 continue;
             }
-            self.conns.insert(token, Conn::new(stream));
+            self.conns.map.insert(token, Conn::new(stream));
         }
     }
 
     fn on_readable(&mut self, token: Token, hung_up: bool) {
-        let Some(conn) = self.conns.get_mut(&token) else {
+        let Some(conn) = self.conns.map.get_mut(&token) else {
             return;
         };
         if conn.closing || conn.half_closed {
@@ -264,7 +261,7 @@ impl Server {
                             message,
                         },
                     );
-                    if let Some(conn) = self.conns.get_mut(&token) {
+                    if let Some(conn) = self.conns.map.get_mut(&token) {
                         conn.closing = true;
                     }
                 }
@@ -273,10 +270,10 @@ impl Server {
         if closed && hung_up {
             self.close(token);
         } else if closed {
-            if let Some(conn) = self.conns.get_mut(&token) {
+            if let Some(conn) = self.conns.map.get_mut(&token) {
                 conn.half_closed = true;
             }
-            self.pending_close.push(token);
+            self.conns.mark(token);
         }
     }
 
@@ -324,7 +321,8 @@ impl Server {
     }
 
     fn reply(&mut self, token: Token, id: Value, event: Event) {
-        self.out.push((token, encode_line(&Reply::new(id, event))));
+        let line = encode_line(&Reply::new(id, event));
+        self.conns.send(self.poll.registry(), token, &line);
     }
 
     fn counters(&self) -> StatusCounters {
@@ -334,7 +332,7 @@ impl Server {
             uptime_ms: self.started.elapsed().as_millis() as u64,
             sessions: self.registry.sessions() as u64,
             waiters: self.registry.waiters() as u64,
-            connections: self.conns.len() as u64,
+            connections: self.conns.map.len() as u64,
             watches: self.registry.watches() as u64,
             polled: (self.registry.sessions() - self.registry.watches()) as u64,
             verdicts_sent: self.stats.verdicts_sent,
@@ -343,66 +341,39 @@ impl Server {
         }
     }
 
-    /// Moves queued replies into their connections and writes them.
-    fn deliver(&mut self) {
-        let out = std::mem::take(&mut self.out);
-        let mut touched = std::mem::take(&mut self.pending_close);
-        for (token, line) in out {
-            let Some(conn) = self.conns.get_mut(&token) else {
+    /// Closes the connections that are broken, or done: closing after
+    /// their last output, or half-closed with no wait left.
+    fn follow_up(&mut self) {
+        for token in self.conns.end_round(self.poll.registry()) {
+            let Some(conn) = self.conns.map.get(&token) else {
                 continue;
             };
-            if conn.queue(&line) {
-                touched.push(token);
-            } else {
-                log::warn!("dropping a client that does not read its replies");
+            let idle = !conn.has_output();
+            let waits_done = self.registry.conn_waits(token) == 0;
+            if conn.broken || (idle && (conn.closing || (conn.half_closed && waits_done))) {
                 self.close(token);
             }
-        }
-        touched.sort_unstable();
-        touched.dedup();
-        for token in touched {
-            self.flush_conn(token);
-        }
-    }
-
-    fn flush_conn(&mut self, token: Token) {
-        let Some(conn) = self.conns.get_mut(&token) else {
-            return;
-        };
-        if conn.flush().is_err() {
-            self.close(token);
-            return;
-        }
-        let done = conn.closing || (conn.half_closed && self.registry.conn_waits(token) == 0);
-        if done && !conn.has_output() {
-            self.close(token);
-            return;
-        }
-        let wants_write = conn.has_output();
-        if wants_write != conn.wants_write {
-            let interest = if wants_write {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            if self
-                .poll
-                .registry()
-                .reregister(&mut conn.stream, token, interest)
-                .is_err()
-            {
-                self.close(token);
-                return;
-            }
-            conn.wants_write = wants_write;
         }
     }
 
     fn close(&mut self, token: Token) {
-        if let Some(mut conn) = self.conns.remove(&token) {
+        if let Some(mut conn) = self.conns.map.remove(&token) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
             self.registry.drop_conn(ctx!(self), token);
         }
+    }
+}
+
+/// The registry's replies, written to their connections at once.
+#[derive(Debug)]
+struct Writer<'a> {
+    conns: &'a mut Conns,
+    poll: &'a mio::Registry,
+}
+
+impl Sink for Writer<'_> {
+    fn send(&mut self, conn: Token, line: Vec<u8>) {
+        self.conns.send(self.poll, conn, &line);
     }
 }
 

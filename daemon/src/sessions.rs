@@ -35,8 +35,11 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Waits one connection may have in flight; a client needs a handful.
 pub const MAX_WAITS_PER_CONNECTION: usize = 4096;
 
-/// Replies waiting to be written: (connection, encoded line).
-pub type Outbox = Vec<(Token, Vec<u8>)>;
+/// Where the registry's replies go (the server writes them out at once).
+pub trait Sink: std::fmt::Debug {
+    /// Sends one encoded line to connection `conn`.
+    fn send(&mut self, conn: Token, line: Vec<u8>);
+}
 
 /// Counters that are not sizes of the registry.
 #[derive(Debug, Default)]
@@ -61,7 +64,7 @@ pub struct Ctx<'a> {
     /// Settings in force.
     pub config: &'a Config,
     /// Where replies go.
-    pub out: &'a mut Outbox,
+    pub out: &'a mut dyn Sink,
     /// Counters.
     pub stats: &'a mut Stats,
 }
@@ -126,8 +129,8 @@ pub struct Registry {
 /// A request the registry refused, to be answered with an `error` event.
 pub type Refusal = (ErrorCode, String);
 
-fn push(out: &mut Outbox, conn: Token, id: &Value, event: Event) {
-    out.push((conn, encode_line(&Reply::new(id.clone(), event))));
+fn push(out: &mut dyn Sink, conn: Token, id: &Value, event: Event) {
+    out.send(conn, encode_line(&Reply::new(id.clone(), event)));
 }
 
 fn dir_inode(dir: &std::path::Path) -> Option<(u64, u64)> {
@@ -399,7 +402,7 @@ impl Registry {
                         }),
                     )),
                 };
-                ctx.out.push((waiter.conn, line));
+                ctx.out.send(waiter.conn, line);
                 ctx.stats.verdicts_sent += 1;
             }
         }
