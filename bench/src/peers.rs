@@ -109,7 +109,6 @@ pub struct Watchman {
     commands: BufReader<UnixStream>,
     root: PathBuf,
     seen: Arc<Mutex<HashMap<String, Instant>>>,
-    pub label: String,
 }
 
 impl Watchman {
@@ -175,16 +174,11 @@ impl Watchman {
                 line.clear();
             }
         });
-        let label = match settle {
-            None => "watchman subscription (default settle, 20 ms)".into(),
-            Some(ms) => format!("watchman subscription (settle = {ms} ms)"),
-        };
         Ok(Watchman {
             server,
             commands,
             root: root.to_path_buf(),
             seen,
-            label,
         })
     }
 

@@ -201,84 +201,133 @@ impl Rng {
     }
 }
 
-/// Scenario 3: every peer on the same events.
-pub fn peers(plan: &Plan) -> Result<()> {
-    let mut world = World::start()?;
-    let inotify = peers::have("inotifywait", "--help");
-    let watchman = peers::have("watchman", "--version");
-    let mut watchmen = Vec::new();
-    if watchman {
-        watchmen.push(Watchman::start(world.tmp.path(), &world.root, None)?);
-        watchmen.push(Watchman::start(world.tmp.path(), &world.root, Some(1))?);
-    }
-    let mut rows: Vec<(String, Vec<Duration>, usize)> = vec![
-        ("verdict: protocol client".into(), Vec::new(), 0),
-        (
-            "verdict: `verdict wait` process (to its exit)".into(),
-            Vec::new(),
-            0,
-        ),
-        (
-            "1-second polling waiter (csa `session wait` today)".into(),
-            Vec::new(),
-            0,
-        ),
-        ("`inotifywait` shell waiter".into(), Vec::new(), 0),
-    ];
-    rows.extend(watchmen.iter().map(|w| (w.label.clone(), Vec::new(), 0)));
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for _ in 0..plan.peer_events {
-        let mut session = world.session()?;
-        let mut client = world.client()?;
-        client.watch(session.path())?;
-        let mut process = verdict_wait(&world, &session)?;
-        world.wait_for_waiters(2)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let poller = peers::poller(session.dir.clone(), Arc::clone(&stop));
-        let shell = if inotify {
-            Some(peers::inotify_waiter(&session.dir)?)
-        } else {
-            None
-        };
-        for w in &mut watchmen {
-            w.sync()?;
+#[derive(Clone, Copy, PartialEq)]
+enum Peer {
+    Polling,
+    VerdictWait,
+    Inotifywait,
+    Watchman(Option<u64>),
+}
+
+impl Peer {
+    fn label(self) -> String {
+        match self {
+            Peer::Polling => "1-second polling waiter (csa `session wait` today)".into(),
+            Peer::VerdictWait => "`verdict wait` process (to its exit)".into(),
+            Peer::Inotifywait => "`inotifywait` shell waiter".into(),
+            Peer::Watchman(None) => "watchman subscription (default settle, 20 ms)".into(),
+            Peer::Watchman(Some(ms)) => format!("watchman subscription (settle = {ms} ms)"),
         }
+    }
+}
+
+/// One event watched by verdict and by `peer`; returns (verdict, peer)
+/// latencies, the peer's `None` when it never answered.
+fn peer_event(
+    world: &mut World,
+    peer: Peer,
+    watchman: Option<&mut Watchman>,
+    rng: &mut Rng,
+) -> Result<(Duration, Option<Duration>)> {
+    let mut session = world.session()?;
+    let mut client = world.client()?;
+    client.watch(session.path())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut process = None;
+    let mut poller = None;
+    let mut shell = None;
+    match peer {
+        Peer::Polling => poller = Some(peers::poller(session.dir.clone(), Arc::clone(&stop))),
+        Peer::VerdictWait => {
+            process = Some(verdict_wait(world, &session)?);
+            world.wait_for_waiters(2)?;
+        }
+        Peer::Inotifywait => shell = Some(peers::inotify_waiter(&session.dir)?),
+        Peer::Watchman(_) => {}
+    }
+    let mut watchman = watchman;
+    if let Some(w) = watchman.as_deref_mut() {
+        w.sync()?;
+    }
+    if peer == Peer::Polling {
         // The event lands at a random point of the poller's 1 s period.
         std::thread::sleep(Duration::from_millis(rng.below(1000)));
-        session.write_result()?;
-        let t0 = session.finish_with_packet()?;
-        let mut record = |row: usize, at: Option<Instant>| match at {
-            Some(at) => rows[row].1.push(at.saturating_duration_since(t0)),
-            None => rows[row].2 += 1,
-        };
-        record(0, Some(client.verdict()?));
-        let _ = process.wait()?;
-        record(1, Some(Instant::now()));
-        record(2, poller.join().ok().flatten());
-        if let Some((mut child, done)) = shell {
-            record(3, done.join().ok().flatten());
-            let _ = child.wait();
-        }
-        for (i, w) in watchmen.iter().enumerate() {
-            record(4 + i, w.seen(&session.id, Duration::from_secs(5)));
-        }
-        session.reap();
     }
-    let mut samples: Vec<Samples> = rows
-        .into_iter()
-        .map(|(name, s, missed)| Samples::new(name, s, missed))
-        .collect();
-    if !inotify {
-        samples.retain(|s| !s.name.contains("inotifywait"));
+    session.write_result()?;
+    let t0 = session.finish_with_packet()?;
+    let ours = client.verdict()? - t0;
+    let theirs = match peer {
+        Peer::Polling => poller.and_then(|p| p.join().ok().flatten()),
+        Peer::VerdictWait => {
+            process.map(|mut p| p.wait()).transpose()?;
+            Some(Instant::now())
+        }
+        Peer::Inotifywait => shell.and_then(|(mut child, done)| {
+            let at = done.join().ok().flatten();
+            let _ = child.wait();
+            at
+        }),
+        Peer::Watchman(_) => watchman.and_then(|w| w.seen(&session.id, Duration::from_secs(5))),
+    };
+    session.reap();
+    Ok((ours, theirs.map(|at| at.saturating_duration_since(t0))))
+}
+
+/// Scenario 3: each peer next to verdict, on the same events.
+pub fn peers(plan: &Plan) -> Result<()> {
+    let mut world = World::start()?;
+    let mut kinds = vec![Peer::VerdictWait, Peer::Polling];
+    if peers::have("inotifywait", "--help") {
+        kinds.push(Peer::Inotifywait);
+    } else {
         println!("\n(`inotifywait` skipped: inotify-tools is not installed)");
     }
-    if !watchman {
+    if peers::have("watchman", "--version") {
+        kinds.extend([Peer::Watchman(None), Peer::Watchman(Some(1))]);
+    } else {
         println!("\n(watchman skipped: watchman is not installed)");
     }
-    table(
-        "3. Peers on the same events (session exit → waiter knows)",
-        &samples,
+    println!(
+        "\n### 3. Peers: each next to verdict, on the same events (session exit → waiter knows)\n"
     );
+    println!("| peer | events | peer p50 | peer p99 | verdict p50 | verdict p99 | peer ÷ verdict (p50) |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for peer in kinds {
+        let mut watchman = match peer {
+            Peer::Watchman(settle) => Some(Watchman::start(world.tmp.path(), &world.root, settle)?),
+            _ => None,
+        };
+        let (mut ours, mut theirs, mut missed) = (Vec::new(), Vec::new(), 0);
+        for _ in 0..plan.peer_events {
+            let (verdict, other) = peer_event(&mut world, peer, watchman.as_mut(), &mut rng)?;
+            ours.push(verdict);
+            match other {
+                Some(latency) => theirs.push(latency),
+                None => missed += 1,
+            }
+        }
+        drop(watchman);
+        let (ours, theirs) = (
+            Samples::new("verdict", ours, 0),
+            Samples::new(peer.label(), theirs, missed),
+        );
+        let missed = if missed > 0 {
+            format!(" ({missed} never answered)")
+        } else {
+            String::new()
+        };
+        println!(
+            "| {} | {}{missed} | {} | {} | {} | {} | {:.0}× |",
+            theirs.name,
+            ours.count(),
+            human(theirs.p50()),
+            human(theirs.p99()),
+            human(ours.p50()),
+            human(ours.p99()),
+            theirs.p50().as_secs_f64() / ours.p50().as_secs_f64().max(1e-9)
+        );
+    }
     Ok(())
 }
 

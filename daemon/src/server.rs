@@ -158,6 +158,7 @@ impl Server {
                 }
             }
             self.follow_up();
+            self.registry.end_round(&mut self.watcher);
             let idle = self.conns.map.is_empty() && self.registry.waiters() == 0;
             let (sessions, waiters) = (self.registry.sessions(), self.registry.waiters());
             self.service

@@ -18,7 +18,9 @@ use mio::{Interest, Token};
 use serde_json::Value;
 use verdict_proto::codec::encode_line;
 use verdict_proto::files::{PidFile, PID_FILE};
-use verdict_proto::rules::{decide, decide_at_cap, Decision, Liveness, Phase, Snapshot, Verdict};
+use verdict_proto::rules::{
+    decide, decide_at_cap, Decision, Liveness, Phase, Snapshot, SnapshotCache, Verdict,
+};
 use verdict_proto::wire::{ErrorCode, Event, Reply, VerdictEvent, VerdictLines, Watching};
 
 use crate::config::Config;
@@ -80,6 +82,8 @@ struct Session {
     poll_timer: Option<TimerId>,
     tracked: Option<Tracked>,
     grace: Grace,
+    /// The last reading of each file, to skip unchanged ones.
+    cache: SnapshotCache,
     /// The directory went missing: grace before `session_removed`.
     vanished: Grace,
     last: (Snapshot, Liveness),
@@ -123,6 +127,8 @@ pub struct Registry {
     by_conn: HashMap<Token, HashMap<String, u64>>,
     next_key: u64,
     watches: usize,
+    /// Watches to remove at the end of the round.
+    unwatch: Vec<PathBuf>,
     warned_limit: bool,
 }
 
@@ -275,6 +281,7 @@ impl Registry {
             poll_timer: None,
             tracked: None,
             grace: Grace::Idle,
+            cache: SnapshotCache::default(),
             vanished: Grace::Idle,
             last: (Snapshot::empty(), Liveness::Unknown),
         };
@@ -300,7 +307,8 @@ impl Registry {
         let Some(session) = self.sessions.get_mut(&key) else {
             return false;
         };
-        match (dir_inode(&session.dir), &session.vanished) {
+        let inode = dir_inode(&session.dir);
+        match (inode, &session.vanished) {
             (None, Grace::Over) => {
                 let message = format!(
                     "session directory {} was removed while waiting",
@@ -323,12 +331,14 @@ impl Registry {
             }
             _ => {}
         }
-        match dir_inode(&session.dir) {
+        match inode {
             None => return false,
             Some(inode) if inode != session.inode => {
                 // Replaced by another directory of the same name: the old
-                // watch follows the old inode, so arm a new one.
+                // watch follows the old inode, so arm a new one, and
+                // forget what the old directory's files said.
                 session.inode = inode;
+                session.cache = SnapshotCache::default();
                 if session.inotify {
                     ctx.watcher.remove(&session.dir);
                     if ctx.watcher.add(&session.dir).is_err() {
@@ -339,7 +349,7 @@ impl Registry {
             }
             Some(_) => {}
         }
-        let snap = Snapshot::read(&session.dir);
+        let snap = Snapshot::read_cached(&session.dir, &mut session.cache);
         let live = match snap.pid.value() {
             None => Liveness::Unknown,
             Some(pid) => {
@@ -438,7 +448,9 @@ impl Registry {
     fn close_session(&mut self, ctx: &mut Ctx, mut session: Session) {
         self.by_dir.remove(&session.dir);
         if session.inotify {
-            ctx.watcher.remove(&session.dir);
+            // Removing a watch waits for notify's thread: do it after this
+            // round's verdicts are written (see `end_round`).
+            self.unwatch.push(session.dir.clone());
             self.watches -= 1;
         }
         untrack(ctx.poll, &mut session);
@@ -507,6 +519,16 @@ impl Registry {
             .unwrap_or_default();
         for wkey in wkeys {
             self.remove_waiter(ctx, wkey);
+        }
+    }
+
+    /// Ends a round of the event loop: removes the watches of the sessions
+    /// that closed in it, unless a new waiter has reopened one since.
+    pub fn end_round(&mut self, watcher: &mut Watcher) {
+        for dir in std::mem::take(&mut self.unwatch) {
+            if !self.by_dir.contains_key(&dir) {
+                watcher.remove(&dir);
+            }
         }
     }
 

@@ -171,6 +171,87 @@ pub fn load<T>(path: &Path, parse: fn(&[u8]) -> Result<T, String>) -> FileState<
     }
 }
 
+/// What `stat` says of a file's contents: while it is unchanged, so is the
+/// file (a rewrite changes ctime, a rename-over changes the inode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+/// Timestamps are coarse (a clock tick): a same-size rewrite in place
+/// within one tick keeps the stamp. A stamp this recent is not trusted.
+const RACY: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Stamp {
+    /// Changed so recently (as of `now`) that a rewrite in the same tick
+    /// could hide.
+    fn racy(&self, now: SystemTime) -> bool {
+        let ctime = std::time::UNIX_EPOCH
+            + std::time::Duration::new(
+                self.ctime.0.max(0) as u64,
+                self.ctime.1.clamp(0, 999_999_999) as u32,
+            );
+        now.duration_since(ctime).map_or(true, |age| age < RACY)
+    }
+
+    fn of(path: &Path) -> io::Result<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
+/// A file's last reading, keyed by its [`Stamp`].
+pub type Cached<T> = Option<(Stamp, FileState<T>)>;
+
+/// Like [`load`], but returns the cached reading while the file's stamp is
+/// unchanged: one `stat` instead of open, read and close, and no `IN_OPEN`
+/// event for a watcher of the directory.
+pub fn load_cached<T: Clone>(
+    path: &Path,
+    parse: fn(&[u8]) -> Result<T, String>,
+    cache: &mut Cached<T>,
+) -> FileState<T> {
+    load_cached_at(path, parse, cache, SystemTime::now())
+}
+
+fn load_cached_at<T: Clone>(
+    path: &Path,
+    parse: fn(&[u8]) -> Result<T, String>,
+    cache: &mut Cached<T>,
+    now: SystemTime,
+) -> FileState<T> {
+    let stamp = match Stamp::of(path) {
+        Ok(stamp) => stamp,
+        Err(err) => {
+            *cache = None;
+            if err.kind() == io::ErrorKind::NotFound {
+                return FileState::Absent;
+            }
+            // A symlink loop, a permission problem: `load` words it.
+            return load(path, parse);
+        }
+    };
+    if let Some((cached, state)) = cache.as_ref() {
+        if *cached == stamp && !stamp.racy(now) {
+            return state.clone();
+        }
+    }
+    let state = load(path, parse);
+    *cache = Some((stamp, state.clone()));
+    state
+}
+
 /// Parses `daemon.pid`.
 pub fn parse_pid_file(bytes: &[u8]) -> Result<PidFile, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "is not UTF-8".to_string())?;
@@ -406,6 +487,48 @@ mod tests {
             "1234 (a b) c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10";
         assert_eq!(parse_proc_stat(line), Some(('S', 987654)));
         assert_eq!(parse_proc_stat("garbage"), None);
+    }
+
+    #[test]
+    fn load_cached_rereads_only_changed_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("daemon.pid");
+        let mut cache = None;
+        assert_eq!(
+            load_cached(&path, parse_pid_file, &mut cache),
+            FileState::Absent
+        );
+        std::fs::write(&path, "42 7\n").expect("write");
+        let first = load_cached(&path, parse_pid_file, &mut cache);
+        assert_eq!(
+            first.value(),
+            Some(&PidFile {
+                pid: 42,
+                starttime: Some(7)
+            })
+        );
+        // A fresh stamp is not trusted: the file is read again.
+        let (stamp, _) = cache.clone().expect("cached");
+        cache = Some((stamp, FileState::Malformed("stale".into())));
+        assert_eq!(load_cached(&path, parse_pid_file, &mut cache), first);
+        // Once the stamp is old and unchanged, the cached reading is used.
+        cache = Some((stamp, FileState::Malformed("cached".into())));
+        let later = SystemTime::now() + std::time::Duration::from_secs(60);
+        assert_eq!(
+            load_cached_at(&path, parse_pid_file, &mut cache, later),
+            FileState::Malformed("cached".into())
+        );
+        // Replaced by rename: a new inode, read again.
+        std::fs::write(dir.path().join("new"), "43\n").expect("write");
+        std::fs::rename(dir.path().join("new"), &path).expect("rename");
+        let second = load_cached(&path, parse_pid_file, &mut cache);
+        assert_eq!(second.value().map(|p| p.pid), Some(43));
+        std::fs::remove_file(&path).expect("remove");
+        assert_eq!(
+            load_cached(&path, parse_pid_file, &mut cache),
+            FileState::Absent
+        );
+        assert!(cache.is_none());
     }
 
     #[test]

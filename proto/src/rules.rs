@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use crate::files::{self, FileState, Packet, PidFile, SessionResult};
+use crate::files::{self, Cached, FileState, Packet, PidFile, SessionResult};
 
 /// Everything the rules need to know about one session directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,14 +25,45 @@ pub struct Snapshot {
     pub stdout_nonempty: bool,
 }
 
+/// The last reading of each session file, so that unchanged files are not
+/// read again (see [`files::load_cached`]).
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotCache {
+    pid: Cached<PidFile>,
+    result: Cached<SessionResult>,
+    packet: Cached<Packet>,
+    legacy: Cached<Packet>,
+}
+
 impl Snapshot {
     /// Reads the session files of `dir`; never blocks, never panics.
     pub fn read(dir: &Path) -> Snapshot {
+        Snapshot::read_cached(dir, &mut SnapshotCache::default())
+    }
+
+    /// Reads the session files of `dir` that changed since `cache` saw them.
+    pub fn read_cached(dir: &Path, cache: &mut SnapshotCache) -> Snapshot {
         Snapshot {
-            pid: files::load(&dir.join(files::PID_FILE), files::parse_pid_file),
-            result: files::load(&dir.join(files::RESULT_FILE), files::parse_result),
-            packet: files::load(&dir.join(files::PACKET_FILE), files::parse_packet),
-            legacy: files::load(&dir.join(files::LEGACY_FILE), files::parse_legacy),
+            pid: files::load_cached(
+                &dir.join(files::PID_FILE),
+                files::parse_pid_file,
+                &mut cache.pid,
+            ),
+            result: files::load_cached(
+                &dir.join(files::RESULT_FILE),
+                files::parse_result,
+                &mut cache.result,
+            ),
+            packet: files::load_cached(
+                &dir.join(files::PACKET_FILE),
+                files::parse_packet,
+                &mut cache.packet,
+            ),
+            legacy: files::load_cached(
+                &dir.join(files::LEGACY_FILE),
+                files::parse_legacy,
+                &mut cache.legacy,
+            ),
             stdout_nonempty: files::stdout_nonempty(dir),
         }
     }
