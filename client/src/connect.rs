@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 
 /// How long a freshly started daemon may take to listen.
 const SPAWN_DEADLINE: Duration = Duration::from_secs(10);
+/// Longest pause between two connection attempts while a daemon starts.
+const MAX_PAUSE: Duration = Duration::from_millis(50);
+/// Daemons one client starts at most while nobody listens.
+const MAX_SPAWNS: u32 = 4;
 
 /// Connects to `socket`, starting the daemon first if `spawn` allows.
 pub fn connect(socket: &Path, spawn: bool) -> Result<UnixStream, String> {
@@ -34,6 +38,7 @@ pub fn connect(socket: &Path, spawn: bool) -> Result<UnixStream, String> {
         }
     }
     let mut child = start_daemon(socket)?;
+    let mut spawned = 1;
     let deadline = Instant::now() + SPAWN_DEADLINE;
     let mut pause = Duration::from_millis(1);
     loop {
@@ -51,11 +56,18 @@ pub fn connect(socket: &Path, spawn: bool) -> Result<UnixStream, String> {
                 ));
             }
             Err(_) => {
-                // Reap a loser of the start-up race; keep trying: the winner
-                // may still be binding.
-                let _ = child.try_wait();
+                // Our daemon lost the start-up race: the winner may still
+                // be binding. If nobody shows up, start another.
+                if matches!(child.try_wait(), Ok(Some(_)))
+                    && pause >= MAX_PAUSE
+                    && spawned < MAX_SPAWNS
+                {
+                    child = start_daemon(socket)?;
+                    spawned += 1;
+                    pause = Duration::from_millis(1);
+                }
                 std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(50));
+                pause = (pause * 2).min(MAX_PAUSE);
             }
         }
     }

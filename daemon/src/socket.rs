@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use rustix::fs::{flock, FlockOperation, Mode};
@@ -164,11 +165,14 @@ pub struct LockGuard {
     _file: File,
 }
 
+/// How long a held lock with nothing listening on the socket is retried:
+/// its holder is starting (and will listen) or exiting (and will let go).
+const LOCK_PATIENCE: Duration = Duration::from_secs(5);
+
 impl LockGuard {
     fn acquire(path: &Path, socket: &Path) -> Result<LockGuard> {
-        // A daemon that is exiting unlinks the file it locked; if we locked
-        // that old inode, try again on the new one.
-        for _ in 0..8 {
+        let deadline = Instant::now() + LOCK_PATIENCE;
+        loop {
             let mut file = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -178,24 +182,36 @@ impl LockGuard {
                 .open(path)
                 .with_context(|| format!("cannot open lock file {}", path.display()))?;
             if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = holder.trim();
-                let who = if holder.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (pid {holder})")
-                };
-                bail!(
-                    "another verdictd{who} is already serving {}; stop it first or use another --socket",
-                    socket.display()
-                );
+                if UnixStream::connect(socket).is_ok() || Instant::now() >= deadline {
+                    let mut holder = String::new();
+                    let _ = file.read_to_string(&mut holder);
+                    let holder = holder.trim();
+                    let who = if holder.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (pid {holder})")
+                    };
+                    bail!(
+                        "another verdictd{who} is already serving {}; stop it first or use another --socket",
+                        socket.display()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
             }
+            // A daemon that is exiting unlinks the file it locked; if we
+            // locked that old inode, try again on the new one.
             let same = std::fs::metadata(path).is_ok_and(|on_disk| {
                 file.metadata()
                     .is_ok_and(|ours| ours.ino() == on_disk.ino())
             });
             if !same {
+                if Instant::now() >= deadline {
+                    bail!(
+                        "lock file {} keeps being replaced; is another verdictd starting?",
+                        path.display()
+                    );
+                }
                 continue;
             }
             file.set_len(0)?;
@@ -205,10 +221,6 @@ impl LockGuard {
                 _file: file,
             });
         }
-        bail!(
-            "lock file {} keeps being replaced; is another verdictd starting?",
-            path.display()
-        )
     }
 }
 
