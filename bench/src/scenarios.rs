@@ -221,14 +221,24 @@ impl Peer {
     }
 }
 
-/// One event watched by verdict and by `peer`; returns (verdict, peer)
-/// latencies, the peer's `None` when it never answered.
+/// What one event measured.
+struct PeerEvent {
+    /// verdict's protocol client.
+    verdict: Duration,
+    /// The peer (`None`: it never answered).
+    peer: Option<Duration>,
+    /// A `verdict wait` process on the same event (polling events only).
+    process: Option<Duration>,
+}
+
+/// One event watched by verdict and by `peer` (and, next to the polling
+/// waiter, by a `verdict wait` process too).
 fn peer_event(
     world: &mut World,
     peer: Peer,
     watchman: Option<&mut Watchman>,
     rng: &mut Rng,
-) -> Result<(Duration, Option<Duration>)> {
+) -> Result<PeerEvent> {
     let mut session = world.session()?;
     let mut client = world.client()?;
     client.watch(session.path())?;
@@ -237,7 +247,11 @@ fn peer_event(
     let mut poller = None;
     let mut shell = None;
     match peer {
-        Peer::Polling => poller = Some(peers::poller(session.dir.clone(), Arc::clone(&stop))),
+        Peer::Polling => {
+            poller = Some(peers::poller(session.dir.clone(), Arc::clone(&stop)));
+            process = Some(verdict_wait(world, &session)?);
+            world.wait_for_waiters(2)?;
+        }
         Peer::VerdictWait => {
             process = Some(verdict_wait(world, &session)?);
             world.wait_for_waiters(2)?;
@@ -256,12 +270,16 @@ fn peer_event(
     session.write_result()?;
     let t0 = session.finish_with_packet()?;
     let ours = client.verdict()? - t0;
-    let theirs = match peer {
-        Peer::Polling => poller.and_then(|p| p.join().ok().flatten()),
-        Peer::VerdictWait => {
-            process.map(|mut p| p.wait()).transpose()?;
+    let process_exit = match process {
+        Some(mut child) => {
+            child.wait()?;
             Some(Instant::now())
         }
+        None => None,
+    };
+    let theirs = match peer {
+        Peer::Polling => poller.and_then(|p| p.join().ok().flatten()),
+        Peer::VerdictWait => process_exit,
         Peer::Inotifywait => shell.and_then(|(mut child, done)| {
             let at = done.join().ok().flatten();
             let _ = child.wait();
@@ -270,7 +288,14 @@ fn peer_event(
         Peer::Watchman(_) => watchman.and_then(|w| w.seen(&session.id, Duration::from_secs(5))),
     };
     session.reap();
-    Ok((ours, theirs.map(|at| at.saturating_duration_since(t0))))
+    let since = |at: Instant| at.saturating_duration_since(t0);
+    Ok(PeerEvent {
+        verdict: ours,
+        peer: theirs.map(since),
+        process: (peer == Peer::Polling)
+            .then_some(process_exit.map(since))
+            .flatten(),
+    })
 }
 
 /// Scenario 3: each peer next to verdict, on the same events.
@@ -293,19 +318,26 @@ pub fn peers(plan: &Plan) -> Result<()> {
     println!("| peer | events | peer p50 | peer p99 | verdict p50 | verdict p99 | peer ÷ verdict (p50) |");
     println!("|---|---|---|---|---|---|---|");
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut polling_runs = None;
+    let mut polling_p50 = Duration::ZERO;
     for peer in kinds {
         let mut watchman = match peer {
             Peer::Watchman(settle) => Some(Watchman::start(world.tmp.path(), &world.root, settle)?),
             _ => None,
         };
-        let (mut ours, mut theirs, mut missed) = (Vec::new(), Vec::new(), 0);
+        let (mut ours, mut theirs, mut missed, mut processes) =
+            (Vec::new(), Vec::new(), 0, Vec::new());
         for _ in 0..plan.peer_events {
-            let (verdict, other) = peer_event(&mut world, peer, watchman.as_mut(), &mut rng)?;
-            ours.push(verdict);
-            match other {
+            let event = peer_event(&mut world, peer, watchman.as_mut(), &mut rng)?;
+            ours.push(event.verdict);
+            processes.extend(event.process);
+            match event.peer {
                 Some(latency) => theirs.push(latency),
                 None => missed += 1,
             }
+        }
+        if !processes.is_empty() {
+            polling_runs = Some(processes);
         }
         drop(watchman);
         let (ours, theirs) = (
@@ -326,6 +358,20 @@ pub fn peers(plan: &Plan) -> Result<()> {
             human(ours.p50()),
             human(ours.p99()),
             theirs.p50().as_secs_f64() / ours.p50().as_secs_f64().max(1e-9)
+        );
+        if peer == Peer::Polling {
+            polling_p50 = theirs.p50();
+        }
+    }
+    if let Some(runs) = polling_runs {
+        let runs = Samples::new("", runs, 0);
+        println!(
+            "\nOn the polling waiter's {} events, a `verdict wait` process (session exit → the process has exited): \
+             p50 {}, p99 {}; the polling waiter's p50 is {:.0}× that.",
+            runs.count(),
+            human(runs.p50()),
+            human(runs.p99()),
+            polling_p50.as_secs_f64() / runs.p50().as_secs_f64().max(1e-9)
         );
     }
     Ok(())
