@@ -103,13 +103,20 @@ def _start_daemon(path):
         log.close()
 
 
-def _connect(path, spawn):
+def _try_connect(path):
     sock = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
     try:
         sock.connect(path)
         return sock
-    except OSError as err:
+    except OSError:
         sock.close()
+        raise
+
+
+def _connect(path, spawn):
+    try:
+        return _try_connect(path)
+    except OSError as err:
         if not _nobody_listens(err):
             raise VerdictError("cannot connect to verdictd at %s: %s" % (path, err))
         if not spawn:
@@ -118,12 +125,9 @@ def _connect(path, spawn):
     deadline = time.monotonic() + SPAWN_DEADLINE_S
     pause = 0.001
     while True:
-        sock = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
         try:
-            sock.connect(path)
-            return sock
+            return _try_connect(path)
         except OSError as err:
-            sock.close()
             child.poll()  # reap a daemon that lost the start-up race
             if time.monotonic() >= deadline:
                 raise VerdictError("started verdictd for %s, but it did not start listening (%s)" % (path, err))

@@ -40,10 +40,7 @@ fn watching_comes_before_the_verdict_and_ids_are_echoed() {
     let mut s = h.session("01JWIRE");
     s.start_process();
     let mut c = h.connect();
-    c.send(&format!(
-        r#"{{"v":1,"id":"a","op":"wait","session":"{}","cap_ms":0}}"#,
-        s.path()
-    ));
+    c.wait("a", s.path(), 0);
     c.send(r#"{"v":1,"id":"b","op":"wait","session":"01JWIRE","cap_ms":0}"#);
     for id in ["a", "b"] {
         let watching = c.recv();
@@ -86,29 +83,23 @@ fn cancel_stops_a_wait_and_only_that_one() {
     let mut s = h.session("01JCANCEL");
     s.start_process();
     let mut c = h.connect();
-    c.send(&format!(
-        r#"{{"v":1,"id":1,"op":"wait","session":"{}","cap_ms":0}}"#,
-        s.path()
-    ));
+    c.wait("1", s.path(), 0);
     assert_eq!(c.recv()["event"], "watching");
-    c.send(&format!(
-        r#"{{"v":1,"id":2,"op":"wait","session":"{}","cap_ms":0}}"#,
-        s.path()
-    ));
+    c.wait("2", s.path(), 0);
     assert_eq!(c.recv()["event"], "watching");
-    c.send(r#"{"v":1,"id":3,"op":"cancel","target":1}"#);
+    c.send(r#"{"v":1,"id":3,"op":"cancel","target":"1"}"#);
     assert_eq!(
         c.recv(),
-        json!({"v":1,"id":3,"event":"cancelled","target":1})
+        json!({"v":1,"id":3,"event":"cancelled","target":"1"})
     );
-    c.send(r#"{"v":1,"id":4,"op":"cancel","target":1}"#);
+    c.send(r#"{"v":1,"id":4,"op":"cancel","target":"1"}"#);
     assert_eq!(c.recv()["code"], "bad_request");
     s.write_result("success", 0);
     s.end_process();
     let verdict = c.recv();
     assert_eq!(
-        (verdict["id"].as_i64(), verdict["event"].as_str()),
-        (Some(2), Some("verdict"))
+        (verdict["id"].as_str(), verdict["event"].as_str()),
+        (Some("2"), Some("verdict"))
     );
     // Nothing for the cancelled wait follows: the next reply is the pong.
     c.send(r#"{"v":1,"id":5,"op":"ping"}"#);
@@ -120,15 +111,9 @@ fn a_duplicate_wait_id_is_refused() {
     let h = Harness::start();
     let s = h.session("01JDUP");
     let mut c = h.connect();
-    c.send(&format!(
-        r#"{{"v":1,"id":9,"op":"wait","session":"{}","cap_ms":0}}"#,
-        s.path()
-    ));
+    c.wait("9", s.path(), 0);
     assert_eq!(c.recv()["event"], "watching");
-    c.send(&format!(
-        r#"{{"v":1,"id":9,"op":"wait","session":"{}","cap_ms":0}}"#,
-        s.path()
-    ));
+    c.wait("9", s.path(), 0);
     assert_eq!(c.recv()["code"], "bad_request");
 }
 
@@ -155,14 +140,8 @@ fn the_cap_fires_per_waiter() {
     let mut s = h.session("01JCAPS");
     s.start_process();
     let mut c = h.connect();
-    c.send(&format!(
-        r#"{{"v":1,"id":"long","op":"wait","session":"{}","cap_ms":0}}"#,
-        s.path()
-    ));
-    c.send(&format!(
-        r#"{{"v":1,"id":"short","op":"wait","session":"{}","cap_ms":50}}"#,
-        s.path()
-    ));
+    c.wait("long", s.path(), 0);
+    c.wait("short", s.path(), 50);
     assert_eq!(c.recv()["event"], "watching");
     assert_eq!(c.recv()["event"], "watching");
     let kv = c.recv();
