@@ -96,6 +96,14 @@ fn every_vector_round_trips_through_the_codec() {
             }
         }
     }
+    eprintln!(
+        "{} vectors: {} requests re-encoded, {} invalid requests refused with their reply's code, \
+         {} replies re-encoded",
+        all.len(),
+        checked.0,
+        checked.1,
+        checked.2
+    );
     assert!(
         checked.0 >= 15 && checked.1 >= 5 && checked.2 >= 30,
         "too few lines checked: {checked:?}"
