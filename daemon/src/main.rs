@@ -10,6 +10,7 @@ mod process;
 mod resolve;
 mod server;
 mod service;
+mod session;
 mod sessions;
 mod socket;
 mod timers;

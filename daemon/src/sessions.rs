@@ -8,29 +8,25 @@
 //! it never touches a client socket itself.
 
 use std::collections::{HashMap, HashSet};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mio::unix::SourceFd;
-use mio::{Interest, Token};
+use mio::Token;
 use serde_json::Value;
 use verdict_proto::codec::encode_line;
-use verdict_proto::files::{PidFile, PID_FILE};
-use verdict_proto::rules::{
-    decide, decide_at_cap, Decision, Liveness, Phase, Snapshot, SnapshotCache, Verdict,
-};
+use verdict_proto::rules::{decide, Decision, Liveness, Phase, Snapshot, SnapshotCache, Verdict};
 use verdict_proto::wire::{ErrorCode, Event, Reply, VerdictEvent, VerdictLines, Watching};
 
 use crate::config::Config;
 use crate::process;
 use crate::resolve::{resolve, Resolved};
-use crate::timers::{Timer, TimerId, Timers};
-use crate::watch::{AddError, Change, Watcher};
+pub use crate::session::PIDFD_TOKEN_BASE;
 
-/// Tokens at and above this are pidfds: `PIDFD_TOKEN_BASE + session key`.
-pub const PIDFD_TOKEN_BASE: usize = 1 << 30;
+mod events;
+use crate::session::{dir_inode, track, untrack, Grace, Session, Waiter};
+use crate::timers::{Timer, Timers};
+use crate::watch::{AddError, Watcher};
+
 /// How often a session without events (network root, watch limit, no
 /// pidfd for a live process) is looked at.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -71,53 +67,6 @@ pub struct Ctx<'a> {
     pub stats: &'a mut Stats,
 }
 
-#[derive(Debug)]
-struct Session {
-    dir: PathBuf,
-    id: String,
-    /// (dev, ino) of the directory when the watch was added.
-    inode: (u64, u64),
-    waiters: HashSet<u64>,
-    inotify: bool,
-    poll_timer: Option<TimerId>,
-    tracked: Option<Tracked>,
-    grace: Grace,
-    /// The last reading of each file, to skip unchanged ones.
-    cache: SnapshotCache,
-    /// The directory went missing: grace before `session_removed`.
-    vanished: Grace,
-    last: (Snapshot, Liveness),
-}
-
-impl Session {
-    /// The process was alive at the last look and its pidfd is armed.
-    fn process_watched(&self) -> bool {
-        self.last.1 == Liveness::Alive && self.tracked.as_ref().is_some_and(|t| t.pidfd.is_some())
-    }
-}
-
-#[derive(Debug)]
-struct Tracked {
-    pid: PidFile,
-    pidfd: Option<OwnedFd>,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Grace {
-    Idle,
-    Armed(TimerId),
-    Over,
-}
-
-#[derive(Debug)]
-struct Waiter {
-    conn: Token,
-    id: Value,
-    session: u64,
-    started: Instant,
-    cap_timer: Option<TimerId>,
-}
-
 /// All sessions with waiters, and the waiters.
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -137,13 +86,6 @@ pub type Refusal = (ErrorCode, String);
 
 fn push(out: &mut dyn Sink, conn: Token, id: &Value, event: Event) {
     out.send(conn, encode_line(&Reply::new(id.clone(), event)));
-}
-
-fn dir_inode(dir: &std::path::Path) -> Option<(u64, u64)> {
-    std::fs::metadata(dir)
-        .ok()
-        .filter(|m| m.is_dir())
-        .map(|m| (m.dev(), m.ino()))
 }
 
 impl Registry {
@@ -522,127 +464,9 @@ impl Registry {
         }
     }
 
-    /// Ends a round of the event loop: removes the watches of the sessions
-    /// that closed in it, unless a new waiter has reopened one since.
-    pub fn end_round(&mut self, watcher: &mut Watcher) {
-        for dir in std::mem::take(&mut self.unwatch) {
-            if !self.by_dir.contains_key(&dir) {
-                watcher.remove(&dir);
-            }
-        }
-    }
-
     /// Waits in flight on `conn`.
     pub fn conn_waits(&self, conn: Token) -> usize {
         self.by_conn.get(&conn).map_or(0, HashMap::len)
-    }
-
-    /// A timer fired.
-    pub fn on_timer(&mut self, ctx: &mut Ctx, timer: Timer) {
-        match timer {
-            Timer::Cap(wkey) => self.cap_fired(ctx, wkey),
-            Timer::Vanished(key) => {
-                if let Some(session) = self.sessions.get_mut(&key) {
-                    session.vanished = Grace::Over;
-                    self.refresh(ctx, key);
-                }
-            }
-            Timer::Grace(key) => {
-                if let Some(session) = self.sessions.get_mut(&key) {
-                    session.grace = Grace::Over;
-                    self.refresh(ctx, key);
-                }
-            }
-            Timer::Poll(key) => {
-                if let Some(session) = self.sessions.get_mut(&key) {
-                    session.poll_timer = None;
-                    self.refresh(ctx, key);
-                }
-            }
-            Timer::Idle | Timer::Status => {}
-        }
-    }
-
-    fn cap_fired(&mut self, ctx: &mut Ctx, wkey: u64) {
-        let Some(waiter) = self.waiters.get_mut(&wkey) else {
-            return;
-        };
-        waiter.cap_timer = None;
-        let key = waiter.session;
-        self.refresh(ctx, key);
-        let Some(session) = self.sessions.get(&key) else {
-            return;
-        };
-        if !self.waiters.contains_key(&wkey) {
-            return;
-        }
-        let verdict = decide_at_cap(
-            &session.last.0,
-            session.last.1,
-            session.grace == Grace::Over,
-        );
-        let id = session.id.clone();
-        if let Some(waiter) = self.remove_waiter(ctx, wkey) {
-            send_verdict(ctx, &waiter, &id, &verdict);
-        }
-    }
-
-    /// The session process behind pidfd `token` exited.
-    pub fn process_exited(&mut self, ctx: &mut Ctx, token: Token) {
-        let key = (token.0 - PIDFD_TOKEN_BASE) as u64;
-        if let Some(session) = self.sessions.get_mut(&key) {
-            if let Some(tracked) = session.tracked.as_mut() {
-                if let Some(fd) = tracked.pidfd.take() {
-                    let _ = ctx.poll.deregister(&mut SourceFd(&fd.as_raw_fd()));
-                }
-            }
-            self.refresh(ctx, key);
-        }
-    }
-
-    /// File events arrived.
-    pub fn on_changes(&mut self, ctx: &mut Ctx, changes: Vec<Change>) {
-        let mut keys = HashSet::new();
-        for change in changes {
-            match change {
-                Change::Rescan => {
-                    ctx.stats.queue_overflows += 1;
-                    ctx.stats.rescans += 1;
-                    log::warn!(
-                        "inotify queue overflow: looking at all {} sessions again",
-                        self.sessions.len()
-                    );
-                    keys.extend(self.sessions.keys().copied());
-                }
-                Change::Paths(paths) => {
-                    for path in paths {
-                        if let Some(key) = self.by_dir.get(&path) {
-                            keys.insert(*key);
-                        } else if let Some(key) = path.parent().and_then(|p| self.by_dir.get(p)) {
-                            let pid_file = path.file_name().is_some_and(|name| name == PID_FILE);
-                            // While the process runs, rule C0 holds whatever
-                            // the other files say: its pidfd will tell the end.
-                            if pid_file
-                                || !self.sessions.get(key).is_some_and(Session::process_watched)
-                            {
-                                keys.insert(*key);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        for key in keys {
-            self.refresh(ctx, key);
-        }
-    }
-
-    /// Looks at every session again (after a config reload, say).
-    pub fn rescan_all(&mut self, ctx: &mut Ctx) {
-        let keys: Vec<u64> = self.sessions.keys().copied().collect();
-        for key in keys {
-            self.refresh(ctx, key);
-        }
     }
 }
 
@@ -651,27 +475,4 @@ fn send_verdict(ctx: &mut Ctx, waiter: &Waiter, session_id: &str, verdict: &Verd
     let event = VerdictEvent::new(session_id, verdict, elapsed);
     push(ctx.out, waiter.conn, &waiter.id, Event::Verdict(event));
     ctx.stats.verdicts_sent += 1;
-}
-
-/// Makes `session` track the process `pid` with a pidfd, replacing any
-/// previous one (a resumed session writes a new `daemon.pid`).
-fn track(poll: &mio::Registry, key: u64, session: &mut Session, pid: PidFile) {
-    if session.tracked.as_ref().is_some_and(|t| t.pid == pid) {
-        return;
-    }
-    untrack(poll, session);
-    // Open the pidfd before checking liveness: if the process dies in
-    // between, the pidfd is already readable and the exit is not missed.
-    let pidfd = process::open_pidfd(pid.pid).filter(|fd| {
-        let token = Token(PIDFD_TOKEN_BASE + key as usize);
-        poll.register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE)
-            .is_ok()
-    });
-    session.tracked = Some(Tracked { pid, pidfd });
-}
-
-fn untrack(poll: &mio::Registry, session: &mut Session) {
-    if let Some(fd) = session.tracked.take().and_then(|t| t.pidfd) {
-        let _ = poll.deregister(&mut SourceFd(&fd.as_raw_fd()));
-    }
 }

@@ -1,0 +1,136 @@
+//! How the registry reacts to the event loop: timers, process exits, file
+//! events, rescans and the end of a round. Each of them only decides *when*
+//! to look at a session again; [`Registry::refresh`] does the looking.
+
+use std::collections::HashSet;
+use std::os::fd::AsRawFd;
+
+use mio::unix::SourceFd;
+use mio::Token;
+use verdict_proto::files::PID_FILE;
+use verdict_proto::rules::decide_at_cap;
+
+use super::{send_verdict, Ctx, Registry};
+use crate::session::{Grace, Session, PIDFD_TOKEN_BASE};
+use crate::timers::Timer;
+use crate::watch::{Change, Watcher};
+
+impl Registry {
+    /// Ends a round of the event loop: removes the watches of the sessions
+    /// that closed in it, unless a new waiter has reopened one since.
+    pub fn end_round(&mut self, watcher: &mut Watcher) {
+        for dir in std::mem::take(&mut self.unwatch) {
+            if !self.by_dir.contains_key(&dir) {
+                watcher.remove(&dir);
+            }
+        }
+    }
+
+    /// A timer fired.
+    pub fn on_timer(&mut self, ctx: &mut Ctx, timer: Timer) {
+        match timer {
+            Timer::Cap(wkey) => self.cap_fired(ctx, wkey),
+            Timer::Vanished(key) => {
+                if let Some(session) = self.sessions.get_mut(&key) {
+                    session.vanished = Grace::Over;
+                    self.refresh(ctx, key);
+                }
+            }
+            Timer::Grace(key) => {
+                if let Some(session) = self.sessions.get_mut(&key) {
+                    session.grace = Grace::Over;
+                    self.refresh(ctx, key);
+                }
+            }
+            Timer::Poll(key) => {
+                if let Some(session) = self.sessions.get_mut(&key) {
+                    session.poll_timer = None;
+                    self.refresh(ctx, key);
+                }
+            }
+            Timer::Idle | Timer::Status => {}
+        }
+    }
+
+    fn cap_fired(&mut self, ctx: &mut Ctx, wkey: u64) {
+        let Some(waiter) = self.waiters.get_mut(&wkey) else {
+            return;
+        };
+        waiter.cap_timer = None;
+        let key = waiter.session;
+        self.refresh(ctx, key);
+        let Some(session) = self.sessions.get(&key) else {
+            return;
+        };
+        if !self.waiters.contains_key(&wkey) {
+            return;
+        }
+        let verdict = decide_at_cap(
+            &session.last.0,
+            session.last.1,
+            session.grace == Grace::Over,
+        );
+        let id = session.id.clone();
+        if let Some(waiter) = self.remove_waiter(ctx, wkey) {
+            send_verdict(ctx, &waiter, &id, &verdict);
+        }
+    }
+
+    /// The session process behind pidfd `token` exited.
+    pub fn process_exited(&mut self, ctx: &mut Ctx, token: Token) {
+        let key = (token.0 - PIDFD_TOKEN_BASE) as u64;
+        if let Some(session) = self.sessions.get_mut(&key) {
+            if let Some(tracked) = session.tracked.as_mut() {
+                if let Some(fd) = tracked.pidfd.take() {
+                    let _ = ctx.poll.deregister(&mut SourceFd(&fd.as_raw_fd()));
+                }
+            }
+            self.refresh(ctx, key);
+        }
+    }
+
+    /// File events arrived.
+    pub fn on_changes(&mut self, ctx: &mut Ctx, changes: Vec<Change>) {
+        let mut keys = HashSet::new();
+        for change in changes {
+            match change {
+                Change::Rescan => {
+                    ctx.stats.queue_overflows += 1;
+                    ctx.stats.rescans += 1;
+                    log::warn!(
+                        "inotify queue overflow: looking at all {} sessions again",
+                        self.sessions.len()
+                    );
+                    keys.extend(self.sessions.keys().copied());
+                }
+                Change::Paths(paths) => {
+                    for path in paths {
+                        if let Some(key) = self.by_dir.get(&path) {
+                            keys.insert(*key);
+                        } else if let Some(key) = path.parent().and_then(|p| self.by_dir.get(p)) {
+                            let pid_file = path.file_name().is_some_and(|name| name == PID_FILE);
+                            // While the process runs, rule C0 holds whatever
+                            // the other files say: its pidfd will tell the end.
+                            if pid_file
+                                || !self.sessions.get(key).is_some_and(Session::process_watched)
+                            {
+                                keys.insert(*key);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for key in keys {
+            self.refresh(ctx, key);
+        }
+    }
+
+    /// Looks at every session again (after a config reload, say).
+    pub fn rescan_all(&mut self, ctx: &mut Ctx) {
+        let keys: Vec<u64> = self.sessions.keys().copied().collect();
+        for key in keys {
+            self.refresh(ctx, key);
+        }
+    }
+}
