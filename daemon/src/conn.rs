@@ -44,8 +44,8 @@ pub struct Conn {
     pub half_closed: bool,
     /// Writing failed or the client fell too far behind: close it.
     pub broken: bool,
-    /// Already written to in this round of the event loop.
-    written_this_round: bool,
+    /// The round of the event loop in which it was last written to.
+    last_round: u64,
 }
 
 impl Conn {
@@ -60,7 +60,7 @@ impl Conn {
             closing: false,
             half_closed: false,
             broken: false,
-            written_this_round: false,
+            last_round: 0,
         }
     }
 
@@ -95,6 +95,30 @@ impl Conn {
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return (inputs, true),
             }
+        }
+    }
+
+    /// Writes `line` now if nothing is queued before it (no copy), and
+    /// queues what the socket does not take. `Err` means the connection is
+    /// dead or too far behind to keep.
+    fn write_now(&mut self, line: &[u8]) -> io::Result<()> {
+        let mut rest = line;
+        if !self.has_output() {
+            loop {
+                match self.stream.write(rest) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) if n == rest.len() => return Ok(()),
+                    Ok(n) => rest = &rest[n..],
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        if self.queue(rest) {
+            Ok(())
+        } else {
+            Err(io::ErrorKind::OutOfMemory.into())
         }
     }
 
@@ -136,32 +160,54 @@ impl Conn {
 
 /// Every connection, and the ones the server must look at after this round
 /// (broken, or closing once their output or their waits are done).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Conns {
     /// Connections by token.
     pub map: HashMap<Token, Conn>,
     followup: Vec<Token>,
+    /// Rounds of the event loop so far (starts at 1: a new connection's
+    /// `last_round` of 0 is never the current one).
+    round: u64,
+}
+
+impl Default for Conns {
+    fn default() -> Conns {
+        Conns {
+            map: HashMap::new(),
+            followup: Vec::new(),
+            round: 1,
+        }
+    }
 }
 
 impl Conns {
-    /// Queues `line`. The first line a connection gets in a round is
-    /// written at once, so that with thousands of waiters the first are
-    /// reading while the last are still being written; further lines in the
-    /// same round (a client pipelining requests) go out together at the
-    /// end of the round, in one write.
-    pub fn send(&mut self, poll: &mio::Registry, token: Token, line: &[u8]) {
+    /// Sends `line`. The first line a connection gets in a round is
+    /// written at once (without a copy when nothing is queued), so that
+    /// with thousands of waiters the first are reading while the last are
+    /// still being written; further lines in the same round (a client
+    /// pipelining requests) are queued and go out together at the end of
+    /// the round, in one write.
+    pub fn send(&mut self, token: Token, line: &[u8]) {
+        let round = self.round;
         let Some(conn) = self.map.get_mut(&token) else {
             return;
         };
-        if !conn.broken && !conn.queue(line) {
+        if conn.broken {
+            return;
+        }
+        let sent = if conn.last_round == round {
+            conn.queue(line).then_some(()).ok_or(())
+        } else {
+            conn.last_round = round;
+            conn.write_now(line).map_err(drop)
+        };
+        if sent.is_err() {
             log::warn!("dropping a client that does not read its replies");
             conn.broken = true;
         }
-        if std::mem::replace(&mut conn.written_this_round, true) {
-            return;
+        if conn.has_output() || conn.broken || conn.closing || conn.half_closed {
+            self.followup.push(token);
         }
-        self.followup.push(token);
-        self.write(poll, token);
     }
 
     /// Writes pending output and keeps WRITABLE interest only while some
@@ -198,14 +244,13 @@ impl Conns {
     /// Ends the round: writes what was batched, and returns the
     /// connections to look at, each once.
     pub fn end_round(&mut self, poll: &mio::Registry) -> Vec<Token> {
+        self.round += 1;
         let mut tokens = std::mem::take(&mut self.followup);
         tokens.sort_unstable();
         tokens.dedup();
         for &token in &tokens {
-            if let Some(conn) = self.map.get_mut(&token) {
-                if std::mem::take(&mut conn.written_this_round) && conn.has_output() {
-                    self.write(poll, token);
-                }
+            if self.map.get(&token).is_some_and(Conn::has_output) {
+                self.write(poll, token);
             }
         }
         // `write` may have queued tokens again; they are in `tokens` already.

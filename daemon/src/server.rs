@@ -72,7 +72,6 @@ macro_rules! ctx {
             config: &$s.config,
             out: &mut Writer {
                 conns: &mut $s.conns,
-                poll: $s.poll.registry(),
             },
             stats: &mut $s.stats,
         }
@@ -265,6 +264,7 @@ impl Server {
                     if let Some(conn) = self.conns.map.get_mut(&token) {
                         conn.closing = true;
                     }
+                    self.conns.mark(token);
                 }
             }
         }
@@ -323,7 +323,7 @@ impl Server {
 
     fn reply(&mut self, token: Token, id: Value, event: Event) {
         let line = encode_line(&Reply::new(id, event));
-        self.conns.send(self.poll.registry(), token, &line);
+        self.conns.send(token, &line);
     }
 
     fn counters(&self) -> StatusCounters {
@@ -369,12 +369,11 @@ impl Server {
 #[derive(Debug)]
 struct Writer<'a> {
     conns: &'a mut Conns,
-    poll: &'a mio::Registry,
 }
 
 impl Sink for Writer<'_> {
     fn send(&mut self, conn: Token, line: Vec<u8>) {
-        self.conns.send(self.poll, conn, &line);
+        self.conns.send(conn, &line);
     }
 }
 

@@ -63,6 +63,8 @@ pub enum Grace {
 pub struct Waiter {
     pub conn: Token,
     pub id: Value,
+    /// `id` as text: the key of the connection's waits.
+    pub id_key: String,
     pub session: u64,
     pub started: Instant,
     pub cap_timer: Option<TimerId>,

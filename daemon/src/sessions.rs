@@ -149,12 +149,16 @@ impl Registry {
             pid: session.last.0.pid.value().map(|p| p.pid),
         };
         push(ctx.out, conn, &id, Event::Watching(watching));
-        self.by_conn.entry(conn).or_default().insert(id_key, wkey);
+        self.by_conn
+            .entry(conn)
+            .or_default()
+            .insert(id_key.clone(), wkey);
         self.waiters.insert(
             wkey,
             Waiter {
                 conn,
                 id,
+                id_key,
                 session: key,
                 started: Instant::now(),
                 cap_timer,
@@ -418,7 +422,7 @@ impl Registry {
             ctx.timers.cancel(timer);
         }
         if let Some(waits) = self.by_conn.get_mut(&waiter.conn) {
-            waits.remove(&waiter.id.to_string());
+            waits.remove(&waiter.id_key);
             if waits.is_empty() {
                 self.by_conn.remove(&waiter.conn);
             }
