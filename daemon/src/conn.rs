@@ -102,20 +102,12 @@ impl Conn {
     /// queues what the socket does not take. `Err` means the connection is
     /// dead or too far behind to keep.
     fn write_now(&mut self, line: &[u8]) -> io::Result<()> {
-        let mut rest = line;
-        if !self.has_output() {
-            loop {
-                match self.stream.write(rest) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) if n == rest.len() => return Ok(()),
-                    Ok(n) => rest = &rest[n..],
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                    Err(err) => return Err(err),
-                }
-            }
-        }
-        if self.queue(rest) {
+        let written = if self.has_output() {
+            0
+        } else {
+            write_available(&mut self.stream, line)?
+        };
+        if self.queue(&line[written..]) {
             Ok(())
         } else {
             Err(io::ErrorKind::OutOfMemory.into())
@@ -133,15 +125,7 @@ impl Conn {
 
     /// Writes what it can; `Err` means the connection is dead.
     pub fn flush(&mut self) -> io::Result<()> {
-        while self.written < self.output.len() {
-            match self.stream.write(&self.output[self.written..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.written += n,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(err),
-            }
-        }
+        self.written += write_available(&mut self.stream, &self.output[self.written..])?;
         if self.written == self.output.len() {
             self.output.clear();
             self.written = 0;
@@ -156,6 +140,22 @@ impl Conn {
     pub fn has_output(&self) -> bool {
         self.written < self.output.len()
     }
+}
+
+/// Writes as much of `bytes` as the non-blocking socket takes now; returns
+/// how much that was. `Err` means the connection is dead.
+fn write_available(stream: &mut UnixStream, bytes: &[u8]) -> io::Result<usize> {
+    let mut written = 0;
+    while written < bytes.len() {
+        match stream.write(&bytes[written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(written)
 }
 
 /// Every connection, and the ones the server must look at after this round

@@ -347,19 +347,14 @@ impl Registry {
         let lines = VerdictLines::new(&event);
         for wkey in &session.waiters {
             if let Some(waiter) = self.take_waiter(ctx, *wkey) {
-                let elapsed = waiter.started.elapsed().as_millis() as u64;
-                let line = match &lines {
-                    Some(lines) => lines.line(&waiter.id, elapsed),
-                    None => encode_line(&Reply::new(
-                        waiter.id.clone(),
-                        Event::Verdict(VerdictEvent {
-                            elapsed_ms: elapsed,
-                            ..event.clone()
-                        }),
-                    )),
-                };
-                ctx.out.send(waiter.conn, line);
-                ctx.stats.verdicts_sent += 1;
+                match &lines {
+                    Some(lines) => {
+                        let elapsed = waiter.started.elapsed().as_millis() as u64;
+                        ctx.out.send(waiter.conn, lines.line(&waiter.id, elapsed));
+                        ctx.stats.verdicts_sent += 1;
+                    }
+                    None => send_verdict(ctx, &waiter, &session.id, verdict),
+                }
             }
         }
         log::debug!(

@@ -80,7 +80,7 @@ pub fn bind(path: &Path, uid: u32, private_dir: Option<&Path>) -> Result<Listeni
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             // Unlocked but answering: a socket held by the service manager.
-            if UnixStream::connect(path).is_ok() {
+            if answers(path) {
                 bail!(
                     "something already listens on {} (the systemd socket unit?); \
                      stop it first or use another --socket",
@@ -110,6 +110,12 @@ pub fn bind(path: &Path, uid: u32, private_dir: Option<&Path>) -> Result<Listeni
             _lock: lock,
         }),
     })
+}
+
+/// Something accepts connections on `socket`: a live daemon (or the
+/// service manager holding it), as opposed to a stale socket file.
+fn answers(socket: &Path) -> bool {
+    UnixStream::connect(socket).is_ok()
 }
 
 /// The lock file that goes with a socket path.
@@ -182,7 +188,7 @@ impl LockGuard {
                 .open(path)
                 .with_context(|| format!("cannot open lock file {}", path.display()))?;
             if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
-                if UnixStream::connect(socket).is_ok() || Instant::now() >= deadline {
+                if answers(socket) || Instant::now() >= deadline {
                     let mut holder = String::new();
                     let _ = file.read_to_string(&mut holder);
                     let holder = holder.trim();
