@@ -21,18 +21,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use verdict_proto::files::process_liveness;
-use verdict_proto::rules::{decide, Decision, Liveness, Phase, Snapshot};
+use verdict_proto::liveness;
+use verdict_proto::rules::{decide, Decision, Phase, Snapshot};
 
 /// How often the polling waiter looks, as csa's `session wait` does.
 pub const POLL_EVERY: Duration = Duration::from_secs(1);
 
 fn finished(dir: &Path) -> bool {
     let snap = Snapshot::read(dir);
-    let live = snap.pid.value().map_or(Liveness::Unknown, process_liveness);
+    let live = liveness::observe(dir, snap.pid.value()).liveness;
     let phase = Phase {
         cap_fired: false,
         grace_over: true,
+        launch_over: false,
     };
     matches!(decide(&snap, live, phase), Decision::Verdict(_))
 }

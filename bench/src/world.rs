@@ -136,9 +136,9 @@ impl Session {
             .spawn()
             .context("spawn sleep")?;
         let pid = child.id() as i32;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-        let (_, start) =
-            verdict_proto::files::parse_proc_stat(&stat).context("parse /proc stat")?;
+        let start = verdict_proto::liveness::proc_stat(pid)
+            .context("read /proc/<pid>/stat")?
+            .starttime;
         write_atomic(&dir, "daemon.pid", &format!("{pid} {start}\n"))?;
         write_atomic(&dir, "stdout.log", "benchmark session output\n")?;
         Ok(Session { dir, id, child })

@@ -26,7 +26,9 @@ pub fn connect(socket: &Path, spawn: bool) -> Result<UnixStream, String> {
         Err(err) if spawn && nobody_listens(&err) => {}
         Err(err) if nobody_listens(&err) => {
             return Err(format!(
-                "verdictd is not running at {} ({err}); start it, or drop --no-spawn",
+                "verdictd is not running at {} ({err}); start it with `verdictd --socket {} &` \
+                 or `verdict service install` (`verdict wait` starts it unless given --no-spawn)",
+                socket.display(),
                 socket.display()
             ))
         }

@@ -4,16 +4,19 @@
 
 mod connect;
 mod markers;
+mod out;
 mod service;
 mod wait;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use verdict_proto::codec::ReplyReader;
 use verdict_proto::wire::{Event, Request};
+
+use crate::out::{err_line, out_line};
 
 /// Bad invocation or unknown session.
 pub const EXIT_BAD_USE: i32 = 2;
@@ -43,15 +46,20 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Block until SESSION has a verdict; print a sentence and a csa marker line on stderr.
+    /// Block until SESSION has a verdict, then print what `csa session wait` prints:
+    /// the session's stdout.log and the COMPLETED marker on stdout, sentences,
+    /// markers and hints on stderr.
+    #[command(allow_negative_numbers = true)]
     Wait {
-        /// Session directory (absolute or relative path) or session id.
+        /// Session directory (a path), or a session id or unique prefix of one,
+        /// looked up in the current project's csa sessions first, then under every root.
         session: String,
         /// Give up after SECONDS: exit 0 (kv_warm) if the session still runs, 124 if not.
         /// 0 waits without a cap; the default is the daemon's (240 s).
         #[arg(long, value_name = "SECONDS")]
-        cap: Option<f64>,
-        /// Also print the verdict object as one JSON line on stdout.
+        cap: Option<String>,
+        /// Print the verdict object as one JSON line on stdout, instead of the
+        /// session's output and the marker.
         #[arg(long)]
         json: bool,
         /// The daemon's socket.
@@ -99,7 +107,7 @@ fn main() -> ExitCode {
         } => match wait_args(session, cap, json, socket, no_spawn) {
             Ok(args) => wait::run(&args),
             Err(message) => {
-                eprintln!("verdict: {message}");
+                err_line(&format!("verdict: {message}"));
                 EXIT_BAD_USE
             }
         },
@@ -117,99 +125,156 @@ fn socket_path(explicit: Option<PathBuf>) -> PathBuf {
 
 fn wait_args(
     session: String,
-    cap: Option<f64>,
+    cap: Option<String>,
     json: bool,
     socket: Option<PathBuf>,
     no_spawn: bool,
 ) -> Result<wait::WaitArgs, String> {
-    let cap_ms = match cap {
-        Some(secs) if !(secs.is_finite() && secs >= 0.0) => {
-            return Err(format!("--cap {secs} is not a number of seconds >= 0"));
-        }
-        Some(secs) => Some((secs * 1000.0).round() as u64),
-        None => None,
-    };
-    // An id has no slash; anything else is a path, sent absolute.
-    let session = if session.contains('/') || session == "." || session == ".." {
-        let path = std::path::absolute(&session)
-            .map_err(|err| format!("cannot resolve {session}: {err}"))?;
+    let cap_ms = cap.as_deref().map(parse_cap).transpose()?;
+    if session.is_empty() {
+        return Err("the session must not be empty; give a session id or directory".into());
+    }
+    let cwd = std::env::current_dir()
+        .and_then(std::fs::canonicalize)
+        .ok()
+        .map(|dir| dir.to_string_lossy().into_owned());
+    // A path (anything with a slash, or a directory here) is sent canonical
+    // and absolute: the daemon does not share our cwd or /proc/self. An id
+    // has no slash.
+    let is_path =
+        session.contains('/') || session == "." || session == ".." || Path::new(&session).is_dir();
+    let session = if is_path {
+        let path = std::fs::canonicalize(&session)
+            .or_else(|_| std::path::absolute(&session))
+            .map_err(|err| format!("cannot resolve the path {session}: {err}"))?;
         path.to_string_lossy().into_owned()
     } else {
         session
     };
-    if session.is_empty() {
-        return Err("the session must not be empty".into());
-    }
     Ok(wait::WaitArgs {
         session,
         cap_ms,
         json,
         socket: socket_path(socket),
         no_spawn,
+        cwd,
     })
+}
+
+/// `--cap SECONDS` in milliseconds. 0 is "no cap"; any positive cap stays
+/// positive (at least 1 ms), so a tiny cap never turns into no cap.
+fn parse_cap(text: &str) -> Result<u64, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("--cap {text:?} is not a number of seconds (use 0 for no cap)"))?;
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!(
+            "--cap {text} must be a finite number of seconds >= 0 (0 waits without a cap)"
+        ));
+    }
+    if secs == 0.0 {
+        return Ok(0);
+    }
+    let ms = (secs * 1000.0).ceil();
+    if ms > u64::MAX as f64 {
+        return Err(format!(
+            "--cap {text} is too large; use 0 to wait without a cap"
+        ));
+    }
+    Ok((ms as u64).max(1))
 }
 
 fn status(json: bool, socket: &std::path::Path) -> i32 {
     let stream = match connect::connect(socket, false) {
         Ok(stream) => stream,
         Err(message) => {
-            eprintln!("verdict: {message}");
+            err_line(&format!("verdict: {message}"));
             return EXIT_UNREACHABLE;
         }
     };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
     let line = verdict_proto::codec::encode_line(&Request::Status.to_json(&1.into()));
     if let Err(err) = (&stream).write_all(&line) {
-        eprintln!(
+        err_line(&format!(
             "verdict: cannot talk to verdictd at {}: {err}",
             socket.display()
-        );
+        ));
         return EXIT_UNREACHABLE;
     }
-    match ReplyReader::new(&stream).read_reply() {
+    let counters = match ReplyReader::new(&stream).read_reply() {
         Ok(Some((reply, raw))) => match reply.event {
-            Event::Status(counters) => {
-                if json {
-                    println!("{}", String::from_utf8_lossy(&raw));
-                } else {
-                    println!(
-                        "verdictd {} (pid {}) at {}",
-                        counters.version,
-                        counters.pid,
-                        socket.display()
-                    );
-                    println!(
-                        "  uptime         {:.1}s",
-                        counters.uptime_ms as f64 / 1000.0
-                    );
-                    println!(
-                        "  sessions       {} ({} by inotify, {} polled)",
-                        counters.sessions, counters.watches, counters.polled
-                    );
-                    println!("  waiters        {}", counters.waiters);
-                    println!("  connections    {}", counters.connections);
-                    println!("  verdicts sent  {}", counters.verdicts_sent);
-                    println!(
-                        "  overflows      {} (rescans {})",
-                        counters.queue_overflows, counters.rescans
-                    );
-                }
-                0
+            Event::Status(_) if json => {
+                out_line(&String::from_utf8_lossy(&raw));
+                return 0;
             }
-            other => {
-                eprintln!("verdict: unexpected reply to status: {other:?}");
-                EXIT_UNREACHABLE
+            Event::Status(counters) => counters,
+            Event::Error { message, .. } => {
+                err_line(&format!(
+                    "verdict: verdictd at {} refused the request: {message}",
+                    socket.display()
+                ));
+                return EXIT_UNREACHABLE;
+            }
+            _ => {
+                err_line(&format!(
+                    "verdict: verdictd at {} sent something other than its status; is it a verdictd of another version?",
+                    socket.display()
+                ));
+                return EXIT_UNREACHABLE;
             }
         },
         Ok(None) => {
-            eprintln!(
-                "verdict: verdictd at {} closed the connection",
+            err_line(&format!(
+                "verdict: verdictd at {} closed the connection without answering",
                 socket.display()
-            );
-            EXIT_UNREACHABLE
+            ));
+            return EXIT_UNREACHABLE;
         }
         Err(err) => {
-            eprintln!("verdict: {err}");
-            EXIT_UNREACHABLE
+            err_line(&format!(
+                "verdict: no status from verdictd at {}: {err}",
+                socket.display()
+            ));
+            return EXIT_UNREACHABLE;
+        }
+    };
+    out_line(&format!(
+        "verdictd {} (pid {}) at {}",
+        counters.version,
+        counters.pid,
+        socket.display()
+    ));
+    out_line(&format!(
+        "  uptime         {:.1}s",
+        counters.uptime_ms as f64 / 1000.0
+    ));
+    out_line(&format!(
+        "  sessions       {} ({} by inotify, {} polled)",
+        counters.sessions, counters.watches, counters.polled
+    ));
+    out_line(&format!("  waiters        {}", counters.waiters));
+    out_line(&format!("  connections    {}", counters.connections));
+    out_line(&format!("  verdicts sent  {}", counters.verdicts_sent));
+    out_line(&format!(
+        "  overflows      {} (rescans {})",
+        counters.queue_overflows, counters.rescans
+    ));
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cap;
+
+    #[test]
+    fn caps_stay_positive_and_bad_ones_are_refused() {
+        assert_eq!(parse_cap("0"), Ok(0));
+        assert_eq!(parse_cap("0.0004"), Ok(1));
+        assert_eq!(parse_cap("1.5"), Ok(1500));
+        assert_eq!(parse_cap("240"), Ok(240_000));
+        for bad in ["-1", "NaN", "inf", "-0.5", "abc", "1e300"] {
+            assert!(parse_cap(bad).is_err(), "{bad}");
         }
     }
 }

@@ -1,20 +1,29 @@
-//! `verdict wait`: send one `wait`, block until its verdict, print the
-//! sentence and marker, and return the exit code. If the daemon goes away
-//! mid-wait, reconnect (starting it again if allowed) and wait again with
-//! the cap time that is left; the verdict is computed from the session's
-//! files, so a restart never changes it.
+//! `verdict wait`: send one `wait`, block until its verdict, print what
+//! csa's `session wait` prints, and return the exit code. If the daemon
+//! goes away mid-wait, reconnect (starting it again if allowed) and wait
+//! again with the cap time that is left; the verdict is computed from the
+//! session's files, so a restart never changes it. A daemon that stops
+//! answering cannot hold the caller past the cap plus [`ANSWER_MARGIN`].
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use verdict_proto::codec::{CodecError, ReplyReader};
-use verdict_proto::wire::{ErrorCode, Event, Request};
+use verdict_proto::wire::{ErrorCode, Event, Request, VerdictEvent, WireOutcome};
 
+use crate::out::{copy_to_stdout, err_line, err_text, out_line};
 use crate::{connect, markers, EXIT_BAD_USE, EXIT_UNREACHABLE};
 
 /// Reconnections in a row that never reached `watching` before giving up.
 const MAX_FAILED_RECONNECTS: u32 = 5;
+/// How long past the cap a connected daemon may take to answer before the
+/// client gives up on it (exit 3).
+const ANSWER_MARGIN: Duration = Duration::from_secs(5);
+/// The daemon's default cap, assumed until it says otherwise.
+const DEFAULT_CAP: Duration = Duration::from_millis(verdict_proto::wire::DEFAULT_CAP_MS);
+/// How often the TTY status line is redrawn.
+const TICK: Duration = Duration::from_secs(1);
 
 /// What the user asked for.
 #[derive(Debug)]
@@ -23,14 +32,17 @@ pub struct WaitArgs {
     pub session: String,
     /// Cap in milliseconds; `None` for the daemon's default, 0 for none.
     pub cap_ms: Option<u64>,
-    /// Print the verdict object on stdout.
+    /// Print the verdict object on stdout instead of the session's output.
     pub json: bool,
     /// The daemon's socket.
     pub socket: PathBuf,
     /// Do not start the daemon.
     pub no_spawn: bool,
+    /// The caller's working directory: ids are looked up in its project first.
+    pub cwd: Option<String>,
 }
 
+/// What one connection ended with.
 enum Attempt {
     Done(i32),
     /// The connection ended before a verdict; `watched` says whether the
@@ -41,144 +53,254 @@ enum Attempt {
     },
 }
 
+/// State that lives across reconnections.
+struct Wait<'a> {
+    args: &'a WaitArgs,
+    started: Instant,
+    /// The cap in force, once known (0: none).
+    cap_ms: Option<u64>,
+    /// The session directory, from `watching`.
+    dir: Option<PathBuf>,
+    status_line: StatusLine,
+}
+
 /// Runs the wait and returns the process exit code.
 pub fn run(args: &WaitArgs) -> i32 {
-    let started = Instant::now();
-    let mut cap_ms = args.cap_ms;
+    let mut wait = Wait {
+        args,
+        started: Instant::now(),
+        cap_ms: args.cap_ms,
+        dir: None,
+        status_line: StatusLine::new(),
+    };
     let mut failures = 0;
-    let mut status_line = StatusLine::new();
     loop {
         let stream = match connect::connect(&args.socket, !args.no_spawn) {
             Ok(stream) => stream,
-            Err(message) => {
-                status_line.clear();
-                eprintln!("verdict: {message}");
-                return EXIT_UNREACHABLE;
-            }
+            Err(message) => return wait.fail(&message, EXIT_UNREACHABLE),
         };
-        // Ask only for what is left of the cap (0 stays "no cap").
-        let elapsed = started.elapsed().as_millis() as u64;
-        let remaining = cap_ms.map(|cap| {
-            if cap == 0 {
-                0
-            } else {
-                cap.saturating_sub(elapsed).max(1)
-            }
-        });
-        match attempt(
-            stream,
-            args,
-            remaining,
-            started,
-            &mut cap_ms,
-            &mut status_line,
-        ) {
+        match wait.attempt(&stream) {
             Attempt::Done(code) => return code,
             Attempt::Lost { watched, why } => {
                 failures = if watched { 1 } else { failures + 1 };
+                if wait.past_deadline() {
+                    let message = format!(
+                        "verdictd at {} did not answer within {}s of the cap ({why}); giving up",
+                        args.socket.display(),
+                        ANSWER_MARGIN.as_secs()
+                    );
+                    return wait.fail(&message, EXIT_UNREACHABLE);
+                }
                 if failures > MAX_FAILED_RECONNECTS {
-                    status_line.clear();
-                    eprintln!(
-                        "verdict: lost the connection to verdictd at {} ({why}); giving up",
+                    let message = format!(
+                        "lost the connection to verdictd at {} ({why}); giving up",
                         args.socket.display()
                     );
-                    return EXIT_UNREACHABLE;
+                    return wait.fail(&message, EXIT_UNREACHABLE);
                 }
             }
         }
     }
 }
 
-fn attempt(
-    stream: std::os::unix::net::UnixStream,
-    args: &WaitArgs,
-    cap_ms: Option<u64>,
-    started: Instant,
-    learned_cap: &mut Option<u64>,
-    status_line: &mut StatusLine,
-) -> Attempt {
-    let request = Request::Wait {
-        session: args.session.clone(),
-        cap_ms,
-    };
-    let line = verdict_proto::codec::encode_line(&request.to_json(&1.into()));
-    if let Err(err) = (&stream).write_all(&line) {
-        return Attempt::Lost {
-            watched: false,
-            why: err.to_string(),
+impl Wait<'_> {
+    /// When the client stops waiting for a daemon that does not answer:
+    /// the cap plus a margin (none without a cap).
+    fn deadline(&self) -> Option<Instant> {
+        let cap = match self.cap_ms {
+            Some(0) => return None,
+            Some(ms) => Duration::from_millis(ms),
+            None => DEFAULT_CAP,
         };
+        Some(self.started + cap + ANSWER_MARGIN)
     }
-    if status_line.enabled {
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+
+    fn past_deadline(&self) -> bool {
+        self.deadline().is_some_and(|at| Instant::now() >= at)
     }
-    let mut reader = ReplyReader::new(&stream);
-    let mut watched = false;
-    loop {
-        let (reply, raw) = match reader.read_reply() {
-            Ok(Some(pair)) => pair,
-            Ok(None) => {
-                return Attempt::Lost {
-                    watched,
-                    why: "the daemon closed the connection".into(),
-                }
+
+    fn fail(&self, message: &str, code: i32) -> i32 {
+        self.status_line.clear();
+        err_line(&format!("verdict: {message}"));
+        code
+    }
+
+    /// What is left of the cap, for a (re)connection (0 stays "no cap").
+    fn remaining_cap(&self) -> Option<u64> {
+        let elapsed = self.started.elapsed().as_millis() as u64;
+        self.cap_ms.map(|cap| {
+            if cap == 0 {
+                0
+            } else {
+                cap.saturating_sub(elapsed).max(1)
             }
-            Err(CodecError::Io(err))
-                if matches!(
-                    err.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                status_line.tick(started);
-                continue;
-            }
-            Err(CodecError::Io(err)) => {
-                return Attempt::Lost {
-                    watched,
-                    why: err.to_string(),
-                }
-            }
-            Err(err) => {
-                status_line.clear();
-                eprintln!("verdict: protocol error: {err}");
-                return Attempt::Done(EXIT_UNREACHABLE);
-            }
+        })
+    }
+
+    fn attempt(&mut self, stream: &std::os::unix::net::UnixStream) -> Attempt {
+        let request = Request::Wait {
+            session: self.args.session.clone(),
+            cap_ms: self.remaining_cap(),
+            cwd: self.args.cwd.clone(),
         };
-        match reply.event {
-            Event::Watching(watching) => {
-                watched = true;
-                // Remember the cap in force so a reconnect asks for the rest.
-                learned_cap.get_or_insert(watching.cap_ms);
-                status_line.watching(&watching.session, watching.pid);
-                status_line.tick(started);
-            }
-            Event::Verdict(verdict) => {
-                status_line.clear();
-                if args.json {
-                    let mut out = std::io::stdout().lock();
-                    let _ = out
-                        .write_all(&raw)
-                        .and_then(|()| out.write_all(b"\n"))
-                        .and_then(|()| out.flush());
+        let line = verdict_proto::codec::encode_line(&request.to_json(&1.into()));
+        if let Err(err) = (&*stream).write_all(&line) {
+            return Attempt::Lost {
+                watched: false,
+                why: err.to_string(),
+            };
+        }
+        let mut reader = ReplyReader::new(stream);
+        let mut watched = false;
+        loop {
+            let timeout = self.read_timeout();
+            let _ = stream.set_read_timeout(Some(timeout));
+            let (reply, raw) = match reader.read_reply() {
+                Ok(Some(pair)) => pair,
+                Ok(None) => {
+                    return Attempt::Lost {
+                        watched,
+                        why: "the daemon closed the connection".into(),
+                    }
                 }
-                for line in markers::render(&verdict, &args.session, started.elapsed().as_secs()) {
-                    eprintln!("{line}");
+                Err(CodecError::Io(err))
+                    if matches!(
+                        err.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if self.past_deadline() {
+                        return Attempt::Lost {
+                            watched,
+                            why: "no answer".into(),
+                        };
+                    }
+                    self.status_line.tick(self.started);
+                    continue;
                 }
-                return Attempt::Done(verdict.exit);
-            }
-            Event::Error { code, message } => {
-                status_line.clear();
-                if args.json {
-                    println!("{}", String::from_utf8_lossy(&raw));
+                Err(CodecError::Io(err)) => {
+                    return Attempt::Lost {
+                        watched,
+                        why: err.to_string(),
+                    }
                 }
-                eprintln!("verdict: {message}");
-                return Attempt::Done(match code {
-                    ErrorCode::UnknownSession | ErrorCode::BadRequest => EXIT_BAD_USE,
-                    ErrorCode::SessionRemoved => 1,
-                    _ => EXIT_UNREACHABLE,
-                });
+                Err(err) => {
+                    let message = format!("protocol error: {err}");
+                    return Attempt::Done(self.fail(&message, EXIT_UNREACHABLE));
+                }
+            };
+            match reply.event {
+                Event::Watching(watching) => {
+                    watched = true;
+                    // Remember the cap in force so a reconnect asks for the rest.
+                    self.cap_ms.get_or_insert(watching.cap_ms);
+                    self.dir = Some(PathBuf::from(&watching.dir));
+                    self.status_line.watching(&watching.session, watching.pid);
+                    self.status_line.tick(self.started);
+                }
+                Event::Verdict(verdict) => {
+                    self.status_line.clear();
+                    if self.args.json {
+                        out_line(&String::from_utf8_lossy(&raw));
+                    }
+                    self.print(&verdict);
+                    return Attempt::Done(verdict.exit);
+                }
+                Event::Error { code, message } => {
+                    self.status_line.clear();
+                    if self.args.json {
+                        out_line(&String::from_utf8_lossy(&raw));
+                    }
+                    err_line(&format!("verdict: {message}"));
+                    return Attempt::Done(match code {
+                        ErrorCode::UnknownSession | ErrorCode::BadRequest => EXIT_BAD_USE,
+                        ErrorCode::SessionRemoved => 1,
+                        _ => EXIT_UNREACHABLE,
+                    });
+                }
+                // Replies to requests we never sent: ignore.
+                _ => {}
             }
-            // Replies to requests we never sent: ignore.
-            _ => {}
+        }
+    }
+
+    /// Wake up for the status line, and in time for the deadline.
+    fn read_timeout(&self) -> Duration {
+        let until_deadline = self
+            .deadline()
+            .map(|at| at.saturating_duration_since(Instant::now()))
+            .unwrap_or(Duration::MAX);
+        let tick = if self.status_line.enabled {
+            TICK
+        } else {
+            Duration::MAX
+        };
+        // A zero timeout means "block forever" to the socket: never pass it.
+        until_deadline
+            .min(tick)
+            .min(Duration::from_secs(3600))
+            .max(Duration::from_millis(1))
+    }
+
+    /// Prints what csa prints for this verdict (stdout: the session's
+    /// output and the COMPLETED marker; stderr: sentences, markers, hints).
+    fn print(&self, verdict: &VerdictEvent) {
+        let elapsed = self.started.elapsed().as_secs();
+        let cap = markers::seconds(self.cap_ms.unwrap_or(0));
+        // The re-wait command names the session as resolved: the full id
+        // when the user gave an id or a prefix, else the path.
+        let rewait = if self.args.session.starts_with('/') {
+            self.args.session.as_str()
+        } else {
+            verdict.session.as_str()
+        };
+        match verdict.outcome {
+            WireOutcome::Completed => self.print_completed(verdict),
+            WireOutcome::KvWarm => {
+                for line in markers::kv_warm(&verdict.session, &cap, elapsed, rewait) {
+                    err_line(&line);
+                }
+            }
+            WireOutcome::Timeout => {
+                for line in markers::timeout(&verdict.session, &cap, elapsed, rewait) {
+                    err_line(&line);
+                }
+            }
+        }
+    }
+
+    fn print_completed(&self, verdict: &VerdictEvent) {
+        let streamed = !self.args.json && self.dir.as_deref().is_some_and(stream_output);
+        if !streamed {
+            if let Some(summary) = markers::failure_summary(verdict) {
+                err_line(&summary);
+            }
+        }
+        let marker = markers::completed(verdict);
+        if !self.args.json {
+            out_line(&marker);
+        }
+        err_line(&marker);
+        err_line(&markers::next_session_hint());
+        if verdict.synthetic == Some(true) && !streamed {
+            err_line(&markers::synthesized(&verdict.session));
+        }
+    }
+}
+
+/// Copies the session's `stdout.log` to stdout, as csa does; true when it
+/// held at least one byte.
+fn stream_output(dir: &Path) -> bool {
+    let path = dir.join(verdict_proto::files::STDOUT_FILE);
+    // A FIFO or device put in its place must not block or be read.
+    if !std::fs::metadata(&path).is_ok_and(|meta| meta.is_file()) {
+        return false;
+    }
+    match std::fs::File::open(&path) {
+        Ok(mut file) => copy_to_stdout(&mut file) > 0,
+        Err(err) => {
+            err_line(&format!("verdict: cannot read {}: {err}", path.display()));
+            false
         }
     }
 }
@@ -209,22 +331,22 @@ impl StatusLine {
             return;
         }
         let process = match self.pid {
-            Some(pid) if std::path::Path::new(&format!("/proc/{pid}")).exists() => {
+            Some(pid) if Path::new(&format!("/proc/{pid}")).exists() => {
                 format!("pid {pid} alive")
             }
             Some(pid) => format!("pid {pid} gone"),
-            None => "no process known yet".into(),
+            None => "no daemon.pid yet".into(),
         };
-        eprint!(
+        err_text(&format!(
             "\r\x1b[2Kverdict: waiting for {} · {}s · {process}",
             self.session,
             started.elapsed().as_secs()
-        );
+        ));
     }
 
     fn clear(&self) {
         if self.enabled {
-            eprint!("\r\x1b[2K");
+            err_text("\r\x1b[2K");
         }
     }
 }

@@ -7,8 +7,8 @@ As a module::
     verdict = verdict_client.wait("/path/to/session", cap=60)
     print(verdict["outcome"], verdict["exit"])
 
-As a command, a drop-in for ``verdict wait`` (same exit codes, same marker
-lines on stderr)::
+As a command, a drop-in for ``verdict wait`` (same exit codes, the same
+session output and marker lines on stdout and stderr)::
 
     python3 verdict_client.py wait <SESSION> [--cap S] [--socket P] [--json] [--no-spawn]
 
@@ -21,6 +21,7 @@ what is left of the cap.
 import argparse
 import errno
 import json
+import math
 import os
 import shutil
 import socket as socketlib
@@ -28,12 +29,15 @@ import subprocess
 import sys
 import time
 
-__all__ = ["wait", "socket_path", "VerdictError", "render_markers"]
+__all__ = ["wait", "socket_path", "VerdictError", "render_markers", "completed_marker"]
 
 PROTOCOL_VERSION = 1
 MAX_LINE_BYTES = 64 * 1024
 SPAWN_DEADLINE_S = 10.0
 MAX_FAILED_RECONNECTS = 5
+DEFAULT_CAP_MS = 240000
+# How long past the cap a connected daemon may take to answer (exit 3 after).
+ANSWER_MARGIN_S = 5.0
 
 EXIT_BAD_USE = 2
 EXIT_UNREACHABLE = 3
@@ -62,19 +66,30 @@ def socket_path(explicit=None):
     return "/tmp/verdictd-%d/verdictd.sock" % os.getuid()
 
 
-def _absolute(path):
-    """Absolute without touching the filesystem: drop "." and empty parts,
-    keep "..", like the Rust client."""
-    if not path.startswith("/"):
-        path = os.getcwd() + "/" + path
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    return "/" + "/".join(parts)
-
-
 def _session_arg(session):
-    if "/" in session or session in (".", ".."):
-        return _absolute(session)
+    """A path (anything with a slash, or a directory here) is sent canonical
+    and absolute, like the Rust client; an id is sent as it is."""
+    if "/" in session or session in (".", "..") or os.path.isdir(session):
+        return os.path.realpath(session)
     return session
+
+
+def _cwd():
+    try:
+        return os.path.realpath(os.getcwd())
+    except OSError:
+        return None
+
+
+def _cap_ms(cap):
+    """Seconds to milliseconds: 0 is no cap, a positive cap stays positive."""
+    if cap is None:
+        return None
+    if not (isinstance(cap, (int, float)) and math.isfinite(cap) and cap >= 0):
+        raise VerdictError("cap must be a finite number of seconds >= 0 (0: no cap)", "bad_request", EXIT_BAD_USE)
+    if cap == 0:
+        return 0
+    return max(int(math.ceil(cap * 1000)), 1)
 
 
 def _nobody_listens(err):
@@ -158,10 +173,24 @@ def _lines(sock):
 _ERROR_EXITS = {"unknown_session": EXIT_BAD_USE, "bad_request": EXIT_BAD_USE, "session_removed": 1}
 
 
+def _deadline(state):
+    """Monotonic time after which a silent daemon is given up on, or None."""
+    cap_ms = state["cap_ms"]
+    if cap_ms == 0:
+        return None
+    return state["started"] + (DEFAULT_CAP_MS if cap_ms is None else cap_ms) / 1000.0 + ANSWER_MARGIN_S
+
+
 def _attempt(sock, session, cap_ms, state):
     request = {"v": PROTOCOL_VERSION, "id": 1, "op": "wait", "session": session}
     if cap_ms is not None:
         request["cap_ms"] = cap_ms
+    cwd = _cwd()
+    if cwd:
+        request["cwd"] = cwd
+    deadline = _deadline(state)
+    if deadline is not None:
+        sock.settimeout(max(deadline - time.monotonic(), 0.001))
     sock.sendall(json.dumps(request, separators=(",", ":")).encode("utf-8") + b"\n")
     for reply, raw in _lines(sock):
         if reply.get("id") != 1:
@@ -169,8 +198,12 @@ def _attempt(sock, session, cap_ms, state):
         event = reply.get("event")
         if event == "watching":
             state["watched"] = True
+            state["dir"] = reply.get("dir")
             if state["cap_ms"] is None:
                 state["cap_ms"] = reply.get("cap_ms")
+                deadline = _deadline(state)
+                if deadline is not None:
+                    sock.settimeout(max(deadline - time.monotonic(), 0.001))
         elif event == "verdict":
             reply["_raw"] = raw
             return reply
@@ -186,12 +219,10 @@ def wait(session, cap=None, socket=None, spawn=True):
     returns the verdict object (a dict with ``outcome``, ``status``, ``exit``
     and more; see PROTOCOL.md). ``cap`` is in seconds (0: no cap; None: the
     daemon's default). Raises VerdictError when there is no verdict."""
-    if cap is not None and not cap >= 0:
-        raise VerdictError("cap must be a number of seconds >= 0", "bad_request", EXIT_BAD_USE)
     session = _session_arg(session)
     path = socket_path(socket)
     started = time.monotonic()
-    state = {"cap_ms": None if cap is None else int(round(cap * 1000)), "watched": False}
+    state = {"cap_ms": _cap_ms(cap), "watched": False, "started": started, "dir": None}
     failures = 0
     while True:
         remaining = state["cap_ms"]
@@ -203,6 +234,9 @@ def wait(session, cap=None, socket=None, spawn=True):
         try:
             verdict = _attempt(sock, session, remaining, state)
             why = "the daemon closed the connection"
+        except socketlib.timeout:
+            raise VerdictError("verdictd at %s did not answer within %ds of the cap; giving up"
+                               % (path, ANSWER_MARGIN_S))
         except OSError as err:
             verdict, why = None, str(err)
         except ValueError as err:
@@ -211,75 +245,190 @@ def wait(session, cap=None, socket=None, spawn=True):
             sock.close()
         if verdict is not None:
             verdict["_elapsed_s"] = int(time.monotonic() - started)
+            verdict["_cap_ms"] = state["cap_ms"] or 0
+            verdict["_dir"] = state["dir"]
             return verdict
         failures = 1 if state["watched"] else failures + 1
         if failures > MAX_FAILED_RECONNECTS:
             raise VerdictError("lost the connection to verdictd at %s (%s); giving up" % (path, why))
 
 
-def _attr(value):
-    return value.replace('"', "&quot;")
+def _escape(value, unquoted):
+    out = []
+    for c in value:
+        if c == "&":
+            out.append("&amp;")
+        elif c == '"':
+            out.append("&quot;")
+        elif c == "<":
+            out.append("&lt;")
+        elif c == ">":
+            out.append("&gt;")
+        elif _is_control(c) or (unquoted and (c.isspace() or c == "=")):
+            out.append("&#%d;" % ord(c))
+        else:
+            out.append(c)
+    return "".join(out)
 
 
-def render_markers(verdict, session_arg, elapsed_s):
-    """The sentence and csa marker lines ``verdict wait`` prints."""
+def _is_control(c):
+    code = ord(c)
+    return code < 0x20 or 0x7F <= code < 0xA0
+
+
+def _one_line(value):
+    return "".join("&#%d;" % ord(c) if _is_control(c) else c for c in value)
+
+
+_POLLING = (
+    "If you background the wait (run_in_background: true), the completion task-notification IS your wake "
+    "signal \u2014 do NOT stack ScheduleWakeup, /loop, or sleep loops on top; that's pure redundancy and wastes "
+    "tokens. FORBIDDEN: ls/cat/wc/grep on session-dir, state.toml reads, ps checks on daemon PID \u2014 any "
+    "manual polling wastes caller tokens with zero benefit."
+)
+
+
+def _seconds(ms):
+    return str(ms // 1000) if ms % 1000 == 0 else ("%g" % (ms / 1000.0))
+
+
+def completed_marker(verdict):
+    """The SESSION_WAIT_COMPLETED marker; exit= is the wait's exit code."""
+    return "<!-- CSA:SESSION_WAIT_COMPLETED session=%s status=%s exit=%d synthetic=%s -->" % (
+        _escape(verdict["session"], True), _escape(verdict["status"], True), verdict["exit"],
+        "true" if verdict.get("synthetic") else "false")
+
+
+def _failure_summary(verdict):
+    if verdict.get("synthetic"):
+        reason = verdict.get("reason") or "unknown"
+        why = ("no daemon.pid and no live process, result.toml missing" if reason == "no_live_process"
+               else "process dead, result.toml missing")
+        return "synthetic failure by verdict wait: %s (reason=%s)" % (why, _one_line(reason))
+    summary = verdict.get("summary")
+    code = verdict.get("exit_code")
+    if summary and summary.strip() and verdict.get("status") == "failure" and code not in (None, 0):
+        return _one_line(summary)
+    return None
+
+
+def render_markers(verdict, session_arg, elapsed_s, streamed=False):
+    """The lines ``verdict wait`` prints on stderr, as csa's ``session wait``
+    does (the COMPLETED marker also goes to stdout, after the session's
+    stdout.log). ``streamed`` says whether stdout.log had any bytes."""
     sid = verdict["session"]
-    cmd = _attr("verdict wait %s" % session_arg)
+    rewait = session_arg if session_arg.startswith("/") else sid
+    cap = _seconds(verdict.get("_cap_ms", 0))
     outcome = verdict["outcome"]
     if outcome == "completed":
-        code = verdict.get("exit_code", 1)
-        synthetic = bool(verdict.get("synthetic", False))
-        if synthetic and verdict.get("reason") == "empty_success":
-            sentence = ("Session %s failed: its completion packet claims success, "
-                        "but it wrote no result.toml and no output." % sid)
-        elif synthetic:
-            sentence = "Session %s failed: its process exited without writing result.toml or a completion packet." % sid
-        else:
-            source = {"result": "result.toml", "packet": "the completion packet"}.get(
-                verdict.get("source"), "the session files")
-            sentence = "Session %s completed: %s (exit code %d, from %s)." % (sid, verdict["status"], code, source)
-        marker = "<!-- CSA:SESSION_WAIT_COMPLETED session=%s status=%s exit=%d synthetic=%s -->" % (
-            sid, verdict["status"], code, "true" if synthetic else "false")
-        return [sentence, marker]
+        lines = []
+        summary = None if streamed else _failure_summary(verdict)
+        if summary:
+            lines.append(summary)
+        lines.append(completed_marker(verdict))
+        lines.append('<!-- CSA:CALLER_HINT action="next_session" rule="If you have more sessions to wait for, '
+                     "call each 'verdict wait' in a SEPARATE Bash call. NEVER batch. Generate tokens between "
+                     'waits to keep your KV cache warm. %s" -->' % _POLLING)
+        if verdict.get("synthetic") and not streamed:
+            lines.append("Session %s reached a synthesized terminal result because no live daemon process "
+                         "remained." % _one_line(sid))
+        return lines
     if outcome == "kv_warm":
+        cmd = _escape("verdict wait %s" % rewait, False)
         return [
-            "Session %s is still running after %ds; wait again with: verdict wait %s" % (sid, elapsed_s, session_arg),
+            "Session %s still running after %ss wait cap; returning so caller can warm its KV cache before "
+            "re-waiting." % (_one_line(sid), cap),
             '<!-- CSA:SESSION_WAIT_KV_WARM session=%s status=alive elapsed=%ds action=re-wait cmd="%s" -->'
-            % (sid, elapsed_s, cmd),
-            '<!-- CSA:CALLER_HINT action="retry_wait" reason="kv_warm" session=%s cmd="%s" -->' % (sid, cmd),
+            % (_escape(sid, True), elapsed_s, cmd),
+            '<!-- CSA:CALLER_HINT action="retry_wait" rule="Session is alive; this exit is healthy. Process this '
+            "output NOW and generate tokens to warm your KV cache, then call '%s' again in a NEW Bash call. "
+            'NEVER batch multiple session waits in one Bash call. %s" -->' % (cmd, _POLLING),
         ]
+    cmd = _escape("verdict wait %s --json" % rewait, False)
     return [
-        "Session %s has no verdict after %ds and no live process." % (sid, elapsed_s),
-        '<!-- CSA:SESSION_WAIT_TIMEOUT session=%s elapsed=%ds status=dead cmd="%s" -->' % (sid, elapsed_s, cmd),
+        "Timeout: session %s did not complete within %ss and no live daemon process remains." % (_one_line(sid), cap),
+        '<!-- CSA:SESSION_WAIT_TIMEOUT session=%s elapsed=%ds status=dead cmd="%s" -->'
+        % (_escape(sid, True), elapsed_s, cmd),
     ]
+
+
+class _Output:
+    """stdout and stderr whose failures never change the exit code: a
+    closed stderr is ignored, and a broken stdout ends writing to it."""
+
+    def __init__(self):
+        self.stdout_ok = True
+
+    def out(self, data):
+        if not self.stdout_ok:
+            return
+        try:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        except (OSError, ValueError):
+            self.stdout_ok = False
+
+    def copy(self, path):
+        """Copies a file to stdout in chunks; returns the bytes copied."""
+        copied = 0
+        try:
+            if not os.path.isfile(path):
+                return 0
+            with open(path, "rb") as f:
+                while self.stdout_ok:
+                    chunk = f.read(65536)
+                    if not chunk:
+                        break
+                    copied += len(chunk)
+                    self.out(chunk)
+        except OSError:
+            pass
+        return copied
+
+    @staticmethod
+    def err(line):
+        try:
+            sys.stderr.buffer.write(line.encode("utf-8", "replace") + b"\n")
+            sys.stderr.buffer.flush()
+        except (OSError, ValueError):
+            pass
 
 
 def _main(argv):
     parser = argparse.ArgumentParser(prog="verdict_client.py", description="Wait for a session's verdict from verdictd.")
     commands = parser.add_subparsers(dest="command", required=True)
     w = commands.add_parser("wait", help="block until SESSION has a verdict")
-    w.add_argument("session", help="session directory or id")
-    w.add_argument("--cap", type=float, metavar="SECONDS", help="0: no cap; default: the daemon's (240 s)")
+    w.add_argument("session", help="session directory, or session id (or a unique prefix)")
+    w.add_argument("--cap", metavar="SECONDS", help="0: no cap; default: the daemon's (240 s)")
     w.add_argument("--socket", metavar="PATH")
-    w.add_argument("--json", action="store_true", help="also print the verdict object on stdout")
+    w.add_argument("--json", action="store_true",
+                   help="print the verdict object on stdout instead of the session's output")
     w.add_argument("--no-spawn", action="store_true", help="do not start verdictd; exit 3 instead")
     args = parser.parse_args(argv)  # usage errors exit 2, like verdict
-    if args.cap is not None and not args.cap >= 0:
-        print("verdict: --cap %s is not a number of seconds >= 0" % args.cap, file=sys.stderr)
+    io = _Output()
+    try:
+        cap = None if args.cap is None else float(args.cap)
+        _cap_ms(cap)
+    except (ValueError, VerdictError):
+        io.err("verdict: --cap %s must be a finite number of seconds >= 0 (0 waits without a cap)" % args.cap)
         return EXIT_BAD_USE
     session = _session_arg(args.session)
     try:
-        verdict = wait(session, cap=args.cap, socket=args.socket, spawn=not args.no_spawn)
+        verdict = wait(session, cap=cap, socket=args.socket, spawn=not args.no_spawn)
     except VerdictError as err:
         if args.json and err.reply is not None:
-            print(json.dumps(err.reply, separators=(",", ":")))
-        print("verdict: %s" % err.message, file=sys.stderr)
+            io.out(json.dumps(err.reply, separators=(",", ":")).encode("utf-8") + b"\n")
+        io.err("verdict: %s" % err.message)
         return err.exit
+    streamed = False
     if args.json:
-        sys.stdout.write(verdict["_raw"].decode("utf-8") + "\n")
-        sys.stdout.flush()
-    for line in render_markers(verdict, session, verdict["_elapsed_s"]):
-        print(line, file=sys.stderr)
+        io.out(verdict["_raw"] + b"\n")
+    elif verdict["outcome"] == "completed" and verdict.get("_dir"):
+        streamed = io.copy(os.path.join(verdict["_dir"], "stdout.log")) > 0
+    if verdict["outcome"] == "completed" and not args.json:
+        io.out(completed_marker(verdict).encode("utf-8") + b"\n")
+    for line in render_markers(verdict, session, verdict["_elapsed_s"], streamed):
+        io.err(line)
     return int(verdict["exit"])
 
 

@@ -13,9 +13,14 @@ use serde::Deserialize;
 use thiserror::Error;
 
 /// Cap applied when a wait names none: csa's own default wait.
-pub const DEFAULT_CAP_MS: u64 = 240_000;
+pub const DEFAULT_CAP_MS: u64 = verdict_proto::wire::DEFAULT_CAP_MS;
 /// Rule C4's grace period: long enough for a rename racing the exit.
 pub const DEFAULT_GRACE_MS: u64 = 200;
+/// Rule C5's launch grace: how long a session with no `daemon.pid`, no live
+/// lock pid and no change in its directory may stay silent before it is a
+/// failure. A launcher writes `daemon.pid` right after spawning; any new
+/// file in the directory starts the period over.
+pub const DEFAULT_LAUNCH_GRACE_MS: u64 = 5_000;
 /// Connections served at once; each costs one fd and a few KiB.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// inotify watches before further sessions fall back to a slow poll; the
@@ -38,6 +43,8 @@ pub struct Config {
     pub default_cap_ms: u64,
     /// Rule C4's grace period.
     pub grace: Duration,
+    /// Rule C5's launch grace period.
+    pub launch_grace: Duration,
     /// Connections served at once; more get `busy`.
     pub max_connections: usize,
     /// inotify watches before sessions are polled instead.
@@ -75,6 +82,7 @@ pub enum ConfigError {
 struct RawConfig {
     default_cap_ms: Option<u64>,
     grace_ms: Option<u64>,
+    launch_grace_ms: Option<u64>,
     max_connections: Option<usize>,
     max_watches: Option<usize>,
     #[serde(default, rename = "root")]
@@ -96,7 +104,7 @@ impl Config {
         path: Option<&Path>,
         required: bool,
         extra_roots: &[PathBuf],
-        default_root: Option<PathBuf>,
+        default_roots: Vec<PathBuf>,
     ) -> Result<Config, ConfigError> {
         let mut config = match path {
             Some(path) => match std::fs::read_to_string(path) {
@@ -113,7 +121,7 @@ impl Config {
             },
             None => Config::parse("", Path::new("(none)"))?,
         };
-        let extra = extra_roots.iter().cloned().chain(default_root);
+        let extra = extra_roots.iter().cloned().chain(default_roots);
         for path in extra {
             if !config.roots.iter().any(|root| root.path == path) {
                 config.roots.push(Root { path, poll: false });
@@ -156,6 +164,9 @@ impl Config {
         Ok(Config {
             default_cap_ms: raw.default_cap_ms.unwrap_or(DEFAULT_CAP_MS),
             grace: Duration::from_millis(raw.grace_ms.unwrap_or(DEFAULT_GRACE_MS)),
+            launch_grace: Duration::from_millis(
+                raw.launch_grace_ms.unwrap_or(DEFAULT_LAUNCH_GRACE_MS),
+            ),
             max_connections: raw.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
             max_watches: raw.max_watches.unwrap_or(DEFAULT_MAX_WATCHES),
             roots,

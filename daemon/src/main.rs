@@ -88,7 +88,7 @@ fn run(args: Args) -> Result<()> {
             config_path.as_deref(),
             config_required,
             &roots,
-            paths::default_session_root(),
+            paths::default_session_roots(),
         )
     };
     let config = load()?;

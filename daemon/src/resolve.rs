@@ -1,12 +1,25 @@
 //! Turning the `session` of a wait request into a canonical directory
-//! (SPEC §5, §6): an absolute path, or an id looked up under the roots as
-//! `<root>/<ID>`, `<root>/sessions/<ID>` and `<root>/*/sessions/<ID>`.
+//! (SPEC §5, §6), the way csa's `session wait` finds one:
+//!
+//! 1. an absolute path is that directory;
+//! 2. an id, or a unique prefix of one (case-insensitive), is looked up in
+//!    the caller's project first: `<root>/<cwd without its leading />/sessions/`
+//!    for each root in order (csa's own root, then its legacy one);
+//! 3. then in every `sessions/` directory under every root, and as
+//!    `<root>/<ID>` (an exact name only, for hand-made roots).
+//!
+//! The `sessions/` directories under the roots are kept in an [`Index`],
+//! built on the first lookup and rebuilt when an id is not found, so a
+//! request never walks a large state directory unless something is new.
+//! A session directory holding csa's `resume-target.toml` stands for the
+//! session it names: the wait follows it there.
 //!
 //! Canonicalising means a symlinked session directory is watched and read
 //! at its real location, and two spellings of one directory share a watch.
 
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
 use verdict_proto::wire::ErrorCode;
 
 use crate::config::Root;
@@ -20,10 +33,83 @@ pub struct Resolved {
     pub poll: bool,
 }
 
-/// Resolves `session`, or says why not with an error code and a message
-/// that names the path or the roots searched.
-pub fn resolve(session: &str, roots: &[Root]) -> Result<Resolved, (ErrorCode, String)> {
-    let dir = if session.starts_with('/') {
+/// Why a session could not be resolved: the error code and a sentence that
+/// names the path, the roots searched or the candidates.
+pub type Refusal = (ErrorCode, String);
+
+/// Depth below a root at which `sessions/` directories are still looked
+/// for: csa nests them under the project's full path.
+const MAX_DEPTH: usize = 24;
+/// Directories visited while building the index, at most: a runaway tree
+/// under a root must not stall the daemon.
+const MAX_VISITS: usize = 200_000;
+/// `resume-target.toml` redirections followed, at most (a loop ends here).
+const MAX_REDIRECTS: usize = 4;
+/// csa's alias file: this session continues in another.
+pub const RESUME_TARGET_FILE: &str = "resume-target.toml";
+
+/// Every `sessions/` directory under the roots, in root order.
+#[derive(Debug, Default)]
+pub struct Index {
+    sessions_dirs: Option<Vec<PathBuf>>,
+}
+
+impl Index {
+    /// Forgets what was found; the next lookup walks the roots again.
+    pub fn clear(&mut self) {
+        self.sessions_dirs = None;
+    }
+
+    fn dirs(&mut self, roots: &[Root]) -> &[PathBuf] {
+        self.sessions_dirs.get_or_insert_with(|| build_index(roots))
+    }
+}
+
+fn build_index(roots: &[Root]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut visits = 0;
+    for root in roots {
+        let mut stack = vec![(root.path.clone(), 0)];
+        while let Some((dir, depth)) = stack.pop() {
+            visits += 1;
+            if visits > MAX_VISITS {
+                log::warn!(
+                    "stopped indexing session roots after {MAX_VISITS} directories; \
+                     ids under the rest are not found (pass the absolute path)"
+                );
+                return found;
+            }
+            let sessions = dir.join("sessions");
+            if sessions.is_dir() {
+                found.push(sessions);
+                continue;
+            }
+            if depth >= MAX_DEPTH {
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                // Real directories only: a symlink could loop or leave the root.
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push((entry.path(), depth + 1));
+                }
+            }
+        }
+    }
+    log::debug!("indexed {} sessions/ directories", found.len());
+    found
+}
+
+/// Resolves `session` for a caller working in `cwd`.
+pub fn resolve(
+    session: &str,
+    cwd: Option<&str>,
+    roots: &[Root],
+    index: &mut Index,
+) -> Result<Resolved, Refusal> {
+    let mut dir = if session.starts_with('/') {
         canonical_dir(Path::new(session)).ok_or_else(|| {
             let message = format!("{session} is not a session directory (no such directory)");
             (ErrorCode::UnknownSession, message)
@@ -34,12 +120,42 @@ pub fn resolve(session: &str, roots: &[Root]) -> Result<Resolved, (ErrorCode, St
         );
         return Err((ErrorCode::BadRequest, message));
     } else {
-        lookup_id(session, roots)?
+        lookup_id(session, cwd, roots, index)?
     };
+    for _ in 0..MAX_REDIRECTS {
+        let Some(target) = resume_target(&dir) else {
+            break;
+        };
+        let next = canonical_dir(&dir.with_file_name(&target))
+            .map_or_else(|| lookup_id(&target, cwd, roots, index), Ok)
+            .map_err(|(code, message)| {
+                let message = format!(
+                    "{} redirects to session {target}, which cannot be found: {message}",
+                    dir.join(RESUME_TARGET_FILE).display()
+                );
+                (code, message)
+            })?;
+        log::debug!("{} continues in {}", dir.display(), next.display());
+        dir = next;
+    }
     let poll = roots.iter().filter(|root| root.poll).any(|root| {
         dir.starts_with(canonical_dir(&root.path).unwrap_or_else(|| root.path.clone()))
     });
     Ok(Resolved { dir, poll })
+}
+
+/// The session a `resume-target.toml` in `dir` points to, if it is valid.
+fn resume_target(dir: &Path) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Raw {
+        kind: String,
+        target_session_id: String,
+    }
+    let (bytes, _) = verdict_proto::files::read_bounded(&dir.join(RESUME_TARGET_FILE)).ok()??;
+    let raw: Raw = toml::from_str(std::str::from_utf8(&bytes).ok()?).ok()?;
+    let target = raw.target_session_id;
+    let plain = !target.is_empty() && !target.contains('/') && !target.starts_with('.');
+    (raw.kind == "resume-wrapper" && plain).then_some(target)
 }
 
 fn canonical_dir(path: &Path) -> Option<PathBuf> {
@@ -47,84 +163,190 @@ fn canonical_dir(path: &Path) -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
-fn lookup_id(id: &str, roots: &[Root]) -> Result<PathBuf, (ErrorCode, String)> {
-    let mut found: Vec<PathBuf> = Vec::new();
-    for root in roots {
-        let mut candidates = vec![root.path.join(id), root.path.join("sessions").join(id)];
-        if let Ok(entries) = std::fs::read_dir(&root.path) {
-            candidates.extend(
-                entries
-                    .flatten()
-                    .map(|entry| entry.path().join("sessions").join(id)),
-            );
-        }
-        for dir in candidates.iter().filter_map(|c| canonical_dir(c)) {
-            if !found.contains(&dir) {
-                found.push(dir);
+/// Session directories in `sessions` whose name starts with `prefix`
+/// (case-insensitive; hidden entries are not sessions). An exact match
+/// stands alone.
+fn matches_in(sessions: &Path, prefix: &str) -> Vec<PathBuf> {
+    if let Some(dir) = canonical_dir(&sessions.join(prefix)) {
+        return vec![dir];
+    }
+    let Ok(entries) = std::fs::read_dir(sessions) else {
+        return Vec::new();
+    };
+    let want = prefix.to_uppercase();
+    entries
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            !name.starts_with('.') && name.to_uppercase().starts_with(&want)
+        })
+        .filter_map(|entry| canonical_dir(&entry.path()))
+        .collect()
+}
+
+fn lookup_id(
+    id: &str,
+    cwd: Option<&str>,
+    roots: &[Root],
+    index: &mut Index,
+) -> Result<PathBuf, Refusal> {
+    // The caller's project first, root by root, as csa does.
+    if let Some(project) = cwd.and_then(|cwd| cwd.strip_prefix('/')) {
+        for root in roots {
+            let found = matches_in(&root.path.join(project).join("sessions"), id);
+            if !found.is_empty() {
+                return one(id, found);
             }
         }
     }
-    match found.len() {
-        1 => Ok(found.remove(0)),
-        0 => {
-            let searched: Vec<String> =
-                roots.iter().map(|r| r.path.display().to_string()).collect();
-            let message = format!(
-                "no session {id} under the roots [{}]; pass the session's absolute path, or add its root with --root",
-                searched.join(", ")
-            );
-            Err((ErrorCode::UnknownSession, message))
-        }
-        _ => {
-            let all: Vec<String> = found.iter().map(|d| d.display().to_string()).collect();
-            let message = format!(
-                "session id {id} is ambiguous: {}; pass the absolute path",
-                all.join(", ")
-            );
-            Err((ErrorCode::UnknownSession, message))
+    let mut found = everywhere(id, roots, index.dirs(roots));
+    if found.is_empty() {
+        // Something new under a root since the index was built?
+        index.clear();
+        found = everywhere(id, roots, index.dirs(roots));
+    }
+    if found.is_empty() {
+        let searched: Vec<String> = roots.iter().map(|r| r.path.display().to_string()).collect();
+        let message = format!(
+            "no session {id} under the roots [{}]; pass the session's path, or add its root with --root",
+            searched.join(", ")
+        );
+        return Err((ErrorCode::UnknownSession, message));
+    }
+    one(id, found)
+}
+
+/// Matches in every `sessions/` directory and as `<root>/<ID>`; exact
+/// names win over prefixes.
+fn everywhere(id: &str, roots: &[Root], sessions_dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = Vec::new();
+    let direct = roots
+        .iter()
+        .filter_map(|root| canonical_dir(&root.path.join(id)));
+    let indexed = sessions_dirs.iter().flat_map(|dir| matches_in(dir, id));
+    for dir in direct.chain(indexed) {
+        if !found.contains(&dir) {
+            found.push(dir);
         }
     }
+    let exact: Vec<PathBuf> = found
+        .iter()
+        .filter(|dir| dir.file_name().is_some_and(|name| name == id))
+        .cloned()
+        .collect();
+    if exact.is_empty() {
+        found
+    } else {
+        exact
+    }
+}
+
+fn one(id: &str, mut found: Vec<PathBuf>) -> Result<PathBuf, Refusal> {
+    if found.len() == 1 {
+        return Ok(found.remove(0));
+    }
+    found.sort();
+    let all: Vec<String> = found.iter().map(|d| d.display().to_string()).collect();
+    let message = format!(
+        "session {id} is ambiguous, it matches {} sessions: {}; give more of the id, or the path",
+        all.len(),
+        all.join(", ")
+    );
+    Err((ErrorCode::UnknownSession, message))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn roots(paths: &[&Path]) -> Vec<Root> {
+        paths
+            .iter()
+            .map(|path| Root {
+                path: path.to_path_buf(),
+                poll: false,
+            })
+            .collect()
+    }
+
     #[test]
-    fn ids_are_found_in_all_three_layouts_and_ambiguity_is_an_error() {
+    fn ids_and_prefixes_in_csa_layouts_and_ambiguity_is_an_error() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().join("root");
         for dir in [
             "A1",
             "sessions/B2",
-            "proj/sessions/C3",
+            "home/u/proj/sessions/01ABCDEF",
             "p1/sessions/D4",
             "p2/sessions/D4",
+            "p3/sessions/.hidden",
         ] {
             std::fs::create_dir_all(root.join(dir)).expect("mkdir");
         }
-        let roots = [Root {
-            path: root.clone(),
-            poll: false,
-        }];
+        let roots = roots(&[&root]);
         let canon = std::fs::canonicalize(&root).expect("canon");
+        let mut index = Index::default();
         for (id, want) in [
             ("A1", "A1"),
             ("B2", "sessions/B2"),
-            ("C3", "proj/sessions/C3"),
+            ("01ABCDEF", "home/u/proj/sessions/01ABCDEF"),
+            ("01abc", "home/u/proj/sessions/01ABCDEF"),
         ] {
-            assert_eq!(resolve(id, &roots).map(|r| r.dir), Ok(canon.join(want)));
+            let got = resolve(id, None, &roots, &mut index).map(|r| r.dir);
+            assert_eq!(got, Ok(canon.join(want)), "{id}");
         }
-        let (code, message) = resolve("D4", &roots).expect_err("ambiguous");
+        let (code, message) = resolve("D4", None, &roots, &mut index).expect_err("ambiguous");
         assert_eq!(code, ErrorCode::UnknownSession);
-        assert!(message.contains("ambiguous"), "{message}");
-        let (code, message) = resolve("NOPE", &roots).expect_err("missing");
+        assert!(message.contains("p1/sessions/D4") && message.contains("p2/sessions/D4"));
+        // The caller's project settles it.
+        let cwd = canon.join("p2");
+        let cwd = cwd.to_str().expect("utf8");
+        let in_project = roots_for_project(&canon, cwd);
+        let got = resolve(
+            "D4",
+            Some(&in_project.1),
+            &in_project.0,
+            &mut Index::default(),
+        );
+        assert_eq!(got.map(|r| r.dir), Ok(canon.join("p2/sessions/D4")));
+        let (code, message) = resolve("NOPE", None, &roots, &mut index).expect_err("missing");
         assert_eq!(code, ErrorCode::UnknownSession);
         assert!(message.contains(&root.display().to_string()), "{message}");
         assert_eq!(
-            resolve("rel/x", &roots).map_err(|e| e.0),
+            resolve("rel/x", None, &roots, &mut index).map_err(|e| e.0),
             Err(ErrorCode::BadRequest)
         );
+        // A project created after the index was built is found (refresh on a miss).
+        std::fs::create_dir_all(root.join("late/sessions/LATE1")).expect("mkdir");
+        assert!(resolve("LATE", None, &roots, &mut index).is_ok());
+    }
+
+    /// A root laid out as csa's state dir for a project at `cwd`: the
+    /// project key is the path without its leading slash.
+    fn roots_for_project(canon: &Path, cwd: &str) -> (Vec<Root>, String) {
+        let state = canon.join("state");
+        let key = cwd.trim_start_matches('/');
+        std::fs::create_dir_all(state.join(key).join("sessions/D4")).expect("mkdir");
+        (roots(&[&state, canon]), cwd.to_string())
+    }
+
+    #[test]
+    fn resume_target_redirects_the_wait() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let sessions = tmp.path().join("p/sessions");
+        for id in ["WRAPPER", "WORKER"] {
+            std::fs::create_dir_all(sessions.join(id)).expect("mkdir");
+        }
+        std::fs::write(
+            sessions.join("WRAPPER").join(RESUME_TARGET_FILE),
+            "kind = \"resume-wrapper\"\ntarget_session_id = \"WORKER\"\ncreated_at = \"2026-01-01T00:00:00Z\"\n",
+        )
+        .expect("write");
+        let roots = roots(&[tmp.path()]);
+        let got = resolve("WRAPPER", None, &roots, &mut Index::default()).expect("found");
+        let worker = std::fs::canonicalize(sessions.join("WORKER")).expect("canon");
+        assert_eq!(got.dir, worker);
     }
 
     #[test]
@@ -136,10 +358,8 @@ mod tests {
             poll: true,
         }];
         let abs = tmp.path().join("S");
-        assert!(
-            resolve(abs.to_str().expect("utf8"), &roots)
-                .expect("found")
-                .poll
-        );
+        let abs = abs.to_str().expect("utf8");
+        let resolved = resolve(abs, None, &roots, &mut Index::default()).expect("found");
+        assert!(resolved.poll);
     }
 }

@@ -21,7 +21,7 @@ use verdict_proto::wire::{parse_request, ErrorCode, Event, Reply, Request, Statu
 use crate::config::Config;
 use crate::conn::{Conn, Conns, Input};
 use crate::service::Service;
-use crate::sessions::{Ctx, Registry, Sink, Stats, PIDFD_TOKEN_BASE};
+use crate::sessions::{Ctx, Registry, Sink, Stats, PIDFD_TAG};
 use crate::socket::Listening;
 use crate::timers::{Timer, Timers};
 use crate::watch::Watcher;
@@ -136,7 +136,7 @@ impl Server {
                         self.registry.on_changes(ctx!(self), changes);
                     }
                     SIGNALS => self.on_signals(),
-                    token if token.0 >= PIDFD_TOKEN_BASE => {
+                    token if token.0 & PIDFD_TAG != 0 => {
                         self.registry.process_exited(ctx!(self), token)
                     }
                     token => {
@@ -308,11 +308,19 @@ impl Server {
                     }
                 }
             }
-            Request::Wait { session, cap_ms } => {
-                match self
-                    .registry
-                    .wait(ctx!(self), token, id.clone(), &session, cap_ms)
-                {
+            Request::Wait {
+                session,
+                cap_ms,
+                cwd,
+            } => {
+                match self.registry.wait(
+                    ctx!(self),
+                    token,
+                    id.clone(),
+                    &session,
+                    cap_ms,
+                    cwd.as_deref(),
+                ) {
                     Ok(()) => return,
                     Err((code, message)) => Event::Error { code, message },
                 }

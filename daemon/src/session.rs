@@ -1,9 +1,10 @@
 //! One watched session directory and its waiters, as the registry keeps
-//! them: the last snapshot, the grace periods, the pidfd of the session
-//! process. Plain state and the pidfd bookkeeping; deciding and replying is
-//! the registry's business ([`crate::sessions`]).
+//! them: the last look, the grace periods, and a pidfd for every process
+//! whose exit can change the verdict. Plain state and the pidfd
+//! bookkeeping; deciding and replying is the registry's business
+//! ([`crate::sessions`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -12,14 +13,23 @@ use std::time::Instant;
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
 use serde_json::Value;
-use verdict_proto::files::PidFile;
 use verdict_proto::rules::{Liveness, Snapshot, SnapshotCache};
 
 use crate::process;
 use crate::timers::TimerId;
 
-/// Tokens at and above this are pidfds: `PIDFD_TOKEN_BASE + session key`.
-pub const PIDFD_TOKEN_BASE: usize = 1 << 30;
+/// Tokens with this bit set are pidfds; connections and the loop's own
+/// sources never reach it.
+pub const PIDFD_TAG: usize = 1 << (usize::BITS - 2);
+
+/// The last look at a session: its files and whether anything of it runs.
+#[derive(Debug)]
+pub struct Look {
+    /// The files.
+    pub snap: Snapshot,
+    /// What runs.
+    pub live: Liveness,
+}
 
 #[derive(Debug)]
 pub struct Session {
@@ -30,26 +40,37 @@ pub struct Session {
     pub waiters: HashSet<u64>,
     pub inotify: bool,
     pub poll_timer: Option<TimerId>,
-    pub tracked: Option<Tracked>,
+    /// pid → its pidfd (None where none could be opened: polled instead).
+    pub tracked: HashMap<i32, Tracked>,
     pub grace: Grace,
+    /// Rule C5: no process known; any change in the directory restarts it.
+    pub launch: Grace,
     /// The last reading of each file, to skip unchanged ones.
     pub cache: SnapshotCache,
     /// The directory went missing: grace before `session_removed`.
     pub vanished: Grace,
-    pub last: (Snapshot, Liveness),
+    pub last: Look,
 }
 
 impl Session {
-    /// The process was alive at the last look and its pidfd is armed.
+    /// Something of the session runs and every such process has an armed
+    /// pidfd: its end will be an event.
     pub fn process_watched(&self) -> bool {
-        self.last.1 == Liveness::Alive && self.tracked.as_ref().is_some_and(|t| t.pidfd.is_some())
+        self.last.live == Liveness::Alive
+            && !self.tracked.is_empty()
+            && self.tracked.values().all(|t| t.token.is_some())
+    }
+
+    /// A live process without a pidfd: only a poll will see its end.
+    pub fn blind(&self) -> bool {
+        self.last.live == Liveness::Alive && self.tracked.values().any(|t| t.token.is_none())
     }
 }
 
 #[derive(Debug)]
 pub struct Tracked {
-    pub pid: PidFile,
-    pub pidfd: Option<OwnedFd>,
+    pidfd: Option<OwnedFd>,
+    pub token: Option<Token>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -57,6 +78,15 @@ pub enum Grace {
     Idle,
     Armed(TimerId),
     Over,
+}
+
+impl Grace {
+    pub fn timer(&self) -> Option<TimerId> {
+        match self {
+            Grace::Armed(timer) => Some(*timer),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -77,25 +107,75 @@ pub fn dir_inode(dir: &Path) -> Option<(u64, u64)> {
         .map(|m| (m.dev(), m.ino()))
 }
 
-/// Makes `session` track the process `pid` with a pidfd, replacing any
-/// previous one (a resumed session writes a new `daemon.pid`).
-pub fn track(poll: &mio::Registry, key: u64, session: &mut Session, pid: PidFile) {
-    if session.tracked.as_ref().is_some_and(|t| t.pid == pid) {
-        return;
-    }
-    untrack(poll, session);
-    // Open the pidfd before checking liveness: if the process dies in
-    // between, the pidfd is already readable and the exit is not missed.
-    let pidfd = process::open_pidfd(pid.pid).filter(|fd| {
-        let token = Token(PIDFD_TOKEN_BASE + key as usize);
-        poll.register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE)
-            .is_ok()
-    });
-    session.tracked = Some(Tracked { pid, pidfd });
+/// Hands out pidfd tokens and remembers whose they are.
+#[derive(Debug, Default)]
+pub struct PidfdTokens {
+    next: usize,
+    owner: HashMap<Token, (u64, i32)>,
 }
 
-pub fn untrack(poll: &mio::Registry, session: &mut Session) {
-    if let Some(fd) = session.tracked.take().and_then(|t| t.pidfd) {
-        let _ = poll.deregister(&mut SourceFd(&fd.as_raw_fd()));
+impl PidfdTokens {
+    /// The session and pid behind `token`, forgetting the token.
+    pub fn take(&mut self, token: Token) -> Option<(u64, i32)> {
+        self.owner.remove(&token)
+    }
+
+    /// Makes `session` (key `key`) track exactly the pids in `pids`:
+    /// pidfds for new ones, old ones closed.
+    pub fn track(&mut self, poll: &mio::Registry, key: u64, session: &mut Session, pids: &[i32]) {
+        let gone: Vec<i32> = session
+            .tracked
+            .keys()
+            .filter(|pid| !pids.contains(pid))
+            .copied()
+            .collect();
+        for pid in gone {
+            if let Some(tracked) = session.tracked.remove(&pid) {
+                self.close(poll, tracked);
+            }
+        }
+        for &pid in pids {
+            if session.tracked.contains_key(&pid) {
+                continue;
+            }
+            // The pidfd is opened after liveness was read: if the process
+            // died in between, the pidfd is readable at once and the next
+            // look sees it dead, so the exit is not missed.
+            let pidfd = process::open_pidfd(pid);
+            let token = pidfd.as_ref().and_then(|fd| {
+                let token = Token(PIDFD_TAG | self.next);
+                self.next = (self.next + 1) & !PIDFD_TAG;
+                poll.register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE)
+                    .ok()
+                    .map(|()| token)
+            });
+            if let Some(token) = token {
+                self.owner.insert(token, (key, pid));
+            }
+            session.tracked.insert(pid, Tracked { pidfd, token });
+        }
+    }
+
+    /// The process behind a readable pidfd exited: stop watching it.
+    pub fn exited(&mut self, poll: &mio::Registry, session: &mut Session, pid: i32) {
+        if let Some(tracked) = session.tracked.remove(&pid) {
+            self.close(poll, tracked);
+        }
+    }
+
+    /// Closes every pidfd of `session`.
+    pub fn untrack_all(&mut self, poll: &mio::Registry, session: &mut Session) {
+        for (_, tracked) in session.tracked.drain() {
+            self.close(poll, tracked);
+        }
+    }
+
+    fn close(&mut self, poll: &mio::Registry, tracked: Tracked) {
+        if let Some(token) = tracked.token {
+            self.owner.remove(&token);
+        }
+        if let Some(fd) = tracked.pidfd {
+            let _ = poll.deregister(&mut SourceFd(&fd.as_raw_fd()));
+        }
     }
 }

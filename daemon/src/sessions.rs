@@ -14,16 +14,16 @@ use std::time::{Duration, Instant};
 use mio::Token;
 use serde_json::Value;
 use verdict_proto::codec::encode_line;
+use verdict_proto::liveness;
 use verdict_proto::rules::{decide, Decision, Liveness, Phase, Snapshot, SnapshotCache, Verdict};
 use verdict_proto::wire::{ErrorCode, Event, Reply, VerdictEvent, VerdictLines, Watching};
 
 use crate::config::Config;
-use crate::process;
-use crate::resolve::{resolve, Resolved};
-pub use crate::session::PIDFD_TOKEN_BASE;
+use crate::resolve::{resolve, Index, Resolved};
+pub use crate::session::PIDFD_TAG;
 
 mod events;
-use crate::session::{dir_inode, track, untrack, Grace, Session, Waiter};
+use crate::session::{dir_inode, Grace, Look, PidfdTokens, Session, Waiter};
 use crate::timers::{Timer, Timers};
 use crate::watch::{AddError, Watcher};
 
@@ -79,6 +79,10 @@ pub struct Registry {
     /// Watches to remove at the end of the round.
     unwatch: Vec<PathBuf>,
     warned_limit: bool,
+    /// pidfd tokens → (session, pid).
+    pidfds: PidfdTokens,
+    /// `sessions/` directories under the roots, for id lookups.
+    index: Index,
 }
 
 /// A request the registry refused, to be answered with an `error` event.
@@ -110,6 +114,7 @@ impl Registry {
         id: Value,
         session: &str,
         cap_ms: Option<u64>,
+        cwd: Option<&str>,
     ) -> Result<(), Refusal> {
         let id_key = id.to_string();
         let in_flight = self.by_conn.get(&conn);
@@ -125,7 +130,7 @@ impl Registry {
                 format!("at most {MAX_WAITS_PER_CONNECTION} waits per connection"),
             ));
         }
-        let resolved = resolve(session, &ctx.config.roots)?;
+        let resolved = resolve(session, cwd, &ctx.config.roots, &mut self.index)?;
         let existing = self.by_dir.get(&resolved.dir).copied();
         let key = match existing {
             Some(key) => key,
@@ -146,7 +151,7 @@ impl Registry {
             session: session.id.clone(),
             dir: session.dir.display().to_string(),
             cap_ms,
-            pid: session.last.0.pid.value().map(|p| p.pid),
+            pid: session.last.snap.pid.value().map(|p| p.pid),
         };
         push(ctx.out, conn, &id, Event::Watching(watching));
         self.by_conn
@@ -225,11 +230,15 @@ impl Registry {
             waiters: HashSet::new(),
             inotify,
             poll_timer: None,
-            tracked: None,
+            tracked: HashMap::new(),
             grace: Grace::Idle,
+            launch: Grace::Idle,
             cache: SnapshotCache::default(),
             vanished: Grace::Idle,
-            last: (Snapshot::empty(), Liveness::Unknown),
+            last: Look {
+                snap: Snapshot::empty(),
+                live: Liveness::Unknown,
+            },
         };
         self.sessions.insert(key, session);
         if !self.observe(ctx, key) {
@@ -296,19 +305,15 @@ impl Registry {
             Some(_) => {}
         }
         let snap = Snapshot::read_cached(&session.dir, &mut session.cache);
-        let live = match snap.pid.value() {
-            None => Liveness::Unknown,
-            Some(pid) => {
-                track(ctx.poll, key, session, *pid);
-                process::liveness(pid)
-            }
+        let seen = liveness::observe(&session.dir, snap.pid.value());
+        self.pidfds.track(ctx.poll, key, session, &seen.watch);
+        session.last = Look {
+            snap,
+            live: seen.liveness,
         };
-        let blind =
-            live == Liveness::Alive && session.tracked.as_ref().is_some_and(|t| t.pidfd.is_none());
-        if (!session.inotify || blind) && session.poll_timer.is_none() {
+        if (!session.inotify || session.blind()) && session.poll_timer.is_none() {
             session.poll_timer = Some(ctx.timers.add(POLL_INTERVAL, Timer::Poll(key)));
         }
-        session.last = (snap, live);
         true
     }
 
@@ -316,11 +321,13 @@ impl Registry {
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
-        let phase = Phase {
-            cap_fired: false,
-            grace_over: session.grace == Grace::Over,
-        };
-        match decide(&session.last.0, session.last.1, phase) {
+        let phase = session.phase(false);
+        let decision = decide(&session.last.snap, session.last.live, phase);
+        if decision != Decision::AwaitLaunch {
+            // A process is known now (or the files decide): C5 is moot.
+            reset(ctx, &mut session.launch);
+        }
+        match decision {
             Decision::Verdict(verdict) => self.deliver_all(ctx, key, &verdict),
             Decision::AwaitGrace => {
                 if session.grace == Grace::Idle {
@@ -328,13 +335,14 @@ impl Registry {
                         Grace::Armed(ctx.timers.add(ctx.config.grace, Timer::Grace(key)));
                 }
             }
-            Decision::Pending => {
-                // The process is back (a resumed session): grace starts over.
-                if let Grace::Armed(timer) = session.grace {
-                    ctx.timers.cancel(timer);
+            Decision::AwaitLaunch => {
+                if session.launch == Grace::Idle {
+                    let timer = ctx.timers.add(ctx.config.launch_grace, Timer::Launch(key));
+                    session.launch = Grace::Armed(timer);
                 }
-                session.grace = Grace::Idle;
             }
+            // The process is back (a resumed session): grace starts over.
+            Decision::Pending => reset(ctx, &mut session.grace),
         }
     }
 
@@ -394,15 +402,12 @@ impl Registry {
             self.unwatch.push(session.dir.clone());
             self.watches -= 1;
         }
-        untrack(ctx.poll, &mut session);
-        let armed = |grace: &Grace| match grace {
-            Grace::Armed(timer) => Some(*timer),
-            _ => None,
-        };
+        self.pidfds.untrack_all(ctx.poll, &mut session);
         let timers = [
             session.poll_timer,
-            armed(&session.grace),
-            armed(&session.vanished),
+            session.grace.timer(),
+            session.launch.timer(),
+            session.vanished.timer(),
         ];
         timers
             .into_iter()
@@ -466,6 +471,26 @@ impl Registry {
     /// Waits in flight on `conn`.
     pub fn conn_waits(&self, conn: Token) -> usize {
         self.by_conn.get(&conn).map_or(0, HashMap::len)
+    }
+}
+
+/// Cancels a grace period's timer and makes it idle.
+fn reset(ctx: &mut Ctx, grace: &mut Grace) {
+    if let Some(timer) = grace.timer() {
+        ctx.timers.cancel(timer);
+    }
+    *grace = Grace::Idle;
+}
+
+impl Session {
+    /// Where this session's wait stands; `cap_fired` for a waiter whose
+    /// cap just fired.
+    fn phase(&self, cap_fired: bool) -> Phase {
+        Phase {
+            cap_fired,
+            grace_over: self.grace == Grace::Over,
+            launch_over: self.launch == Grace::Over,
+        }
     }
 }
 

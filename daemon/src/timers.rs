@@ -12,6 +12,9 @@ pub enum Timer {
     Cap(u64),
     /// A session's grace period after its process died (rule C4).
     Grace(u64),
+    /// A session with no known process and no change for the launch grace
+    /// period (rule C5).
+    Launch(u64),
     /// A session directory went missing; its grace before `session_removed`.
     Vanished(u64),
     /// A slowly polled session's next look.

@@ -2,15 +2,16 @@
 //! non-recursive watch per watched session directory.
 //!
 //! `notify` runs its own reader thread; it only sends events over a channel
-//! and wakes the event loop, which owns everything else. Our own reads of
-//! session files make `IN_OPEN` events; those are dropped here so that
-//! looking at a directory never triggers another look.
+//! and wakes the event loop, which owns everything else. Its inotify mask
+//! is fixed and includes opens, reads and writes in progress: those are
+//! dropped here, so a session streaming its output, or our own reads of
+//! session files, never wake the event loop (see [`can_change_a_verdict`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 
-use notify::event::{AccessKind, EventKind};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify::{ErrorKind, INotifyWatcher, RecursiveMode, Watcher as _};
 
 /// What the loop must look at again.
@@ -43,8 +44,7 @@ impl Watcher {
     pub fn new(waker: Arc<mio::Waker>) -> notify::Result<Watcher> {
         let (tx, rx) = channel();
         let handler = move |event: notify::Result<notify::Event>| {
-            if matches!(&event, Ok(e) if e.kind == EventKind::Access(AccessKind::Open(notify::event::AccessMode::Any)))
-            {
+            if matches!(&event, Ok(e) if !can_change_a_verdict(e.kind)) {
                 return;
             }
             if tx.send(event).is_ok() {
@@ -89,4 +89,17 @@ impl Watcher {
         }
         changes
     }
+}
+
+/// Entries created, removed or renamed, files closed after writing,
+/// attribute changes and the directory's own end can change a verdict;
+/// opens, reads and writes in progress cannot (a file is complete when it
+/// is closed or renamed into place).
+pub fn can_change_a_verdict(kind: EventKind) -> bool {
+    !matches!(
+        kind,
+        EventKind::Access(
+            AccessKind::Open(_) | AccessKind::Read | AccessKind::Close(AccessMode::Read)
+        ) | EventKind::Modify(ModifyKind::Data(_))
+    )
 }

@@ -28,8 +28,13 @@ pub const RESULT_FILE: &str = "result.toml";
 pub const PACKET_FILE: &str = "daemon-completion.toml";
 /// Legacy completion marker: an integer exit code.
 pub const LEGACY_FILE: &str = ".complete";
-/// The session's output; only its emptiness matters (rule C3).
+/// The session's output: copied to the caller, and rule C3 asks whether
+/// it says anything.
 pub const STDOUT_FILE: &str = "stdout.log";
+/// csa's fallback result, used when `result.toml` is missing.
+pub const OUTPUT_RESULT_FILE: &str = "output/result.toml";
+/// Reason of a verdict taken from a legacy `.complete` file.
+pub const LEGACY_REASON: &str = "legacy_complete_marker";
 
 /// What was found at one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -294,7 +299,8 @@ pub fn parse_result(bytes: &[u8]) -> Result<SessionResult, String> {
 }
 
 /// Parses `daemon-completion.toml`. A missing `status` is derived from the
-/// exit code (`success` for 0, else `failure`).
+/// exit code (`success` for 0, `signal` for 137 and 143, else `failure`);
+/// 137 and 143 are `signal` whatever the file says, as current csa writes.
 pub fn parse_packet(bytes: &[u8]) -> Result<Packet, String> {
     #[derive(Deserialize)]
     struct Raw {
@@ -304,8 +310,13 @@ pub fn parse_packet(bytes: &[u8]) -> Result<Packet, String> {
     }
     let raw: Raw = parse_toml(bytes)?;
     let exit_code = to_exit_code(raw.exit_code)?;
+    let status = match raw.status {
+        Some(_) if is_signal(exit_code) => status_for(exit_code).into(),
+        Some(status) => status,
+        None => status_for(exit_code).into(),
+    };
     Ok(Packet {
-        status: raw.status.unwrap_or_else(|| status_for(exit_code).into()),
+        status,
         exit_code,
         reason: raw.reason,
     })
@@ -322,15 +333,20 @@ pub fn parse_legacy(bytes: &[u8]) -> Result<Packet, String> {
     Ok(Packet {
         status: status_for(exit_code).into(),
         exit_code,
-        reason: Some("legacy_complete".into()),
+        reason: Some(LEGACY_REASON.into()),
     })
 }
 
+/// 128 + SIGKILL and 128 + SIGTERM: the process was killed.
+fn is_signal(exit_code: i32) -> bool {
+    matches!(exit_code, 137 | 143)
+}
+
 fn status_for(exit_code: i32) -> &'static str {
-    if exit_code == 0 {
-        "success"
-    } else {
-        "failure"
+    match exit_code {
+        0 => "success",
+        code if is_signal(code) => "signal",
+        _ => "failure",
     }
 }
 
@@ -377,36 +393,34 @@ fn flatten_toml_error(err: &toml::de::Error) -> String {
     }
 }
 
-/// Whether `stdout.log` exists as a regular file with at least one byte.
-pub fn stdout_nonempty(dir: &Path) -> bool {
-    std::fs::metadata(dir.join(STDOUT_FILE)).is_ok_and(|meta| meta.is_file() && meta.len() > 0)
+/// What `stdout.log` holds, as far as rule C3 cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// No `stdout.log` (or not a regular file).
+    Missing,
+    /// Empty, or only whitespace.
+    Blank,
+    /// Something a caller can read.
+    Content,
 }
 
-/// Field 22 (`starttime`) and the state letter of a `/proc/<pid>/stat` line.
-/// The command name may contain spaces and parentheses, so parsing starts
-/// after the last `)`.
-pub fn parse_proc_stat(line: &str) -> Option<(char, u64)> {
-    let rest = &line[line.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    // After the state (field 3) come fields 4..; starttime is field 22.
-    let starttime = fields.nth(22 - 4)?.parse().ok()?;
-    Some((state, starttime))
-}
-
-/// Whether the process named by `daemon.pid` is alive now (SPEC §3):
-/// `/proc/<pid>` exists, is not a zombie, and its start time matches when
-/// one is recorded.
-pub fn process_liveness(pid: &PidFile) -> crate::rules::Liveness {
-    use crate::rules::Liveness;
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", pid.pid)) else {
-        return Liveness::Dead;
-    };
-    match parse_proc_stat(&stat) {
-        Some(('Z' | 'X' | 'x', _)) => Liveness::Dead,
-        Some((_, started)) if pid.starttime.is_some_and(|want| want != started) => Liveness::Dead,
-        Some(_) => Liveness::Alive,
-        None => Liveness::Dead,
+/// Reads `stdout.log` far enough to tell [`Output::Blank`] from
+/// [`Output::Content`]: up to the first byte that is not whitespace, and
+/// never past [`MAX_FILE_BYTES`] (a larger file counts as content).
+pub fn stdout_state(dir: &Path) -> Output {
+    let path = dir.join(STDOUT_FILE);
+    match std::fs::metadata(&path) {
+        Ok(meta) if meta.is_file() && meta.len() == 0 => return Output::Blank,
+        Ok(meta) if meta.is_file() && meta.len() > MAX_FILE_BYTES => return Output::Content,
+        Ok(meta) if meta.is_file() => {}
+        _ => return Output::Missing,
+    }
+    match read_bounded(&path) {
+        Ok(Some((bytes, _))) if bytes.iter().all(u8::is_ascii_whitespace) => Output::Blank,
+        Ok(Some(_)) => Output::Content,
+        Ok(None) => Output::Missing,
+        // Grown past the bound between the stat and the read.
+        Err(_) => Output::Content,
     }
 }
 
@@ -479,14 +493,6 @@ mod tests {
         );
         assert_eq!(parse_legacy(b" 3\n").map(|p| p.exit_code), Ok(3));
         assert!(parse_legacy(b"done").is_err());
-    }
-
-    #[test]
-    fn proc_stat_with_spaces_and_parens_in_name() {
-        let line =
-            "1234 (a b) c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10";
-        assert_eq!(parse_proc_stat(line), Some(('S', 987654)));
-        assert_eq!(parse_proc_stat("garbage"), None);
     }
 
     #[test]

@@ -39,6 +39,7 @@
 
 pub mod codec;
 pub mod files;
+pub mod liveness;
 pub mod paths;
 pub mod rules;
 pub mod wire;

@@ -39,8 +39,11 @@ pub fn config_path() -> Option<PathBuf> {
     xdg_home("XDG_CONFIG_HOME", ".config").map(|dir| dir.join("verdict").join("verdictd.toml"))
 }
 
-/// `$XDG_STATE_HOME/cli-sub-agent` (fallback `~/.local/state/...`), where csa
-/// keeps `<project>/sessions/<ID>`.
-pub fn default_session_root() -> Option<PathBuf> {
-    xdg_home("XDG_STATE_HOME", ".local/state").map(|dir| dir.join("cli-sub-agent"))
+/// `$XDG_STATE_HOME/cli-sub-agent` and csa's legacy `$XDG_STATE_HOME/csa`
+/// (fallback `~/.local/state/...`), where csa keeps
+/// `<project path>/sessions/<ID>`; in csa's order of lookup.
+pub fn default_session_roots() -> Vec<PathBuf> {
+    xdg_home("XDG_STATE_HOME", ".local/state")
+        .map(|dir| vec![dir.join("cli-sub-agent"), dir.join("csa")])
+        .unwrap_or_default()
 }

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use crate::files::{self, Cached, FileState, Packet, PidFile, SessionResult};
+use crate::files::{self, Cached, FileState, Output, Packet, PidFile, SessionResult};
 
 /// Everything the rules need to know about one session directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,8 +21,11 @@ pub struct Snapshot {
     pub packet: FileState<Packet>,
     /// `.complete` (legacy packet).
     pub legacy: FileState<Packet>,
-    /// `stdout.log` exists and is not empty.
-    pub stdout_nonempty: bool,
+    /// `output/result.toml`: csa's fallback when `result.toml` is missing.
+    pub output_result: FileState<SessionResult>,
+    /// What `stdout.log` holds. Read only when rule C3 needs it (an exit-0
+    /// packet and no result); [`Output::Content`] otherwise.
+    pub stdout: Output,
 }
 
 /// The last reading of each session file, so that unchanged files are not
@@ -33,6 +36,7 @@ pub struct SnapshotCache {
     result: Cached<SessionResult>,
     packet: Cached<Packet>,
     legacy: Cached<Packet>,
+    output_result: Cached<SessionResult>,
 }
 
 impl Snapshot {
@@ -43,7 +47,7 @@ impl Snapshot {
 
     /// Reads the session files of `dir` that changed since `cache` saw them.
     pub fn read_cached(dir: &Path, cache: &mut SnapshotCache) -> Snapshot {
-        Snapshot {
+        let mut snap = Snapshot {
             pid: files::load_cached(
                 &dir.join(files::PID_FILE),
                 files::parse_pid_file,
@@ -64,8 +68,24 @@ impl Snapshot {
                 files::parse_legacy,
                 &mut cache.legacy,
             ),
-            stdout_nonempty: files::stdout_nonempty(dir),
+            output_result: files::load_cached(
+                &dir.join(files::OUTPUT_RESULT_FILE),
+                files::parse_result,
+                &mut cache.output_result,
+            ),
+            stdout: Output::Content,
+        };
+        if snap.needs_stdout() {
+            snap.stdout = files::stdout_state(dir);
         }
+        snap
+    }
+
+    /// Rule C3 asks what `stdout.log` holds only for an exit-0 packet with
+    /// no result: reading a large log for anything else would be waste.
+    fn needs_stdout(&self) -> bool {
+        let packet = self.packet.value().or_else(|| self.legacy.value());
+        packet.is_some_and(|p| p.exit_code == 0) && self.result.value().is_none()
     }
 
     /// An empty directory: no files at all.
@@ -75,7 +95,8 @@ impl Snapshot {
             result: FileState::Absent,
             packet: FileState::Absent,
             legacy: FileState::Absent,
-            stdout_nonempty: false,
+            output_result: FileState::Absent,
+            stdout: Output::Missing,
         }
     }
 }
@@ -98,6 +119,9 @@ pub struct Phase {
     pub cap_fired: bool,
     /// The grace period of rule C4 has passed since the process was seen dead.
     pub grace_over: bool,
+    /// No process has been known, and nothing has changed in the directory,
+    /// for the launch grace period (rule C5).
+    pub launch_over: bool,
 }
 
 /// The kind of verdict.
@@ -133,7 +157,8 @@ pub struct Verdict {
     pub exit_code: Option<i32>,
     /// Where a completed verdict came from.
     pub source: Source,
-    /// True when the rules made the verdict up (C3, C4).
+    /// True when the rules made the outcome up: no result and no usable
+    /// packet (C4, C5). A failure derived from a real packet is not.
     pub synthetic: bool,
     /// `summary` from `result.toml`.
     pub summary: Option<String>,
@@ -149,7 +174,7 @@ impl Verdict {
     /// The exit code a client should use (SPEC §3, "Client exit codes").
     pub fn exit(&self) -> i32 {
         match self.outcome {
-            Outcome::Completed if self.status == "success" && self.exit_code == Some(0) => 0,
+            Outcome::Completed if success_status(&self.status) && self.exit_code == Some(0) => 0,
             Outcome::Completed => 1,
             Outcome::KvWarm => 0,
             Outcome::Timeout => 124,
@@ -165,48 +190,60 @@ pub enum Decision {
     /// The process is dead with nothing written: wait out the grace period
     /// (rule C4), then decide again with [`Phase::grace_over`] set.
     AwaitGrace,
+    /// No process is known and nothing was written: wait out the launch
+    /// grace period (rule C5; any change in the directory starts it over),
+    /// then decide again with [`Phase::launch_over`] set.
+    AwaitLaunch,
     /// The answer.
     Verdict(Verdict),
+}
+
+/// Statuses that mean success when the exit code is 0 (csa's
+/// `terminal_result_wait_exit_code`).
+pub fn success_status(status: &str) -> bool {
+    matches!(status, "success" | "retired")
 }
 
 /// Reason given by rule C3.
 pub const REASON_EMPTY_SUCCESS: &str = "empty_success";
 /// Reason given by rule C4.
 pub const REASON_DIED: &str = "died_without_result";
+/// Reason given by rule C5.
+pub const REASON_NO_PROCESS: &str = "no_live_process";
 
 /// Applies rules C0–C5, K and T (first match wins).
 pub fn decide(snap: &Snapshot, live: Liveness, phase: Phase) -> Decision {
     if phase.cap_fired {
-        return Decision::Verdict(decide_at_cap(snap, live, phase.grace_over));
+        return Decision::Verdict(decide_at_cap(snap, live, phase));
     }
     if live == Liveness::Alive {
         // C0: even a result.toml is not final while its writer runs.
         return Decision::Pending;
     }
-    match settled(snap, live, phase.grace_over) {
+    match settled(snap, live, phase) {
         Ok(verdict) => Decision::Verdict(verdict),
         Err(_) if live == Liveness::Dead => Decision::AwaitGrace,
-        // C5: no process known and nothing written.
-        Err(_) => Decision::Pending,
+        // C5: no process known and nothing written (yet).
+        Err(_) => Decision::AwaitLaunch,
     }
 }
 
 /// The verdict for a waiter whose cap fired: always final (rules K and T
 /// once C1–C4 have had their say).
-pub fn decide_at_cap(snap: &Snapshot, live: Liveness, grace_over: bool) -> Verdict {
+pub fn decide_at_cap(snap: &Snapshot, live: Liveness, phase: Phase) -> Verdict {
     if live == Liveness::Alive {
         // K: healthy and still working; the caller should come back.
         let pid = snap.pid.value().map(|p| p.pid);
         return not_completed(Outcome::KvWarm, "alive", pid, gather_notes(snap));
     }
     // T: no verdict and no live process.
-    settled(snap, live, grace_over)
+    settled(snap, live, phase)
         .unwrap_or_else(|notes| not_completed(Outcome::Timeout, "dead", None, notes))
 }
 
-/// Rules C1–C4 for a process that is not alive: the final verdict, or the
+/// Rules C1–C5 for a process that is not alive: the final verdict, or the
 /// notes gathered so far when there is none yet.
-fn settled(snap: &Snapshot, live: Liveness, grace_over: bool) -> Result<Verdict, Vec<String>> {
+fn settled(snap: &Snapshot, live: Liveness, phase: Phase) -> Result<Verdict, Vec<String>> {
     let mut notes = gather_notes(snap);
     if let Some(result) = usable_result(snap, &mut notes) {
         // C1: the session's own word wins over how its process exited.
@@ -223,13 +260,18 @@ fn settled(snap: &Snapshot, live: Liveness, grace_over: bool) -> Result<Verdict,
         });
     }
     if let Some(packet) = snap.packet.value().or_else(|| snap.legacy.value()) {
-        if packet.exit_code == 0 && !snap.stdout_nonempty {
-            // C3: an exit-0 packet with no result and no output fails closed.
+        if packet.exit_code == 0 && snap.stdout != Output::Content {
+            // C3: an exit-0 packet with no result and no output fails
+            // closed. The packet is real, so the failure is not synthetic.
             notes.push(format!(
                 "reason={REASON_EMPTY_SUCCESS}: the completion packet claims exit 0, \
-                 but there is no result.toml and stdout.log is missing or empty"
+                 but there is no result.toml and stdout.log is missing, empty or only whitespace"
             ));
-            return Ok(synthetic_failure(REASON_EMPTY_SUCCESS, notes));
+            return Ok(Verdict {
+                source: Source::Packet,
+                synthetic: false,
+                ..synthetic_failure(REASON_EMPTY_SUCCESS, notes)
+            });
         }
         // C2: the packet is the best word there is.
         return Ok(Verdict {
@@ -244,13 +286,22 @@ fn settled(snap: &Snapshot, live: Liveness, grace_over: bool) -> Result<Verdict,
             notes,
         });
     }
-    if live == Liveness::Dead && grace_over {
+    if live == Liveness::Dead && phase.grace_over {
         // C4: dead, nothing written, and late renames had their chance.
         notes.push(format!(
             "reason={REASON_DIED}: the process exited without writing \
              result.toml or a completion packet"
         ));
         return Ok(synthetic_failure(REASON_DIED, notes));
+    }
+    if live == Liveness::Unknown && phase.launch_over {
+        // C5: no daemon.pid, no live lock pid, and nothing new in the
+        // directory for the launch grace period.
+        notes.push(format!(
+            "reason={REASON_NO_PROCESS}: no daemon.pid, no live process in locks/, \
+             and no result or completion packet"
+        ));
+        return Ok(synthetic_failure(REASON_NO_PROCESS, notes));
     }
     Err(notes)
 }
@@ -262,11 +313,35 @@ fn gather_notes(snap: &Snapshot) -> Vec<String> {
     note_malformed("result.toml", &snap.result, &mut notes);
     note_malformed("daemon-completion.toml", &snap.packet, &mut notes);
     note_malformed(".complete", &snap.legacy, &mut notes);
+    note_malformed(files::OUTPUT_RESULT_FILE, &snap.output_result, &mut notes);
     notes
 }
 
+/// `result.toml` if it is fresh, else csa's fallback `output/result.toml`.
 fn usable_result<'a>(snap: &'a Snapshot, notes: &mut Vec<String>) -> Option<&'a SessionResult> {
-    let FileState::Present { value, mtime } = &snap.result else {
+    if let Some(result) = fresh("result.toml", &snap.result, &snap.pid, notes) {
+        return Some(result);
+    }
+    let fallback = fresh(
+        files::OUTPUT_RESULT_FILE,
+        &snap.output_result,
+        &snap.pid,
+        notes,
+    )?;
+    notes.push(format!(
+        "result.toml is missing; the verdict comes from {}",
+        files::OUTPUT_RESULT_FILE
+    ));
+    Some(fallback)
+}
+
+fn fresh<'a>(
+    name: &str,
+    result: &'a FileState<SessionResult>,
+    pid: &FileState<PidFile>,
+    notes: &mut Vec<String>,
+) -> Option<&'a SessionResult> {
+    let FileState::Present { value, mtime } = result else {
         return None;
     };
     // Freshness: a result older than daemon.pid is from an earlier run.
@@ -276,13 +351,12 @@ fn usable_result<'a>(snap: &'a Snapshot, notes: &mut Vec<String>) -> Option<&'a 
             mtime: Some(pid_mtime),
             ..
         },
-    ) = (mtime, &snap.pid)
+    ) = (mtime, pid)
     {
         if result_mtime < pid_mtime {
-            notes.push(
-                "result.toml is older than daemon.pid: a stale result from an earlier run, ignored"
-                    .into(),
-            );
+            notes.push(format!(
+                "{name} is older than daemon.pid: a stale result from an earlier run, ignored"
+            ));
             return None;
         }
     }

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::files::{FileState, Packet, PidFile, SessionResult};
+use crate::files::{FileState, Output, Packet, PidFile, SessionResult};
 
 fn at(secs: u64) -> Option<SystemTime> {
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
@@ -60,6 +60,7 @@ struct Row {
 enum Want {
     Pending,
     AwaitGrace,
+    AwaitLaunch,
     /// outcome, status, exit_code, source, synthetic, client exit
     Verdict(Outcome, &'static str, Option<i32>, Source, bool, i32),
 }
@@ -75,21 +76,34 @@ fn snap(
         result: result_file,
         packet: packet_file,
         legacy: FileState::Absent,
-        stdout_nonempty: stdout,
+        output_result: FileState::Absent,
+        stdout: if stdout {
+            Output::Content
+        } else {
+            Output::Missing
+        },
     }
 }
 
 const NOW: Phase = Phase {
     cap_fired: false,
     grace_over: false,
+    launch_over: false,
 };
 const GRACE_OVER: Phase = Phase {
     cap_fired: false,
     grace_over: true,
+    launch_over: false,
+};
+const LAUNCH_OVER: Phase = Phase {
+    cap_fired: false,
+    grace_over: false,
+    launch_over: true,
 };
 const CAP: Phase = Phase {
     cap_fired: true,
     grace_over: false,
+    launch_over: false,
 };
 
 fn rows() -> Vec<Row> {
@@ -199,18 +213,65 @@ fn rows() -> Vec<Row> {
             want: Want::Verdict(Completed, "failure", Some(1), Source::Packet, false, 1),
         },
         Row {
-            name: "C3 empty exit-0 packet fails closed",
+            name: "C3 empty exit-0 packet fails closed, not synthetic",
             snap: snap(pid(10), Absent, packet("success", 0), false),
             live: Dead,
             phase: NOW,
-            want: Want::Verdict(Completed, "failure", Some(1), Source::None, true, 1),
+            want: Want::Verdict(Completed, "failure", Some(1), Source::Packet, false, 1),
+        },
+        Row {
+            name: "C3 whitespace-only output fails closed",
+            snap: Snapshot {
+                stdout: Output::Blank,
+                ..snap(pid(10), Absent, packet("success", 0), true)
+            },
+            live: Dead,
+            phase: NOW,
+            want: Want::Verdict(Completed, "failure", Some(1), Source::Packet, false, 1),
         },
         Row {
             name: "C3 with malformed result",
             snap: snap(pid(10), bad(), packet("success", 0), false),
             live: Unknown,
             phase: NOW,
-            want: Want::Verdict(Completed, "failure", Some(1), Source::None, true, 1),
+            want: Want::Verdict(Completed, "failure", Some(1), Source::Packet, false, 1),
+        },
+        Row {
+            name: "retired with exit 0 is success",
+            snap: snap(pid(10), result("retired", 0, 20), Absent, true),
+            live: Dead,
+            phase: NOW,
+            want: Want::Verdict(Completed, "retired", Some(0), Source::Result, false, 0),
+        },
+        Row {
+            name: "output/result.toml stands in for a missing result.toml",
+            snap: Snapshot {
+                output_result: result("failure", 4, 20),
+                ..snap(pid(10), Absent, packet("success", 0), true)
+            },
+            live: Dead,
+            phase: NOW,
+            want: Want::Verdict(Completed, "failure", Some(4), Source::Result, false, 1),
+        },
+        Row {
+            name: "result.toml wins over output/result.toml",
+            snap: Snapshot {
+                output_result: result("failure", 4, 20),
+                ..snap(pid(10), result("success", 0, 20), Absent, true)
+            },
+            live: Dead,
+            phase: NOW,
+            want: Want::Verdict(Completed, "success", Some(0), Source::Result, false, 0),
+        },
+        Row {
+            name: "output/result.toml is not final while the process lives",
+            snap: Snapshot {
+                output_result: result("success", 0, 20),
+                ..snap(pid(10), Absent, Absent, true)
+            },
+            live: Alive,
+            phase: NOW,
+            want: Want::Pending,
         },
         Row {
             name: "C4 dead without a word, grace running",
@@ -234,18 +295,32 @@ fn rows() -> Vec<Row> {
             want: Want::Verdict(Completed, "failure", Some(1), Source::None, true, 1),
         },
         Row {
-            name: "C5 unknown process, nothing written",
+            name: "C5 unknown process, nothing written: launch grace",
             snap: snap(Absent, Absent, Absent, false),
             live: Unknown,
             phase: NOW,
-            want: Want::Pending,
+            want: Want::AwaitLaunch,
         },
         Row {
-            name: "C5 malformed pid file is unknown",
+            name: "C5 malformed pid file is unknown, not dead",
             snap: snap(bad(), Absent, Absent, false),
             live: Unknown,
             phase: GRACE_OVER,
-            want: Want::Pending,
+            want: Want::AwaitLaunch,
+        },
+        Row {
+            name: "C5 launch grace over: synthetic failure",
+            snap: snap(Absent, Absent, Absent, false),
+            live: Unknown,
+            phase: LAUNCH_OVER,
+            want: Want::Verdict(Completed, "failure", Some(1), Source::None, true, 1),
+        },
+        Row {
+            name: "C5 launch grace over does not touch a dead process",
+            snap: snap(pid(10), Absent, Absent, false),
+            live: Dead,
+            phase: LAUNCH_OVER,
+            want: Want::AwaitGrace,
         },
         Row {
             name: "K cap fired, alive",
@@ -291,6 +366,7 @@ fn every_rule() {
         let got = match decide(&row.snap, row.live, row.phase) {
             Decision::Pending => Want::Pending,
             Decision::AwaitGrace => Want::AwaitGrace,
+            Decision::AwaitLaunch => Want::AwaitLaunch,
             Decision::Verdict(v) => {
                 let exit = v.exit();
                 Want::Verdict(

@@ -13,6 +13,10 @@ use crate::rules::{Outcome, Source, Verdict};
 /// The protocol version this crate speaks; every message carries it as `"v"`.
 pub const PROTOCOL_VERSION: u64 = 1;
 
+/// The cap a daemon applies to a wait that names none (csa's own default
+/// wait), in milliseconds.
+pub const DEFAULT_CAP_MS: u64 = 240_000;
+
 /// A request's `id`: any JSON value the client chose, echoed in replies.
 pub type RequestId = Value;
 
@@ -25,6 +29,9 @@ pub enum Request {
         session: String,
         /// `Some(0)`: no cap; `None`: the daemon's default.
         cap_ms: Option<u64>,
+        /// The caller's working directory (absolute): an id is looked up
+        /// in that project's sessions first, as csa does.
+        cwd: Option<String>,
     },
     /// Cancel the wait whose request id is `target`.
     Cancel {
@@ -55,10 +62,17 @@ impl Request {
         obj.insert("id".into(), id.clone());
         obj.insert("op".into(), self.op().into());
         match self {
-            Request::Wait { session, cap_ms } => {
+            Request::Wait {
+                session,
+                cap_ms,
+                cwd,
+            } => {
                 obj.insert("session".into(), session.clone().into());
                 if let Some(cap) = cap_ms {
                     obj.insert("cap_ms".into(), (*cap).into());
+                }
+                if let Some(cwd) = cwd {
+                    obj.insert("cwd".into(), cwd.clone().into());
                 }
             }
             Request::Cancel { target } => {
@@ -159,7 +173,20 @@ pub fn parse_request(line: &[u8]) -> Result<(RequestId, Request), RequestError> 
                     ))
                 })?),
             };
-            Request::Wait { session, cap_ms }
+            let cwd = match obj.get("cwd") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) if s.starts_with('/') => Some(s.clone()),
+                Some(v) => {
+                    return Err(bad(format!(
+                        "\"cwd\" must be an absolute path string, got {v}"
+                    )))
+                }
+            };
+            Request::Wait {
+                session,
+                cap_ms,
+                cwd,
+            }
         }
         "cancel" => match obj.get("target") {
             Some(target) if !target.is_null() => Request::Cancel {
@@ -418,6 +445,7 @@ mod tests {
         let wait = Request::Wait {
             session: "/s/01J".into(),
             cap_ms: Some(5),
+            cwd: Some("/home/u/proj".into()),
         };
         let line = serde_json::to_vec(&wait.to_json(&json!(7))).expect("encode");
         assert_eq!(parse_request(&line), Ok((json!(7), wait)));

@@ -47,7 +47,17 @@ fn side_by_side(h: &Harness, session: &str, extra: &[&str]) -> i32 {
         py.stderr, rust.stderr,
         "stderr differs (sentence and markers)"
     );
-    assert_eq!(py.stdout, rust.stdout, "stdout differs");
+    if extra.contains(&"--json") {
+        // Timings differ between two runs; everything else must not.
+        let timeless = |run: &Run| {
+            let mut value = run.json();
+            value.as_object_mut().map(|o| o.remove("elapsed_ms"));
+            value
+        };
+        assert_eq!(timeless(&py), timeless(&rust), "--json output differs");
+    } else {
+        assert_eq!(py.stdout, rust.stdout, "stdout differs");
+    }
     rust.code
 }
 

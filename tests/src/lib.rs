@@ -338,11 +338,19 @@ impl From<Output> for Run {
 }
 
 impl Run {
-    /// The marker lines (`<!-- CSA:… -->`) on stderr, in order.
+    /// The `SESSION_WAIT_*` marker lines on stderr, in order.
     pub fn markers(&self) -> Vec<&str> {
         self.stderr
             .lines()
-            .filter(|line| line.starts_with("<!-- CSA:"))
+            .filter(|line| line.starts_with("<!-- CSA:SESSION_WAIT_"))
+            .collect()
+    }
+
+    /// The `CALLER_HINT` lines on stderr, in order.
+    pub fn hints(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|line| line.starts_with("<!-- CSA:CALLER_HINT"))
             .collect()
     }
 

@@ -3,15 +3,13 @@
 //! to look at a session again; [`Registry::refresh`] does the looking.
 
 use std::collections::HashSet;
-use std::os::fd::AsRawFd;
 
-use mio::unix::SourceFd;
 use mio::Token;
 use verdict_proto::files::PID_FILE;
 use verdict_proto::rules::decide_at_cap;
 
 use super::{send_verdict, Ctx, Registry};
-use crate::session::{Grace, Session, PIDFD_TOKEN_BASE};
+use crate::session::{Grace, Session};
 use crate::timers::Timer;
 use crate::watch::{Change, Watcher};
 
@@ -33,6 +31,12 @@ impl Registry {
             Timer::Vanished(key) => {
                 if let Some(session) = self.sessions.get_mut(&key) {
                     session.vanished = Grace::Over;
+                    self.refresh(ctx, key);
+                }
+            }
+            Timer::Launch(key) => {
+                if let Some(session) = self.sessions.get_mut(&key) {
+                    session.launch = Grace::Over;
                     self.refresh(ctx, key);
                 }
             }
@@ -65,26 +69,20 @@ impl Registry {
         if !self.waiters.contains_key(&wkey) {
             return;
         }
-        let verdict = decide_at_cap(
-            &session.last.0,
-            session.last.1,
-            session.grace == Grace::Over,
-        );
+        let verdict = decide_at_cap(&session.last.snap, session.last.live, session.phase(true));
         let id = session.id.clone();
         if let Some(waiter) = self.remove_waiter(ctx, wkey) {
             send_verdict(ctx, &waiter, &id, &verdict);
         }
     }
 
-    /// The session process behind pidfd `token` exited.
+    /// A process behind pidfd `token` exited.
     pub fn process_exited(&mut self, ctx: &mut Ctx, token: Token) {
-        let key = (token.0 - PIDFD_TOKEN_BASE) as u64;
+        let Some((key, pid)) = self.pidfds.take(token) else {
+            return;
+        };
         if let Some(session) = self.sessions.get_mut(&key) {
-            if let Some(tracked) = session.tracked.as_mut() {
-                if let Some(fd) = tracked.pidfd.take() {
-                    let _ = ctx.poll.deregister(&mut SourceFd(&fd.as_raw_fd()));
-                }
-            }
+            self.pidfds.exited(ctx.poll, session, pid);
             self.refresh(ctx, key);
         }
     }
@@ -92,6 +90,8 @@ impl Registry {
     /// File events arrived.
     pub fn on_changes(&mut self, ctx: &mut Ctx, changes: Vec<Change>) {
         let mut keys = HashSet::new();
+        // Sessions something happened in (not merely rescanned).
+        let mut touched = HashSet::new();
         for change in changes {
             match change {
                 Change::Rescan => {
@@ -107,7 +107,9 @@ impl Registry {
                     for path in paths {
                         if let Some(key) = self.by_dir.get(&path) {
                             keys.insert(*key);
+                            touched.insert(*key);
                         } else if let Some(key) = path.parent().and_then(|p| self.by_dir.get(p)) {
+                            touched.insert(*key);
                             let pid_file = path.file_name().is_some_and(|name| name == PID_FILE);
                             // While the process runs, rule C0 holds whatever
                             // the other files say: its pidfd will tell the end.
@@ -119,6 +121,14 @@ impl Registry {
                         }
                     }
                 }
+            }
+        }
+        for key in &touched {
+            if let Some(session) = self.sessions.get_mut(key) {
+                // Something happened in the directory: rule C5's launch
+                // grace starts over (settle re-arms it if still needed).
+                super::reset(ctx, &mut session.launch);
+                keys.insert(*key);
             }
         }
         for key in keys {

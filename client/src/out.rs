@@ -1,0 +1,55 @@
+//! Writing to stdout and stderr without letting a closed or full stream
+//! change the exit code. `println!` and `eprintln!` panic when a write
+//! fails, and with `panic = "abort"` a waiter whose reader went away would
+//! die with 134 instead of the verdict's code.
+//!
+//! stderr errors are ignored: the exit code is the answer, the lines are a
+//! courtesy. A broken pipe on stdout ends our writing to it, as `head`
+//! expects (ripgrep does the same), and the exit code stays the verdict's.
+
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// One line on stderr; errors are ignored.
+pub fn err_line(line: &str) {
+    let mut err = io::stderr().lock();
+    let _ = err
+        .write_all(line.as_bytes())
+        .and_then(|()| err.write_all(b"\n"));
+}
+
+/// Text on stderr without a newline (the TTY status line).
+pub fn err_text(text: &str) {
+    let _ = io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// One line on stdout; stops writing to stdout once a write failed.
+pub fn out_line(line: &str) {
+    with_stdout(|out| {
+        out.write_all(line.as_bytes())?;
+        out.write_all(b"\n")
+    });
+}
+
+/// Copies `reader` to stdout in chunks (never the whole file in memory).
+/// Returns the bytes copied.
+pub fn copy_to_stdout(reader: &mut impl io::Read) -> u64 {
+    let mut copied = 0;
+    with_stdout(|out| {
+        copied = io::copy(reader, out)?;
+        Ok(())
+    });
+    copied
+}
+
+fn with_stdout(write: impl FnOnce(&mut io::StdoutLock<'static>) -> io::Result<()>) {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = io::stdout().lock();
+    if write(&mut out).and_then(|()| out.flush()).is_err() {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,259 @@
+//! Is anything of a session still running? csa's answer (its
+//! `ToolLiveness`), read from `/proc` once per look and never polled:
+//!
+//! - the `daemon.pid` process runs, and its start time matches when one is
+//!   recorded (a mismatch is PID reuse);
+//! - that process is a zombie thread-group leader whose other threads still
+//!   run (`pthread_exit` in `main`), or a zombie whose process group still
+//!   has live members (a shell that left its pipeline running);
+//! - a pid named in `locks/*.lock` runs and belongs to the session (its
+//!   command line names the tool or the session, or the lock is recent).
+//!
+//! The answer comes with the pids to watch: the caller opens a pidfd for
+//! each, so the end of the last one is an event, not something to poll.
+//! csa's fourth signal, "a file was written in the last 30 s", is a clock
+//! heuristic; verdict replaces it with a launch grace period in the rules
+//! (see [`crate::rules::Phase::launch_over`]).
+//!
+//! This module reads `/proc`; it decides no verdict.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use crate::files::{self, PidFile};
+use crate::rules::Liveness;
+
+/// Directory of csa's tool lock files inside a session.
+pub const LOCKS_DIR: &str = "locks";
+/// A lock file this recent counts even when its process's command line does
+/// not name the session (csa's `LOCK_FILE_STALE_SECS`).
+const LOCK_RECENT: Duration = Duration::from_secs(60);
+/// Lock files looked at, at most: a session has one per tool.
+const MAX_LOCKS: usize = 64;
+
+/// The fields of `/proc/<pid>/stat` that liveness needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// State letter: `R`, `S`, `D`, `Z`, `T`, `X`, …
+    pub state: char,
+    /// Process group id (field 5).
+    pub pgrp: i32,
+    /// Start time in clock ticks since boot (field 22).
+    pub starttime: u64,
+}
+
+impl ProcStat {
+    fn exited(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x')
+    }
+}
+
+/// Parses a `/proc/<pid>/stat` line. The command name may contain spaces
+/// and parentheses, so parsing starts after the last `)`.
+pub fn parse_proc_stat(line: &str) -> Option<ProcStat> {
+    let rest = &line[line.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    // Fields 6..21 lie between the group and the start time (field 22).
+    let starttime = fields.nth(22 - 6)?.parse().ok()?;
+    Some(ProcStat {
+        state,
+        pgrp,
+        starttime,
+    })
+}
+
+/// `/proc/<pid>/stat`, or `None` when there is no such process.
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+    parse_proc_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Threads in `pid`'s thread group (`Threads:` in `/proc/<pid>/status`).
+fn threads(pid: i32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// What is alive of a session, and which pids to watch for its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// Alive if any pid below is; Dead if `daemon.pid` names a process
+    /// that is gone; Unknown when no process is known at all.
+    pub liveness: Liveness,
+    /// Live pids whose exit can change the answer.
+    pub watch: Vec<i32>,
+}
+
+/// Looks at the session in `dir`: its `daemon.pid` record (if usable) and
+/// its lock files.
+pub fn observe(dir: &Path, pid: Option<&PidFile>) -> Observed {
+    let session_id = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let mut watch = pid.map(daemon_pid_watch).unwrap_or_default();
+    for lock_pid in lock_pids(&dir.join(LOCKS_DIR), session_id) {
+        if !watch.contains(&lock_pid) {
+            watch.push(lock_pid);
+        }
+    }
+    let liveness = match (watch.is_empty(), pid) {
+        (false, _) => Liveness::Alive,
+        (true, Some(_)) => Liveness::Dead,
+        (true, None) => Liveness::Unknown,
+    };
+    Observed { liveness, watch }
+}
+
+/// Whether the process named by `daemon.pid` is alive now: the pids to
+/// watch, empty when it is gone (or its pid was reused).
+pub fn daemon_pid_watch(pid: &PidFile) -> Vec<i32> {
+    let Some(stat) = proc_stat(pid.pid) else {
+        return Vec::new();
+    };
+    if pid.starttime.is_some_and(|want| want != stat.starttime) {
+        return Vec::new();
+    }
+    match stat.state {
+        'X' | 'x' => Vec::new(),
+        // A zombie leader whose other threads run: its pidfd turns
+        // readable only when the whole thread group has exited.
+        'Z' if threads(pid.pid) > 1 => vec![pid.pid],
+        'Z' => group_members(pid.pid),
+        _ => vec![pid.pid],
+    }
+}
+
+/// The compatibility helper for callers that only need a yes or no about
+/// one `daemon.pid` record.
+pub fn process_liveness(pid: &PidFile) -> Liveness {
+    if daemon_pid_watch(pid).is_empty() {
+        Liveness::Dead
+    } else {
+        Liveness::Alive
+    }
+}
+
+/// Live members of process group `leader` other than the leader itself.
+/// Scans `/proc` once; only called when the leader is a zombie.
+fn group_members(leader: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != leader)
+        .filter(|&pid| proc_stat(pid).is_some_and(|s| s.pgrp == leader && !s.exited()))
+        .collect()
+}
+
+/// Pids of `locks/*.lock` (csa writes `{"pid": N, …}`) that run and belong
+/// to the session.
+fn lock_pids(locks: &Path, session_id: &str) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir(locks) else {
+        return Vec::new();
+    };
+    let now = SystemTime::now();
+    let mut pids = Vec::new();
+    for entry in entries.flatten().take(MAX_LOCKS) {
+        let path = entry.path();
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(tool) = name.strip_suffix(".lock") else {
+            continue;
+        };
+        if name == ".reconcile.lock" {
+            continue;
+        }
+        let Ok(Some((bytes, mtime))) = files::read_bounded(&path) else {
+            continue;
+        };
+        let Some(pid) = parse_lock_pid(&bytes) else {
+            continue;
+        };
+        match proc_stat(pid) {
+            Some(stat) if !stat.exited() || threads(pid) > 1 => {}
+            _ => continue,
+        }
+        let recent = mtime
+            .and_then(|m| now.duration_since(m).ok())
+            .is_some_and(|age| age <= LOCK_RECENT);
+        if recent || cmdline_names(pid, &[tool, session_id]) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// The pid of a csa lock file: a JSON object with a `pid` field.
+pub fn parse_lock_pid(bytes: &[u8]) -> Option<i32> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let pid = i32::try_from(value.get("pid")?.as_u64()?).ok()?;
+    (pid > 1).then_some(pid)
+}
+
+fn cmdline_names(pid: i32, words: &[&str]) -> bool {
+    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let cmdline = String::from_utf8_lossy(&raw);
+    words
+        .iter()
+        .any(|word| !word.is_empty() && cmdline.contains(word))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_with_spaces_and_parens_in_name() {
+        let line =
+            "1234 (a b) c)) S 1 777 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(
+            parse_proc_stat(line),
+            Some(ProcStat {
+                state: 'S',
+                pgrp: 777,
+                starttime: 987654
+            })
+        );
+        assert_eq!(parse_proc_stat("garbage"), None);
+    }
+
+    #[test]
+    fn own_process_is_alive_and_starttime_is_checked() {
+        let me = std::process::id() as i32;
+        let started = proc_stat(me).expect("own stat").starttime;
+        let with = |starttime| PidFile { pid: me, starttime };
+        assert_eq!(process_liveness(&with(Some(started))), Liveness::Alive);
+        assert_eq!(process_liveness(&with(None)), Liveness::Alive);
+        assert_eq!(process_liveness(&with(Some(started + 1))), Liveness::Dead);
+    }
+
+    #[test]
+    fn lock_files_name_live_pids() {
+        assert_eq!(
+            parse_lock_pid(br#"{"pid": 4242, "tool": "codex"}"#),
+            Some(4242)
+        );
+        assert_eq!(parse_lock_pid(br#"{"pid": 1}"#), None);
+        assert_eq!(parse_lock_pid(b"4242"), None);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let locks = dir.path().join(LOCKS_DIR);
+        std::fs::create_dir(&locks).expect("locks");
+        let me = std::process::id();
+        std::fs::write(locks.join("codex.lock"), format!("{{\"pid\":{me}}}")).expect("write");
+        std::fs::write(locks.join("notes.txt"), format!("{{\"pid\":{me}}}")).expect("write");
+        let seen = observe(dir.path(), None);
+        assert_eq!(seen.liveness, Liveness::Alive);
+        assert_eq!(seen.watch, vec![me as i32]);
+    }
+}
