@@ -6,6 +6,7 @@ mod connect;
 mod markers;
 mod out;
 mod service;
+mod stop;
 mod wait;
 
 use std::io::Write;
@@ -74,6 +75,13 @@ enum Command {
         #[command(subcommand)]
         action: ServiceAction,
     },
+    /// Stop your verdictd on this socket (the pid in its lock file), and
+    /// wait until it has gone. Other users' daemons are never touched.
+    Stop {
+        /// The daemon's socket.
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
     /// Show the daemon's counters (sessions, waiters, verdicts sent, ...).
     Status {
         /// Print the status object as one JSON line.
@@ -112,6 +120,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Status { json, socket } => status(json, &socket_path(socket)),
+        Command::Stop { socket } => stop::stop(&socket_path(socket)),
         Command::Service {
             action: ServiceAction::Install { print },
         } => service::install(print),

@@ -82,7 +82,6 @@ fn build_index(roots: &[Root]) -> Vec<PathBuf> {
             let sessions = dir.join("sessions");
             if sessions.is_dir() {
                 found.push(sessions);
-                continue;
             }
             if depth >= MAX_DEPTH {
                 continue;
@@ -91,8 +90,10 @@ fn build_index(roots: &[Root]) -> Vec<PathBuf> {
                 continue;
             };
             for entry in entries.flatten() {
-                // Real directories only: a symlink could loop or leave the root.
-                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                // Real directories only: a symlink could loop or leave the
+                // root. Sessions themselves are not searched for projects;
+                // a project nested in another project's path is.
+                if entry.file_type().is_ok_and(|t| t.is_dir()) && entry.file_name() != "sessions" {
                     stack.push((entry.path(), depth + 1));
                 }
             }
@@ -309,7 +310,8 @@ mod tests {
             &in_project.0,
             &mut Index::default(),
         );
-        assert_eq!(got.map(|r| r.dir), Ok(canon.join("p2/sessions/D4")));
+        let want = canon.join("state").join(cwd.trim_start_matches('/'));
+        assert_eq!(got.map(|r| r.dir), Ok(want.join("sessions/D4")));
         let (code, message) = resolve("NOPE", None, &roots, &mut index).expect_err("missing");
         assert_eq!(code, ErrorCode::UnknownSession);
         assert!(message.contains(&root.display().to_string()), "{message}");

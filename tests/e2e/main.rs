@@ -5,6 +5,7 @@
 mod chaos_faults;
 mod chaos_input;
 mod cli;
+mod corpus;
 mod daemon;
 mod protocol;
 mod python;
