@@ -20,7 +20,7 @@ pub const DEFAULT_GRACE_MS: u64 = 200;
 /// lock pid and no change in its directory may stay silent before it is a
 /// failure. A launcher writes `daemon.pid` right after spawning; any new
 /// file in the directory starts the period over.
-pub const DEFAULT_LAUNCH_GRACE_MS: u64 = 5_000;
+pub const DEFAULT_LAUNCH_GRACE_MS: u64 = 2_000;
 /// Connections served at once; each costs one fd and a few KiB.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// inotify watches before further sessions fall back to a slow poll; the

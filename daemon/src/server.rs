@@ -27,6 +27,8 @@ use crate::timers::{Timer, Timers};
 use crate::watch::Watcher;
 
 const LISTENER: Token = Token(0);
+/// How soon a failed accept (out of fds) is tried again.
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 const WAKER: Token = Token(1);
 const SIGNALS: Token = Token(2);
 const FIRST_CONN: usize = 16;
@@ -52,6 +54,12 @@ pub struct Server {
     uid: u32,
     started: Instant,
     shutdown: bool,
+    /// Accepting failed for want of fds (or memory): retried on a timer,
+    /// since the edge-triggered listener will not report the queued
+    /// connections again. `None` while accepting works.
+    accept_retry: Option<crate::timers::TimerId>,
+    /// Logged once per episode of failing accepts.
+    accept_failing: bool,
 }
 
 impl std::fmt::Debug for Server {
@@ -115,6 +123,8 @@ impl Server {
             uid,
             started: Instant::now(),
             shutdown: false,
+            accept_retry: None,
+            accept_failing: false,
         })
     }
 
@@ -153,6 +163,10 @@ impl Server {
             for timer in self.timers.due() {
                 match timer {
                     Timer::Idle | Timer::Status => self.shutdown |= self.service.on_timer(timer),
+                    Timer::Accept => {
+                        self.accept_retry = None;
+                        self.accept();
+                    }
                     timer => self.registry.on_timer(ctx!(self), timer),
                 }
             }
@@ -195,12 +209,27 @@ impl Server {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => {
-                    // EMFILE and friends: the pending connection stays queued
-                    // and is retried on the next readiness.
-                    log::error!("accept failed: {err}");
+                    // EMFILE and friends: the pending connections stay
+                    // queued, but the edge-triggered listener will not
+                    // say so again. Retry on a timer while this lasts.
+                    if self.accept_retry.is_none() {
+                        if !self.accept_failing {
+                            log::error!(
+                                "accept failed: {err}; retrying every {ACCEPT_RETRY:?} until it works"
+                            );
+                            self.accept_failing = true;
+                        }
+                        self.accept_retry = Some(self.timers.add(ACCEPT_RETRY, Timer::Accept));
+                    }
                     return;
                 }
             };
+            if let Some(timer) = self.accept_retry.take() {
+                self.timers.cancel(timer);
+            }
+            if std::mem::take(&mut self.accept_failing) {
+                log::info!("accepting connections again");
+            }
             match rustix::net::sockopt::socket_peercred(&stream) {
                 Ok(cred) if cred.uid.as_raw() == self.uid => {}
                 Ok(cred) => {

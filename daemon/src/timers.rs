@@ -19,6 +19,8 @@ pub enum Timer {
     Vanished(u64),
     /// A slowly polled session's next look.
     Poll(u64),
+    /// Accepting failed for want of fds: try again.
+    Accept,
     /// `--exit-idle-after` ran out.
     Idle,
     /// A rate-limited `STATUS=` to the service manager is due.

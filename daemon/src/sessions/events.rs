@@ -52,7 +52,7 @@ impl Registry {
                     self.refresh(ctx, key);
                 }
             }
-            Timer::Idle | Timer::Status => {}
+            Timer::Idle | Timer::Status | Timer::Accept => {}
         }
     }
 
