@@ -5,7 +5,7 @@
 //! win; the losers exit at once and their clients connect to the winner.
 
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,7 @@ const MAX_SPAWNS: u32 = 4;
 
 /// Connects to `socket`, starting the daemon first if `spawn` allows.
 pub fn connect(socket: &Path, spawn: bool) -> Result<UnixStream, String> {
+    check_fallback_dir(socket)?;
     match UnixStream::connect(socket) {
         Ok(stream) => return Ok(stream),
         Err(err) if spawn && nobody_listens(&err) => {}
@@ -104,29 +105,82 @@ pub fn find_daemon() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-fn start_daemon(socket: &Path) -> Result<std::process::Child, String> {
+/// The shared-`/tmp` fallback directory (`/tmp/verdictd-<uid>`, used when
+/// `$XDG_RUNTIME_DIR` is unset) must be ours before anything in it is
+/// trusted: another user could have made it first, with a fake daemon or a
+/// symlink in it. Created 0700 when missing; other socket paths were chosen
+/// by the user and are left alone.
+fn check_fallback_dir(socket: &Path) -> Result<(), String> {
     let uid = rustix::process::getuid().as_raw();
+    let Some(dir) = socket
+        .parent()
+        .filter(|dir| *dir == verdict_proto::paths::fallback_socket_dir(uid))
+    else {
+        return Ok(());
+    };
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(dir);
+    let refuse = |why: String| {
+        Err(format!(
+            "refusing to use {}: {why}; remove it, or set XDG_RUNTIME_DIR or --socket",
+            dir.display()
+        ))
+    };
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(meta) => meta,
+        Err(err) => return refuse(format!("it cannot be created ({err})")),
+    };
+    if !meta.file_type().is_dir() {
+        return refuse("it is not a directory (a symlink?)".into());
+    }
+    if meta.uid() != uid {
+        return refuse(format!("it belongs to uid {}, not to you", meta.uid()));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return refuse(format!(
+            "its mode is {:o}; it must be private (0700)",
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// The daemon's log next to its socket: never through a symlink, and
+/// only a file of our own.
+fn open_log(socket: &Path) -> Stdio {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(log_path(socket));
+    match file {
+        Ok(file)
+            if file
+                .metadata()
+                .is_ok_and(|m| m.uid() == rustix::process::getuid().as_raw() && m.is_file()) =>
+        {
+            Stdio::from(file)
+        }
+        _ => Stdio::null(),
+    }
+}
+
+fn start_daemon(socket: &Path) -> Result<std::process::Child, String> {
     if let Some(dir) = socket.parent() {
-        if dir == verdict_proto::paths::fallback_socket_dir(uid) {
-            let _ = std::fs::DirBuilder::new().mode(0o700).create(dir);
-        } else if !dir.is_dir() {
+        if !dir.is_dir() {
             return Err(format!(
                 "cannot start verdictd: the socket directory {} does not exist; create it or choose another --socket",
                 dir.display()
             ));
         }
     }
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_path(socket))
-        .map(Stdio::from)
-        .unwrap_or_else(|_| Stdio::null());
+    let log = open_log(socket);
     let binary = find_daemon().unwrap_or_else(|| PathBuf::from("verdictd"));
     let mut command = Command::new(&binary);
     command
         .arg("--socket")
         .arg(socket)
+        .arg("--spawned")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);

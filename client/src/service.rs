@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::out::{err_line, out_line};
+
 const SOCKET_UNIT: &str = include_str!("../../systemd/verdictd.socket");
 const SERVICE_UNIT: &str = include_str!("../../systemd/verdictd.service");
 const ENABLE: [&[&str]; 2] = [
@@ -16,20 +18,23 @@ const ENABLE: [&[&str]; 2] = [
 /// Runs the command; returns the exit code.
 pub fn install(print: bool) -> i32 {
     let Some(daemon) = crate::connect::find_daemon() else {
-        eprintln!(
+        err_line(&format!(
             "verdict: cannot find verdictd next to {} or on PATH; install it first",
             exe_name()
-        );
+        ));
         return 1;
     };
     let service = with_exec_start(SERVICE_UNIT, &daemon);
     if print {
-        print!("# verdictd.socket\n{SOCKET_UNIT}\n# verdictd.service\n{service}");
+        out_line(&format!(
+            "# verdictd.socket\n{SOCKET_UNIT}\n# verdictd.service\n{}",
+            service.trim_end()
+        ));
         return 0;
     }
     let Some(dir) = unit_dir() else {
-        eprintln!(
-            "verdict: neither $XDG_CONFIG_HOME nor $HOME is set; cannot tell where user units go"
+        err_line(
+            "verdict: neither $XDG_CONFIG_HOME nor $HOME is set; cannot tell where user units go",
         );
         return 1;
     };
@@ -37,39 +42,42 @@ pub fn install(print: bool) -> i32 {
         .and_then(|()| std::fs::write(dir.join("verdictd.socket"), SOCKET_UNIT))
         .and_then(|()| std::fs::write(dir.join("verdictd.service"), &service));
     if let Err(err) = written {
-        eprintln!(
+        err_line(&format!(
             "verdict: cannot write the units into {}: {err}",
             dir.display()
-        );
+        ));
         return 1;
     }
-    println!(
+    out_line(&format!(
         "wrote {0}/verdictd.socket and {0}/verdictd.service (ExecStart={1})",
         dir.display(),
         daemon.display()
-    );
+    ));
     if !user_manager_reachable() {
-        println!("no systemd user manager is reachable from here; to enable the service, run:");
+        out_line("no systemd user manager is reachable from here; to enable the service, run:");
         for args in ENABLE {
-            println!("  systemctl {}", args.join(" "));
+            out_line(&format!("  systemctl {}", args.join(" ")));
         }
         return 0;
     }
     for args in ENABLE {
-        println!("running: systemctl {}", args.join(" "));
+        out_line(&format!("running: systemctl {}", args.join(" ")));
         match Command::new("systemctl").args(args).status() {
             Ok(status) if status.success() => {}
             Ok(status) => {
-                eprintln!("verdict: systemctl {} failed ({status})", args.join(" "));
+                err_line(&format!(
+                    "verdict: systemctl {} failed ({status})",
+                    args.join(" ")
+                ));
                 return 1;
             }
             Err(err) => {
-                eprintln!("verdict: cannot run systemctl: {err}");
+                err_line(&format!("verdict: cannot run systemctl: {err}"));
                 return 1;
             }
         }
     }
-    println!("verdictd.socket is enabled; `verdict wait` now reaches it at $XDG_RUNTIME_DIR/verdictd.sock");
+    out_line("verdictd.socket is enabled; `verdict wait` now reaches it at $XDG_RUNTIME_DIR/verdictd.sock");
     0
 }
 
@@ -85,12 +93,7 @@ fn with_exec_start(unit: &str, daemon: &Path) -> String {
         match line.strip_prefix("ExecStart=") {
             Some(command) => {
                 let args = command.split_once(' ').map_or("", |(_, args)| args);
-                let path = daemon.display().to_string();
-                let path = if path.contains(char::is_whitespace) {
-                    format!("\"{path}\"")
-                } else {
-                    path
-                };
+                let path = exec_path(&daemon.display().to_string());
                 out.push_str(format!("ExecStart={path} {args}").trim_end());
             }
             None => out.push_str(line),
@@ -98,6 +101,22 @@ fn with_exec_start(unit: &str, daemon: &Path) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A path as one `ExecStart=` word: systemd expands `%` specifiers and
+/// `$` variables there, so both are doubled; quotes and backslashes are
+/// escaped, and the word is quoted when it holds white space or them.
+fn exec_path(path: &str) -> String {
+    let escaped = path
+        .replace('%', "%%")
+        .replace('$', "$$")
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
+    if escaped.contains(|c: char| c.is_whitespace() || c == '\\' || c == '"') {
+        format!("\"{escaped}\"")
+    } else {
+        escaped
+    }
 }
 
 fn unit_dir() -> Option<PathBuf> {
@@ -126,5 +145,16 @@ mod tests {
             "{unit}"
         );
         assert_eq!(unit.matches("ExecStart=").count(), 1);
+    }
+
+    #[test]
+    fn exec_start_escapes_specifiers_variables_and_quotes() {
+        assert_eq!(
+            exec_path("/home/u/%h/bin/verdictd"),
+            "/home/u/%%h/bin/verdictd"
+        );
+        assert_eq!(exec_path("/opt/$HOME/verdictd"), "/opt/$$HOME/verdictd");
+        assert_eq!(exec_path("/opt/a \"b\"/v"), "\"/opt/a \\\"b\\\"/v\"");
+        assert_eq!(exec_path("/opt/back\\slash"), "\"/opt/back\\\\slash\"");
     }
 }

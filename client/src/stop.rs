@@ -75,6 +75,10 @@ fn ours(pid: i32) -> Result<(), String> {
     if meta.uid() != rustix::process::getuid().as_raw() {
         return Err(format!("which belongs to uid {}", meta.uid()));
     }
+    // An exited daemon that its parent has not reaped yet is gone.
+    if verdict_proto::liveness::proc_stat(pid).is_some_and(|s| matches!(s.state, 'Z' | 'X')) {
+        return Err("which has exited".into());
+    }
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     if comm.trim() != "verdictd" {
         return Err(format!("which is {:?}, not verdictd", comm.trim()));

@@ -201,7 +201,7 @@ impl Wait<'_> {
                 Event::Verdict(verdict) => {
                     self.status_line.clear();
                     if self.args.json {
-                        out_line(&String::from_utf8_lossy(&raw));
+                        out_line(&self.with_client_elapsed(&raw));
                     }
                     self.print(&verdict);
                     return Attempt::Done(verdict.exit);
@@ -221,6 +221,21 @@ impl Wait<'_> {
                 // Replies to requests we never sent: ignore.
                 _ => {}
             }
+        }
+    }
+
+    /// The verdict line with `elapsed_ms` counted from the client's start,
+    /// like the marker's `elapsed=`: a reconnect must not reset it.
+    fn with_client_elapsed(&self, raw: &[u8]) -> String {
+        match serde_json::from_slice::<serde_json::Value>(raw) {
+            Ok(mut value) => {
+                let elapsed = self.started.elapsed().as_millis() as u64;
+                if let Some(fields) = value.as_object_mut() {
+                    fields.insert("elapsed_ms".into(), elapsed.into());
+                }
+                value.to_string()
+            }
+            Err(_) => String::from_utf8_lossy(raw).into_owned(),
         }
     }
 

@@ -25,6 +25,7 @@ import math
 import os
 import shutil
 import socket as socketlib
+import stat
 import subprocess
 import sys
 import time
@@ -96,26 +97,62 @@ def _nobody_listens(err):
     return err.errno in (errno.ENOENT, errno.ECONNREFUSED)
 
 
+def _check_fallback_dir(path):
+    """/tmp/verdictd-<uid> must be ours and private before anything in it is
+    trusted: another user could have made it first (a fake daemon, a symlink)."""
+    directory = os.path.dirname(path)
+    if directory != "/tmp/verdictd-%d" % os.getuid():
+        return
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as err:
+        raise VerdictError("refusing to use %s: it cannot be created (%s)" % (directory, err))
+    st = os.lstat(directory)
+    why = None
+    if not stat.S_ISDIR(st.st_mode):
+        why = "it is not a directory (a symlink?)"
+    elif st.st_uid != os.getuid():
+        why = "it belongs to uid %d, not to you" % st.st_uid
+    elif st.st_mode & 0o077:
+        why = "its mode is %o; it must be private (0700)" % (st.st_mode & 0o7777)
+    if why:
+        raise VerdictError("refusing to use %s: %s; remove it, or set XDG_RUNTIME_DIR or --socket" % (directory, why))
+
+
+def _open_log(path):
+    """The daemon's log: never through a symlink, only a file of our own."""
+    try:
+        fd = os.open(path + ".log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return subprocess.DEVNULL
+    st = os.fstat(fd)
+    if st.st_uid != os.getuid() or not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        return subprocess.DEVNULL
+    return os.fdopen(fd, "ab")
+
+
 def _start_daemon(path):
     binary = os.environ.get("VERDICTD") or shutil.which("verdictd")
     if not binary:
         raise VerdictError("verdictd is not running at %s and is not on PATH; start it" % path)
     directory = os.path.dirname(path)
-    if directory == "/tmp/verdictd-%d" % os.getuid():
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-    elif not os.path.isdir(directory):
+    if not os.path.isdir(directory):
         raise VerdictError("cannot start verdictd: the socket directory %s does not exist" % directory)
-    log = open(path + ".log", "ab")
+    log = _open_log(path)
     try:
         return subprocess.Popen(
-            [binary, "--socket", path],
+            [binary, "--socket", path, "--spawned"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=log,
             start_new_session=True,
         )
     finally:
-        log.close()
+        if log is not subprocess.DEVNULL:
+            log.close()
 
 
 def _try_connect(path):
@@ -129,13 +166,15 @@ def _try_connect(path):
 
 
 def _connect(path, spawn):
+    _check_fallback_dir(path)
     try:
         return _try_connect(path)
     except OSError as err:
         if not _nobody_listens(err):
             raise VerdictError("cannot connect to verdictd at %s: %s" % (path, err))
         if not spawn:
-            raise VerdictError("verdictd is not running at %s (%s); start it, or drop --no-spawn" % (path, err))
+            raise VerdictError("verdictd is not running at %s (%s); start it with `verdictd --socket %s &`, "
+                               "or drop --no-spawn" % (path, err, path))
     child = _start_daemon(path)
     deadline = time.monotonic() + SPAWN_DEADLINE_S
     pause = 0.001
@@ -245,6 +284,7 @@ def wait(session, cap=None, socket=None, spawn=True):
             sock.close()
         if verdict is not None:
             verdict["_elapsed_s"] = int(time.monotonic() - started)
+            verdict["_elapsed_ms"] = int((time.monotonic() - started) * 1000)
             verdict["_cap_ms"] = state["cap_ms"] or 0
             verdict["_dir"] = state["dir"]
             return verdict
@@ -357,7 +397,8 @@ class _Output:
     closed stderr is ignored, and a broken stdout ends writing to it."""
 
     def __init__(self):
-        self.stdout_ok = True
+        # A stream closed before we started is None in Python.
+        self.stdout_ok = sys.stdout is not None
 
     def out(self, data):
         if not self.stdout_ok:
@@ -387,6 +428,8 @@ class _Output:
 
     @staticmethod
     def err(line):
+        if sys.stderr is None:
+            return
         try:
             sys.stderr.buffer.write(line.encode("utf-8", "replace") + b"\n")
             sys.stderr.buffer.flush()
@@ -422,7 +465,10 @@ def _main(argv):
         return err.exit
     streamed = False
     if args.json:
-        io.out(verdict["_raw"] + b"\n")
+        # elapsed_ms from the client's start, like the marker's elapsed=.
+        shown = json.loads(verdict["_raw"].decode("utf-8"))
+        shown["elapsed_ms"] = verdict["_elapsed_ms"]
+        io.out(json.dumps(shown, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n")
     elif verdict["outcome"] == "completed" and verdict.get("_dir"):
         streamed = io.copy(os.path.join(verdict["_dir"], "stdout.log")) > 0
     if verdict["outcome"] == "completed" and not args.json:

@@ -60,15 +60,25 @@ struct Args {
     /// activation: the service manager starts it again on the next client).
     #[arg(long, value_name = "SECONDS")]
     exit_idle_after: Option<u64>,
+    /// Started by a client that found nobody listening: losing the start-up
+    /// race to another daemon is not an error worth a log line.
+    #[arg(long, hide = true)]
+    spawned: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+    // notify logs routine watch removals at INFO; only its warnings matter.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,notify=warn"))
         .format_timestamp_millis()
         .init();
+    let spawned = args.spawned;
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if spawned && err.downcast_ref::<socket::AlreadyServing>().is_some() => {
+            log::debug!("{err:#}");
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("verdictd: {err:#}");
             ExitCode::FAILURE

@@ -27,6 +27,8 @@ use crate::timers::{Timer, Timers};
 use crate::watch::Watcher;
 
 const LISTENER: Token = Token(0);
+/// Longest error message sent, in characters (see [`Server::reply`]).
+const MAX_MESSAGE_CHARS: usize = 2048;
 /// How soon a failed accept (out of fds) is tried again.
 const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 const WAKER: Token = Token(1);
@@ -359,6 +361,15 @@ impl Server {
     }
 
     fn reply(&mut self, token: Token, id: Value, event: Event) {
+        // An error message may quote the request (a session name, a
+        // field's value): bounded, so the reply always fits in one line.
+        let event = match event {
+            Event::Error { code, message } => Event::Error {
+                code,
+                message: verdict_proto::wire::bounded(&message, MAX_MESSAGE_CHARS),
+            },
+            event => event,
+        };
         let line = encode_line(&Reply::new(id, event));
         self.conns.send(token, &line);
     }
@@ -397,6 +408,7 @@ impl Server {
     fn close(&mut self, token: Token) {
         if let Some(mut conn) = self.conns.map.remove(&token) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
+            discard_input(&mut conn.stream);
             self.registry.drop_conn(ctx!(self), token);
         }
     }
@@ -411,6 +423,24 @@ struct Writer<'a> {
 impl Sink for Writer<'_> {
     fn send(&mut self, conn: Token, line: Vec<u8>) {
         self.conns.send(conn, &line);
+    }
+}
+
+/// Closing a Unix socket with unread input makes the peer's reads fail
+/// with ECONNRESET, losing the replies it has not read yet. Stop the peer
+/// from sending more, then drop what it sent (bounded), so it reads our
+/// last replies and a clean end of stream.
+fn discard_input(stream: &mut UnixStream) {
+    /// Bytes thrown away at most; past it the peer may see a reset.
+    const MAX_DISCARD: usize = 4 * 1024 * 1024;
+    let _ = stream.shutdown(std::net::Shutdown::Read);
+    let mut buf = [0u8; 16 * 1024];
+    let mut discarded = 0;
+    while discarded < MAX_DISCARD {
+        match io::Read::read(stream, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => discarded += n,
+        }
     }
 }
 

@@ -175,6 +175,13 @@ pub struct LockGuard {
 /// its holder is starting (and will listen) or exiting (and will let go).
 const LOCK_PATIENCE: Duration = Duration::from_secs(5);
 
+/// Another daemon holds the socket's lock and serves it. A daemon that a
+/// client started (`--spawned`) and that lost this race exits quietly: the
+/// client connects to the winner.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AlreadyServing(String);
+
 impl LockGuard {
     fn acquire(path: &Path, socket: &Path) -> Result<LockGuard> {
         let deadline = Instant::now() + LOCK_PATIENCE;
@@ -197,10 +204,11 @@ impl LockGuard {
                     } else {
                         format!(" (pid {holder})")
                     };
-                    bail!(
-                        "another verdictd{who} is already serving {}; stop it first or use another --socket",
+                    return Err(AlreadyServing(format!(
+                        "another verdictd{who} is already serving {}; stop it first (`verdict stop --socket {0}`) or use another --socket",
                         socket.display()
-                    );
+                    ))
+                    .into());
                 }
                 std::thread::sleep(Duration::from_millis(10));
                 continue;

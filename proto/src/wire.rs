@@ -377,8 +377,29 @@ pub enum WireOutcome {
     Timeout,
 }
 
+/// Longest `summary` copied from `result.toml`, in characters.
+pub const MAX_SUMMARY_CHARS: usize = 4096;
+/// Longest `session`, `status` or `reason`, in characters.
+pub const MAX_WORD_CHARS: usize = 256;
+/// Longest note, in characters, and how many notes a verdict carries.
+pub const MAX_NOTE_CHARS: usize = 256;
+/// Notes a verdict carries at most.
+pub const MAX_NOTES: usize = 12;
+
+/// Cuts `text` to `max` characters, saying how much was cut. The bounds
+/// above keep every verdict line under [`crate::codec::MAX_LINE_BYTES`]
+/// even when JSON escaping makes each character six bytes, so the daemon
+/// never sends a line a client must refuse.
+pub fn bounded(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}… [{} more bytes cut]", &text[..cut], text.len() - cut),
+    }
+}
+
 impl VerdictEvent {
-    /// Builds the wire form of a verdict.
+    /// Builds the wire form of a verdict; text that came from session files
+    /// is bounded (see [`bounded`]).
     pub fn new(session: &str, verdict: &Verdict, elapsed_ms: u64) -> VerdictEvent {
         let completed = verdict.outcome == Outcome::Completed;
         let source = match verdict.source {
@@ -392,19 +413,37 @@ impl VerdictEvent {
                 Outcome::KvWarm => WireOutcome::KvWarm,
                 Outcome::Timeout => WireOutcome::Timeout,
             },
-            session: session.into(),
-            status: verdict.status.clone(),
+            session: bounded(session, MAX_WORD_CHARS),
+            status: bounded(&verdict.status, MAX_WORD_CHARS),
             exit_code: verdict.exit_code,
             source: completed.then(|| source.into()),
             synthetic: completed.then_some(verdict.synthetic),
-            summary: verdict.summary.clone(),
-            reason: verdict.reason.clone(),
+            summary: verdict
+                .summary
+                .as_deref()
+                .map(|s| bounded(s, MAX_SUMMARY_CHARS)),
+            reason: verdict
+                .reason
+                .as_deref()
+                .map(|s| bounded(s, MAX_WORD_CHARS)),
             pid: verdict.pid,
             exit: verdict.exit(),
             elapsed_ms,
-            notes: verdict.notes.clone(),
+            notes: bounded_notes(&verdict.notes),
         }
     }
+}
+
+fn bounded_notes(notes: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = notes
+        .iter()
+        .take(MAX_NOTES)
+        .map(|note| bounded(note, MAX_NOTE_CHARS))
+        .collect();
+    if notes.len() > MAX_NOTES {
+        out.push(format!("… and {} more notes", notes.len() - MAX_NOTES));
+    }
+    out
 }
 
 /// The daemon's counters, answered to `status`.
@@ -458,6 +497,37 @@ mod tests {
         assert!(err.message.contains("cap_ms"), "{}", err.message);
         assert!(parse_request(b"[1]").is_err());
         assert!(parse_request(b"\xff\xfe").is_err());
+    }
+
+    #[test]
+    fn a_verdict_from_hostile_files_fits_in_one_line() {
+        use crate::rules::{Outcome, Source, Verdict};
+        let control = "\u{1}".repeat(100_000);
+        let verdict = Verdict {
+            outcome: Outcome::Completed,
+            status: control.clone(),
+            exit_code: Some(1),
+            source: Source::Result,
+            synthetic: false,
+            summary: Some(control.clone()),
+            reason: Some(control.clone()),
+            pid: None,
+            notes: vec![control.clone(); 100],
+        };
+        let event = VerdictEvent::new(&control, &verdict, 1);
+        let line = crate::codec::encode_line(&Reply::new(json!(1), Event::Verdict(event.clone())));
+        assert!(
+            line.len() <= crate::codec::MAX_LINE_BYTES,
+            "{} bytes",
+            line.len()
+        );
+        assert!(event
+            .summary
+            .as_deref()
+            .is_some_and(|s| s.ends_with("more bytes cut]")));
+        assert_eq!(event.exit, 1);
+        assert_eq!(bounded("héllo", 2), "hé… [3 more bytes cut]");
+        assert_eq!(bounded("short", 10), "short");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! session directories, a real process standing in for each session.
 //! The harness is the `verdict_e2e` library (`tests/src/lib.rs`).
 
+mod adversarial;
 mod chaos_faults;
 mod chaos_input;
 mod cli;
