@@ -147,8 +147,10 @@ fn hundreds_of_clients_survive_a_sigkilled_daemon() {
             (0, Some("kv_warm")),
             "{run:?}"
         );
-        // The new daemon was asked only for what was left of the 4 s cap.
-        assert!(verdict["elapsed_ms"].as_u64() < Some(4000), "{verdict}");
+        // The new daemon was asked only for what was left of the 4 s cap
+        // (`cli::reconnect_asks_only_for_the_remaining_cap` measures it);
+        // elapsed_ms counts the whole wait, from the client's start.
+        assert!(verdict["elapsed_ms"].as_u64() >= Some(4000), "{verdict}");
         let elapsed = run.markers()[0]
             .split("elapsed=")
             .nth(1)
