@@ -6,6 +6,7 @@
 mod peers;
 mod scenarios;
 mod stats;
+mod streaming;
 mod world;
 
 use anyhow::Result;
@@ -21,10 +22,17 @@ pub struct Plan {
     pub cost_sessions: usize,
     pub idle_seconds: u64,
     pub client_runs: usize,
+    pub stream_sessions: usize,
+    pub stream_waiters: usize,
+    pub stream_rate: u32,
+    pub stream_seconds: u64,
 }
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "--poll") {
+        streaming::poll_child(args[1..].to_vec());
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let tiny = args.iter().any(|a| a == "--smoke");
     if args.iter().any(|a| a == "--help" || a == "-h") {
@@ -41,6 +49,10 @@ fn main() -> Result<()> {
             cost_sessions: 10,
             idle_seconds: 1,
             client_runs: 5,
+            stream_sessions: 5,
+            stream_waiters: 2,
+            stream_rate: 50,
+            stream_seconds: 1,
         }
     } else if quick {
         Plan {
@@ -52,6 +64,10 @@ fn main() -> Result<()> {
             cost_sessions: 1000,
             idle_seconds: 5,
             client_runs: 100,
+            stream_sessions: 100,
+            stream_waiters: 10,
+            stream_rate: 200,
+            stream_seconds: 5,
         }
     } else {
         Plan {
@@ -63,6 +79,10 @@ fn main() -> Result<()> {
             cost_sessions: 1000,
             idle_seconds: 10,
             client_runs: 500,
+            stream_sessions: 100,
+            stream_waiters: 10,
+            stream_rate: 200,
+            stream_seconds: 10,
         }
     };
     let raised = raise_fd_limit();
@@ -85,6 +105,7 @@ fn main() -> Result<()> {
     scenarios::fanout(&plan)?;
     scenarios::peers(&plan)?;
     scenarios::cost(&plan)?;
+    streaming::streaming(&plan)?;
     Ok(())
 }
 

@@ -151,7 +151,11 @@ fn collect_verdicts(readers: Readers) -> Result<Vec<Instant>> {
         .collect())
 }
 
-fn open_waits(world: &World, sessions: &[&Session], per_session: usize) -> Result<Vec<UnixStream>> {
+pub fn open_waits(
+    world: &World,
+    sessions: &[&Session],
+    per_session: usize,
+) -> Result<Vec<UnixStream>> {
     let mut sockets = Vec::new();
     for session in sessions {
         for _ in 0..per_session {
@@ -393,7 +397,7 @@ pub fn peers(plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-fn ctx_switches(pid: u32) -> u64 {
+pub fn ctx_switches(pid: u32) -> u64 {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
     };

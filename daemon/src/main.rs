@@ -68,8 +68,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    // notify logs routine watch removals at INFO; only its warnings matter.
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,notify=warn"))
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
         .init();
     let spawned = args.spawned;

@@ -1,17 +1,15 @@
 //! The event loop: one thread, one `mio::Poll` for the listening socket,
-//! every client connection, every pidfd, the file watcher's wake-ups and
-//! signals. Timers set the poll timeout, so an idle daemon sleeps.
+//! every client connection, every pidfd, the inotify fd and signals. Timers set the poll timeout, so an idle daemon sleeps.
 //!
 //! This module accepts, reads, answers and writes; what a wait means is the
 //! registry's business ([`crate::sessions`]).
 
 use std::io;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use mio::net::{UnixListener, UnixStream};
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Token};
 use serde_json::Value;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -31,7 +29,7 @@ const LISTENER: Token = Token(0);
 const MAX_MESSAGE_CHARS: usize = 2048;
 /// How soon a failed accept (out of fds) is tried again.
 const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
-const WAKER: Token = Token(1);
+const WATCHER: Token = Token(1);
 const SIGNALS: Token = Token(2);
 const FIRST_CONN: usize = 16;
 
@@ -102,8 +100,12 @@ impl Server {
         let mut listener = UnixListener::from_std(listening.listener);
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let watcher = Watcher::new(waker).context("cannot start the inotify watcher")?;
+        let watcher = Watcher::new().context("cannot create the inotify instance")?;
+        poll.registry().register(
+            &mut mio::unix::SourceFd(&watcher.fd()),
+            WATCHER,
+            Interest::READABLE,
+        )?;
         let mut signals =
             Signals::new([SIGTERM, SIGINT, SIGHUP]).context("cannot install signal handlers")?;
         poll.registry()
@@ -143,7 +145,7 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
-                    WAKER => {
+                    WATCHER => {
                         let changes = self.watcher.drain();
                         self.registry.on_changes(ctx!(self), changes);
                     }

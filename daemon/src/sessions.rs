@@ -397,8 +397,9 @@ impl Registry {
     fn close_session(&mut self, ctx: &mut Ctx, mut session: Session) {
         self.by_dir.remove(&session.dir);
         if session.inotify {
-            // Removing a watch waits for notify's thread: do it after this
-            // round's verdicts are written (see `end_round`).
+            // Removed after this round's verdicts are written (see
+            // `end_round`): a waiter arriving later in the round for the
+            // same directory keeps the watch instead of re-adding it.
             self.unwatch.push(session.dir.clone());
             self.watches -= 1;
         }

@@ -1,18 +1,27 @@
-//! File events: one inotify instance (through `notify`) with one
+//! File events: one inotify instance, owned by the event loop, with one
 //! non-recursive watch per watched session directory.
 //!
-//! `notify` runs its own reader thread; it only sends events over a channel
-//! and wakes the event loop, which owns everything else. Its inotify mask
-//! is fixed and includes opens, reads and writes in progress: those are
-//! dropped here, so a session streaming its output, or our own reads of
-//! session files, never wake the event loop (see [`can_change_a_verdict`]).
+//! The inotify fd sits in the same mio poll as the socket, the pidfds and
+//! the signals: no reader thread, no channel, no waker. The watch mask is
+//! ours, and it holds only what can change a verdict: entries created,
+//! deleted or renamed in or out, files closed after writing, attribute
+//! changes, and the directory's own deletion or move. Never `IN_MODIFY`,
+//! `IN_OPEN` or `IN_CLOSE_NOWRITE`: a session streaming its output into
+//! `stdout.log`, or the daemon reading a file, wakes nobody. (`notify` 8
+//! was used before; its mask is fixed and includes those, which cost a
+//! wake-up of its thread and of this loop per write.)
+//!
+//! A file is complete when it is closed after writing or renamed into
+//! place, so nothing that matters is missed: `IN_CLOSE_WRITE` covers a
+//! file rewritten in place, `IN_MOVED_TO` a write-then-rename.
 
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, Receiver};
-use std::sync::Arc;
 
-use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
-use notify::{ErrorKind, INotifyWatcher, RecursiveMode, Watcher as _};
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 
 /// What the loop must look at again.
 #[derive(Debug, PartialEq, Eq)]
@@ -29,77 +38,182 @@ pub enum AddError {
     /// The watch limit is reached: poll this directory instead.
     Limit,
     /// Anything else (the directory vanished, permissions).
-    Other(notify::Error),
+    Other(io::Error),
 }
 
-/// The inotify watcher and the channel its thread feeds.
+impl std::fmt::Display for AddError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AddError::Limit => write!(f, "the inotify watch limit is reached"),
+            AddError::Other(err) => err.fmt(f),
+        }
+    }
+}
+
+/// The events that can change a verdict (see the module docs).
+fn mask() -> WatchMask {
+    WatchMask::CREATE
+        | WatchMask::DELETE
+        | WatchMask::MOVED_FROM
+        | WatchMask::MOVED_TO
+        | WatchMask::CLOSE_WRITE
+        | WatchMask::ATTRIB
+        | WatchMask::DELETE_SELF
+        | WatchMask::MOVE_SELF
+        | WatchMask::ONLYDIR
+        | WatchMask::EXCL_UNLINK
+}
+
+/// The inotify instance and which directory each watch is for.
 #[derive(Debug)]
 pub struct Watcher {
-    inner: INotifyWatcher,
-    rx: Receiver<notify::Result<notify::Event>>,
+    inotify: Inotify,
+    dirs: HashMap<WatchDescriptor, PathBuf>,
+    by_dir: HashMap<PathBuf, WatchDescriptor>,
+    buffer: Vec<u8>,
 }
 
 impl Watcher {
-    /// Starts the watcher; `waker` wakes the event loop for every event.
-    pub fn new(waker: Arc<mio::Waker>) -> notify::Result<Watcher> {
-        let (tx, rx) = channel();
-        let handler = move |event: notify::Result<notify::Event>| {
-            if matches!(&event, Ok(e) if !can_change_a_verdict(e.kind)) {
-                return;
-            }
-            if tx.send(event).is_ok() {
-                if let Err(err) = waker.wake() {
-                    log::error!("cannot wake the event loop: {err}");
-                }
-            }
-        };
-        let inner = INotifyWatcher::new(handler, notify::Config::default())?;
-        Ok(Watcher { inner, rx })
+    /// Creates the inotify instance (non-blocking, close-on-exec).
+    pub fn new() -> io::Result<Watcher> {
+        Ok(Watcher {
+            inotify: Inotify::init()?,
+            dirs: HashMap::new(),
+            by_dir: HashMap::new(),
+            // Room for many events per read; the kernel never splits one.
+            buffer: vec![0; 64 * 1024],
+        })
     }
 
-    /// Adds a non-recursive watch on `dir`; returns once it is armed.
+    /// The fd to register with the event loop (readable: events are queued).
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.inotify.as_raw_fd()
+    }
+
+    /// Adds a non-recursive watch on `dir`; it is armed when this returns.
     pub fn add(&mut self, dir: &Path) -> Result<(), AddError> {
-        self.inner
-            .watch(dir, RecursiveMode::NonRecursive)
-            .map_err(|err| match err.kind {
-                ErrorKind::MaxFilesWatch => AddError::Limit,
-                _ => AddError::Other(err),
-            })
+        let wd = self.inotify.watches().add(dir, mask()).map_err(|err| {
+            if err.raw_os_error() == Some(libc_enospc()) {
+                AddError::Limit
+            } else {
+                AddError::Other(err)
+            }
+        })?;
+        // Adding a watch on an inode already watched returns the same wd.
+        self.dirs.insert(wd.clone(), dir.to_path_buf());
+        self.by_dir.insert(dir.to_path_buf(), wd);
+        Ok(())
     }
 
     /// Removes the watch on `dir` (a directory that vanished has none left).
     pub fn remove(&mut self, dir: &Path) {
-        if let Err(err) = self.inner.unwatch(dir) {
-            log::debug!("unwatch {}: {err}", dir.display());
+        if let Some(wd) = self.by_dir.remove(dir) {
+            if self.dirs.get(&wd).is_some_and(|d| d == dir) {
+                self.dirs.remove(&wd);
+            }
+            if let Err(err) = self.inotify.watches().remove(wd) {
+                log::debug!("unwatch {}: {err}", dir.display());
+            }
         }
     }
 
-    /// Everything received since the last call.
-    pub fn drain(&self) -> Vec<Change> {
+    /// Everything queued now, as paths to look at again.
+    pub fn drain(&mut self) -> Vec<Change> {
         let mut changes = Vec::new();
-        while let Ok(event) = self.rx.try_recv() {
-            match event {
-                Ok(event) if event.need_rescan() => changes.push(Change::Rescan),
-                Ok(event) => changes.push(Change::Paths(event.paths)),
+        loop {
+            let events = match self.inotify.read_events(&mut self.buffer) {
+                Ok(events) => events,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => {
-                    log::warn!("file watcher error, rescanning every session: {err}");
+                    log::warn!("reading inotify events failed, rescanning every session: {err}");
                     changes.push(Change::Rescan);
+                    break;
                 }
+            };
+            let mut paths = Vec::new();
+            let mut forgotten = Vec::new();
+            for event in events {
+                if event.mask.contains(EventMask::Q_OVERFLOW) {
+                    changes.push(Change::Rescan);
+                    continue;
+                }
+                let Some(dir) = self.dirs.get(&event.wd) else {
+                    continue;
+                };
+                if event.mask.contains(EventMask::IGNORED) {
+                    // The kernel dropped the watch (directory deleted).
+                    forgotten.push(event.wd.clone());
+                }
+                paths.push(match event.name {
+                    Some(name) => dir.join(name as &OsStr),
+                    None => dir.clone(),
+                });
+            }
+            for wd in forgotten {
+                if let Some(dir) = self.dirs.remove(&wd) {
+                    if self.by_dir.get(&dir) == Some(&wd) {
+                        self.by_dir.remove(&dir);
+                    }
+                }
+            }
+            if !paths.is_empty() {
+                changes.push(Change::Paths(paths));
             }
         }
         changes
     }
 }
 
-/// Entries created, removed or renamed, files closed after writing,
-/// attribute changes and the directory's own end can change a verdict;
-/// opens, reads and writes in progress cannot (a file is complete when it
-/// is closed or renamed into place).
-pub fn can_change_a_verdict(kind: EventKind) -> bool {
-    !matches!(
-        kind,
-        EventKind::Access(
-            AccessKind::Open(_) | AccessKind::Read | AccessKind::Close(AccessMode::Read)
-        ) | EventKind::Modify(ModifyKind::Data(_))
-    )
+/// `ENOSPC`: inotify's answer when `max_user_watches` is reached.
+fn libc_enospc() -> i32 {
+    rustix::io::Errno::NOSPC.raw_os_error()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(changes: Vec<Change>) -> Vec<PathBuf> {
+        changes
+            .into_iter()
+            .flat_map(|c| match c {
+                Change::Paths(p) => p,
+                Change::Rescan => vec![PathBuf::from("RESCAN")],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn writes_in_progress_and_reads_make_no_events_but_closes_and_renames_do() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut watcher = Watcher::new().expect("inotify");
+        watcher.add(dir.path()).expect("watch");
+        let log = dir.path().join("stdout.log");
+        let mut file = std::fs::File::create(&log).expect("create");
+        let _ = watcher.drain(); // IN_CREATE
+        for _ in 0..100 {
+            file.write_all(b"streaming output\n").expect("write");
+        }
+        let _ = std::fs::read(&log).expect("read");
+        assert_eq!(
+            paths(watcher.drain()),
+            Vec::<PathBuf>::new(),
+            "writes and reads are silent"
+        );
+        drop(file);
+        assert_eq!(
+            paths(watcher.drain()),
+            vec![log.clone()],
+            "close after writing"
+        );
+        std::fs::write(dir.path().join(".tmp"), "x").expect("write");
+        std::fs::rename(dir.path().join(".tmp"), dir.path().join("result.toml")).expect("rename");
+        let seen = paths(watcher.drain());
+        assert!(seen.contains(&dir.path().join("result.toml")), "{seen:?}");
+        watcher.remove(dir.path());
+        std::fs::write(dir.path().join("after"), "x").expect("write");
+        assert!(watcher.drain().is_empty());
+    }
 }

@@ -247,3 +247,23 @@ fn a_fifo_named_result_toml_does_not_hang_anything() {
     assert_eq!(run.json()["exit_code"], 3);
     assert!(run.json()["notes"].to_string().contains("FIFO"), "{run:?}");
 }
+
+#[test]
+fn a_result_written_in_place_without_a_rename_is_seen_when_closed() {
+    use std::io::Write;
+    let h = Harness::start();
+    let s = h.session("01JINPLACE");
+    // No daemon.pid: only file events can end this wait.
+    let mut waiting = h.spawn_wait(s.path(), &["--json"]);
+    h.wait_for_waiters(1);
+    let mut file = std::fs::File::create(s.dir.join("result.toml")).expect("create");
+    file.write_all(b"status = \"success\"\n").expect("write");
+    file.flush().expect("flush");
+    // Half a file is not a verdict: the daemon is still waiting.
+    assert_eq!(h.status()["waiters"], 1);
+    file.write_all(b"exit_code = 0\n").expect("write");
+    drop(file); // IN_CLOSE_WRITE
+    let run = Run::from(finish(&mut waiting));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["source"], "result", "{run:?}");
+}
