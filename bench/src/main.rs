@@ -36,7 +36,7 @@ fn main() -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let tiny = args.iter().any(|a| a == "--smoke");
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("verdict-bench [--quick | --smoke]\n\n  --quick  every scenario, fewer events (under 3 minutes)\n  --smoke  tiny sizes, to check the harness works (CI)");
+        println!("verdict-bench [--quick | --smoke] [--only single|fanout|peers|cost|streaming]\n\n  --quick  every scenario, fewer events (under 3 minutes)\n  --smoke  tiny sizes, to check the harness works (CI)\n  --only   one scenario");
         return Ok(());
     }
     let plan = if tiny {
@@ -101,11 +101,28 @@ fn main() -> Result<()> {
         cores(),
         kernel()
     );
-    scenarios::single_waiter(&plan)?;
-    scenarios::fanout(&plan)?;
-    scenarios::peers(&plan)?;
-    scenarios::cost(&plan)?;
-    streaming::streaming(&plan)?;
+    // `--only NAME` runs one scenario (to compare two builds side by side).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str);
+    let wanted = |name: &str| !only.is_some_and(|o| o != name);
+    if wanted("single") {
+        scenarios::single_waiter(&plan)?;
+    }
+    if wanted("fanout") {
+        scenarios::fanout(&plan)?;
+    }
+    if wanted("peers") {
+        scenarios::peers(&plan)?;
+    }
+    if wanted("cost") {
+        scenarios::cost(&plan)?;
+    }
+    if wanted("streaming") {
+        streaming::streaming(&plan)?;
+    }
     Ok(())
 }
 
