@@ -12,17 +12,7 @@ use std::time::{Duration, Instant};
 use rustix::process::Signal;
 use verdict_e2e::{bin, eventually, finish, output_within, signal, Harness, Run};
 
-fn python(h: &Harness, args: &[&str]) -> Command {
-    let mut command = Command::new("python3");
-    command
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../clients/python/verdict_client.py"))
-        .args(args)
-        .arg("--socket")
-        .arg(&h.socket)
-        .stdin(Stdio::null());
-    h.isolate(&mut command);
-    command
-}
+use verdict_e2e::python_client as python;
 
 #[test]
 fn a_tiny_cap_is_a_cap_and_bad_caps_are_refused() {

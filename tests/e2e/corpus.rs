@@ -14,7 +14,7 @@
 //! COMPATIBILITY.md says case by case ([`own_answer`]).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, SystemTime};
 
 use verdict_e2e::{finish, Harness, Run};
@@ -74,13 +74,7 @@ fn copy_tree(from: &Path, to: &Path) {
 
 /// A process that has exited and been reaped, as `daemon.pid` names it.
 fn dead_pid_record() -> String {
-    let mut child = Command::new("sleep")
-        .arg("600")
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn sleep");
-    let pid = child.id() as i32;
-    let record = format!("{pid} {}\n", verdict_e2e::starttime(pid));
+    let (mut child, record) = verdict_e2e::sleeper();
     child.kill().expect("kill");
     child.wait().expect("reap");
     record
@@ -126,13 +120,7 @@ impl Replay {
         match liveness.trim() {
             "dead" => std::fs::write(dir.join("daemon.pid"), dead_pid_record()).expect("pid"),
             "alive" => {
-                let child = Command::new("sleep")
-                    .arg("600")
-                    .stdin(Stdio::null())
-                    .spawn()
-                    .expect("spawn sleep");
-                let pid = child.id() as i32;
-                let record = format!("{pid} {}\n", verdict_e2e::starttime(pid));
+                let (child, record) = verdict_e2e::sleeper();
                 std::fs::write(dir.join("daemon.pid"), record).expect("pid");
                 process = Some(child);
             }
@@ -170,19 +158,12 @@ impl Replay {
                 .stderr(Stdio::piped());
             command.spawn().expect("spawn verdict")
         };
-        let mut python = Command::new("python3");
+        let mut python =
+            verdict_e2e::python_client(&self.h, &["wait", &self.id, "--cap", "3", "--no-spawn"]);
         python
-            .arg(
-                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                    .join("../clients/python/verdict_client.py"),
-            )
-            .args(["wait", &self.id, "--cap", "3", "--no-spawn", "--socket"])
-            .arg(&self.h.socket)
             .current_dir(&self.project)
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        self.h.isolate(&mut python);
         vec![
             ("by path".into(), rust(dir, self.h.tmp.path())),
             (

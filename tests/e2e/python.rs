@@ -10,13 +10,14 @@ fn client_py() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../clients/python/verdict_client.py")
 }
 
+/// The Python client with our binaries first on PATH (it starts
+/// `verdictd` from PATH when nothing listens).
 fn python(h: &Harness, args: &[&str]) -> Command {
-    let mut command = python3(h);
-    command
-        .arg(client_py())
-        .args(args)
-        .arg("--socket")
-        .arg(&h.socket);
+    let mut command = verdict_e2e::python_client(h, args);
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::iter::once(bin("verdictd").parent().expect("bin dir").to_path_buf())
+        .chain(std::env::split_paths(&path));
+    command.env("PATH", std::env::join_paths(dirs).expect("PATH"));
     command
 }
 

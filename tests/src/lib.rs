@@ -379,13 +379,9 @@ impl Session {
 
     /// Starts a real process and writes `daemon.pid` (`<pid> <starttime>`).
     pub fn start_process(&mut self) -> i32 {
-        let child = Command::new("sleep")
-            .arg("600")
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn sleep");
+        let (child, record) = sleeper();
+        self.write("daemon.pid", &record);
         let pid = child.id() as i32;
-        self.write("daemon.pid", &format!("{pid} {}\n", starttime(pid)));
         self.process = Some(child);
         pid
     }
@@ -434,6 +430,33 @@ impl Drop for Session {
             let _ = child.wait();
         }
     }
+}
+
+/// A stand-in session process (`sleep 600`) and its `daemon.pid` record,
+/// `"<pid> <starttime>\n"`.
+pub fn sleeper() -> (Child, String) {
+    let child = Command::new("sleep")
+        .arg("600")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn sleep");
+    let pid = child.id() as i32;
+    let record = format!("{pid} {}\n", starttime(pid));
+    (child, record)
+}
+
+/// The Python client, `clients/python/verdict_client.py`, run with `args`
+/// then `--socket <h's>`, in the harness's environment.
+pub fn python_client(h: &Harness, args: &[&str]) -> Command {
+    let mut command = Command::new("python3");
+    command
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/python/verdict_client.py"))
+        .args(args)
+        .arg("--socket")
+        .arg(&h.socket)
+        .stdin(Stdio::null());
+    h.isolate(&mut command);
+    command
 }
 
 /// Field 22 of `/proc/<pid>/stat`.
