@@ -125,7 +125,10 @@ pub fn daemon_pid_watch(pid: &PidFile) -> Vec<i32> {
         // A zombie leader whose other threads run: its pidfd turns
         // readable only when the whole thread group has exited.
         'Z' if threads(pid.pid) > 1 => vec![pid.pid],
-        'Z' => group_members(pid.pid),
+        // Only a group leader (csa starts its sessions with setsid) can
+        // leave a group behind; the scan of /proc is skipped otherwise.
+        'Z' if stat.pgrp == pid.pid => group_members(pid.pid),
+        'Z' => Vec::new(),
         _ => vec![pid.pid],
     }
 }
