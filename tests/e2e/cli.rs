@@ -230,10 +230,19 @@ fn killing_the_client_does_not_kill_a_spawned_daemon() {
     let mut client = command.spawn().expect("spawn");
     h.wait_for_waiters(1);
     let pid = h.locked_pid().expect("daemon pid");
-    // Interrupt the client's whole process group, as a terminal's ^C would.
+    // Signal the client's whole process group, as a terminal's ^C would.
+    // SIGTERM rather than SIGINT: a test run started in the background of
+    // a non-interactive shell (or under nohup) inherits SIGINT ignored.
     let group = rustix::process::Pid::from_raw(client.id() as i32).expect("pid");
-    rustix::process::kill_process_group(group, Signal::INT).expect("kill group");
-    client.wait().expect("reap client");
+    rustix::process::kill_process_group(group, Signal::TERM).expect("kill group");
+    use wait_timeout::ChildExt;
+    let status = client
+        .wait_timeout(verdict_e2e::DEADLINE)
+        .expect("wait for the client");
+    assert!(
+        status.is_some(),
+        "the client outlived the signal to its group"
+    );
     h.wait_for_waiters(0);
     assert_eq!(h.status()["pid"], pid);
 }
