@@ -33,8 +33,8 @@ pub const EXIT_UNREACHABLE: i32 = 3;
 Exit codes of `verdict wait`:
   0    completed with status success and exit code 0, or still running at the cap (kv_warm)
   1    completed otherwise (failure, signal, synthetic failure), or the session directory was removed
-  2    bad invocation or unknown session
-  3    verdictd unreachable and could not be started, or a protocol error
+  2    bad invocation, unknown session, or an ambiguous id prefix (the candidates are listed)
+  3    verdictd unreachable and could not be started, did not answer by the cap + 5 s, or a protocol error
   124  the cap fired with no verdict and no live process
 
 The socket is --socket, else $VERDICT_SOCKET, else $XDG_RUNTIME_DIR/verdictd.sock, \
