@@ -28,31 +28,19 @@ impl Registry {
     pub fn on_timer(&mut self, ctx: &mut Ctx, timer: Timer) {
         match timer {
             Timer::Cap(wkey) => self.cap_fired(ctx, wkey),
-            Timer::Vanished(key) => {
-                if let Some(session) = self.sessions.get_mut(&key) {
-                    session.vanished = Grace::Over;
-                    self.refresh(ctx, key);
-                }
-            }
-            Timer::Launch(key) => {
-                if let Some(session) = self.sessions.get_mut(&key) {
-                    session.launch = Grace::Over;
-                    self.refresh(ctx, key);
-                }
-            }
-            Timer::Grace(key) => {
-                if let Some(session) = self.sessions.get_mut(&key) {
-                    session.grace = Grace::Over;
-                    self.refresh(ctx, key);
-                }
-            }
-            Timer::Poll(key) => {
-                if let Some(session) = self.sessions.get_mut(&key) {
-                    session.poll_timer = None;
-                    self.refresh(ctx, key);
-                }
-            }
+            Timer::Vanished(key) => self.timer_ran_out(ctx, key, |s| s.vanished = Grace::Over),
+            Timer::Launch(key) => self.timer_ran_out(ctx, key, |s| s.launch = Grace::Over),
+            Timer::Grace(key) => self.timer_ran_out(ctx, key, |s| s.grace = Grace::Over),
+            Timer::Poll(key) => self.timer_ran_out(ctx, key, |s| s.poll_timer = None),
             Timer::Idle | Timer::Status | Timer::Accept => {}
+        }
+    }
+
+    /// A session's timer ran out: note it with `mark`, then look again.
+    fn timer_ran_out(&mut self, ctx: &mut Ctx, key: u64, mark: impl FnOnce(&mut Session)) {
+        if let Some(session) = self.sessions.get_mut(&key) {
+            mark(session);
+            self.refresh(ctx, key);
         }
     }
 
