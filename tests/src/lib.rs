@@ -499,6 +499,12 @@ impl Client {
             .expect("send to verdictd");
     }
 
+    /// Sends bytes the daemon may stop reading halfway (an oversized line
+    /// it refuses and then closes on): a failed write is not an error.
+    pub fn send_may_be_cut(&mut self, bytes: &[u8]) {
+        let _ = self.reader.get_mut().write_all(bytes);
+    }
+
     /// The next reply, or `None` at end of stream or on error.
     pub fn try_recv(&mut self) -> Option<Value> {
         let mut line = String::new();
