@@ -115,8 +115,12 @@ impl Registry {
             if let Some(session) = self.sessions.get_mut(key) {
                 // Something happened in the directory: rule C5's launch
                 // grace starts over (settle re-arms it if still needed).
-                super::reset(ctx, &mut session.launch);
-                keys.insert(*key);
+                // A session whose process is watched has no launch grace
+                // armed, and is not looked at again for it.
+                if session.launch.timer().is_some() {
+                    super::reset(ctx, &mut session.launch);
+                    keys.insert(*key);
+                }
             }
         }
         for key in keys {
