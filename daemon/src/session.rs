@@ -13,6 +13,7 @@ use std::time::Instant;
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
 use serde_json::Value;
+use verdict_proto::liveness::Watch;
 use verdict_proto::rules::{Liveness, Snapshot, SnapshotCache};
 
 use crate::process;
@@ -42,6 +43,9 @@ pub struct Session {
     pub poll_timer: Option<TimerId>,
     /// pid → its pidfd (None where none could be opened: polled instead).
     pub tracked: HashMap<i32, Tracked>,
+    /// Tracked processes whose pidfd fired since the last look: the next
+    /// look does not read `/proc` for them.
+    pub exited: Vec<Watch>,
     pub grace: Grace,
     /// Rule C5: no process known; any change in the directory restarts it.
     pub launch: Grace,
@@ -71,6 +75,7 @@ impl Session {
 pub struct Tracked {
     pidfd: Option<OwnedFd>,
     pub token: Option<Token>,
+    group_leader: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -122,11 +127,11 @@ impl PidfdTokens {
 
     /// Makes `session` (key `key`) track exactly the pids in `pids`:
     /// pidfds for new ones, old ones closed.
-    pub fn track(&mut self, poll: &mio::Registry, key: u64, session: &mut Session, pids: &[i32]) {
+    pub fn track(&mut self, poll: &mio::Registry, key: u64, session: &mut Session, pids: &[Watch]) {
         let gone: Vec<i32> = session
             .tracked
             .keys()
-            .filter(|pid| !pids.contains(pid))
+            .filter(|pid| !pids.iter().any(|w| w.pid == **pid))
             .copied()
             .collect();
         for pid in gone {
@@ -134,7 +139,7 @@ impl PidfdTokens {
                 self.close(poll, tracked);
             }
         }
-        for &pid in pids {
+        for &Watch { pid, group_leader } in pids {
             if session.tracked.contains_key(&pid) {
                 continue;
             }
@@ -152,13 +157,25 @@ impl PidfdTokens {
             if let Some(token) = token {
                 self.owner.insert(token, (key, pid));
             }
-            session.tracked.insert(pid, Tracked { pidfd, token });
+            session.tracked.insert(
+                pid,
+                Tracked {
+                    pidfd,
+                    token,
+                    group_leader,
+                },
+            );
         }
     }
 
-    /// The process behind a readable pidfd exited: stop watching it.
+    /// The process behind a readable pidfd exited: stop watching it, and
+    /// note it for the next look.
     pub fn exited(&mut self, poll: &mio::Registry, session: &mut Session, pid: i32) {
         if let Some(tracked) = session.tracked.remove(&pid) {
+            session.exited.push(Watch {
+                pid,
+                group_leader: tracked.group_leader,
+            });
             self.close(poll, tracked);
         }
     }

@@ -231,6 +231,7 @@ impl Registry {
             inotify,
             poll_timer: None,
             tracked: HashMap::new(),
+            exited: Vec::new(),
             grace: Grace::Idle,
             launch: Grace::Idle,
             cache: SnapshotCache::default(),
@@ -305,7 +306,8 @@ impl Registry {
             Some(_) => {}
         }
         let snap = Snapshot::read_cached(&session.dir, &mut session.cache);
-        let seen = liveness::observe(&session.dir, snap.pid.value());
+        let exited = std::mem::take(&mut session.exited);
+        let seen = liveness::observe(&session.dir, snap.pid.value(), &exited);
         self.pidfds.track(ctx.poll, key, session, &seen.watch);
         session.last = Look {
             snap,

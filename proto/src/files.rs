@@ -102,12 +102,16 @@ pub type Contents = (Vec<u8>, Option<SystemTime>);
 /// file exists but must not or cannot be read.
 pub fn read_bounded(path: &Path) -> Result<Option<Contents>, String> {
     // stat before open: opening a device or FIFO can have side effects or block.
-    let meta = match std::fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(describe_io(&err)),
-    };
-    check_kind_and_size(&meta)?;
+    match std::fs::metadata(path) {
+        Ok(meta) => read_checked(path, &meta),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(describe_io(&err)),
+    }
+}
+
+/// [`read_bounded`] for a file already `stat`ed as `meta`.
+fn read_checked(path: &Path, meta: &std::fs::Metadata) -> Result<Option<Contents>, String> {
+    check_kind_and_size(meta)?;
     let file = match OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
@@ -120,12 +124,14 @@ pub fn read_bounded(path: &Path) -> Result<Option<Contents>, String> {
     // Check again on the open file: it may have been replaced since the stat.
     let meta = file.metadata().map_err(|err| describe_io(&err))?;
     check_kind_and_size(&meta)?;
-    let bytes = read_limited(file)?;
+    let bytes = read_limited(file, meta.len())?;
     Ok(Some((bytes, meta.modified().ok())))
 }
 
-fn read_limited(file: File) -> Result<Vec<u8>, String> {
-    let mut bytes = Vec::new();
+fn read_limited(file: File, size: u64) -> Result<Vec<u8>, String> {
+    // Sized from the stat, so that a file is read in one call (and one
+    // more to see its end), not in doubling chunks from 32 bytes.
+    let mut bytes = Vec::with_capacity(size.min(MAX_FILE_BYTES) as usize + 1);
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|err| describe_io(&err))?;
@@ -166,7 +172,14 @@ fn describe_io(err: &io::Error) -> String {
 
 /// Reads and parses one session file into a [`FileState`].
 pub fn load<T>(path: &Path, parse: fn(&[u8]) -> Result<T, String>) -> FileState<T> {
-    match read_bounded(path) {
+    parsed(read_bounded(path), parse)
+}
+
+fn parsed<T>(
+    read: Result<Option<Contents>, String>,
+    parse: fn(&[u8]) -> Result<T, String>,
+) -> FileState<T> {
+    match read {
         Ok(None) => FileState::Absent,
         Err(reason) => FileState::Malformed(reason),
         Ok(Some((bytes, mtime))) => match parse(&bytes) {
@@ -203,16 +216,15 @@ impl Stamp {
         now.duration_since(ctime).map_or(true, |age| age < RACY)
     }
 
-    fn of(path: &Path) -> io::Result<Stamp> {
+    fn of(m: &std::fs::Metadata) -> Stamp {
         use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(path)?;
-        Ok(Stamp {
+        Stamp {
             dev: m.dev(),
             ino: m.ino(),
             size: m.size(),
             mtime: (m.mtime(), m.mtime_nsec()),
             ctime: (m.ctime(), m.ctime_nsec()),
-        })
+        }
     }
 }
 
@@ -236,8 +248,8 @@ fn load_cached_at<T: Clone>(
     cache: &mut Cached<T>,
     now: SystemTime,
 ) -> FileState<T> {
-    let stamp = match Stamp::of(path) {
-        Ok(stamp) => stamp,
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
         Err(err) => {
             *cache = None;
             if err.kind() == io::ErrorKind::NotFound {
@@ -247,12 +259,14 @@ fn load_cached_at<T: Clone>(
             return load(path, parse);
         }
     };
+    let stamp = Stamp::of(&meta);
     if let Some((cached, state)) = cache.as_ref() {
         if *cached == stamp && !stamp.racy(now) {
             return state.clone();
         }
     }
-    let state = load(path, parse);
+    // The stat above is the one `read_bounded` would make before opening.
+    let state = parsed(read_checked(path, &meta), parse);
     *cache = Some((stamp, state.clone()));
     state
 }

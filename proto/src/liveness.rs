@@ -83,6 +83,16 @@ fn threads(pid: i32) -> usize {
         .unwrap_or(0)
 }
 
+/// A pid whose exit can change the answer, as it was when last seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watch {
+    /// The process.
+    pub pid: i32,
+    /// It led its process group (csa starts its sessions with `setsid`):
+    /// when it exits, the group may live on.
+    pub group_leader: bool,
+}
+
 /// What is alive of a session, and which pids to watch for its end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
@@ -90,16 +100,31 @@ pub struct Observed {
     /// that is gone; Unknown when no process is known at all.
     pub liveness: Liveness,
     /// Live pids whose exit can change the answer.
-    pub watch: Vec<i32>,
+    pub watch: Vec<Watch>,
+}
+
+impl Observed {
+    /// The pids of [`Observed::watch`].
+    pub fn pids(&self) -> Vec<i32> {
+        self.watch.iter().map(|w| w.pid).collect()
+    }
 }
 
 /// Looks at the session in `dir`: its `daemon.pid` record (if usable) and
-/// its lock files.
-pub fn observe(dir: &Path, pid: Option<&PidFile>) -> Observed {
+/// its lock files. `exited` are processes the caller knows have exited
+/// (their pidfd turned readable): `/proc` is not read for them, except
+/// for a group leader, whose group may still run.
+pub fn observe(dir: &Path, pid: Option<&PidFile>, exited: &[Watch]) -> Observed {
     let session_id = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let mut watch = pid.map(daemon_pid_watch).unwrap_or_default();
-    for lock_pid in lock_pids(&dir.join(LOCKS_DIR), session_id) {
-        if !watch.contains(&lock_pid) {
+    let mut watch = pid
+        .map(|pid| match exited.iter().find(|w| w.pid == pid.pid) {
+            Some(gone) if !gone.group_leader => Vec::new(),
+            _ => daemon_pid_watch(pid),
+        })
+        .unwrap_or_default();
+    let exited_pid = |pid: i32| exited.iter().any(|w| w.pid == pid);
+    for lock_pid in lock_pids(&dir.join(LOCKS_DIR), session_id, &exited_pid) {
+        if !watch.iter().any(|w| w.pid == lock_pid.pid) {
             watch.push(lock_pid);
         }
     }
@@ -113,23 +138,30 @@ pub fn observe(dir: &Path, pid: Option<&PidFile>) -> Observed {
 
 /// Whether the process named by `daemon.pid` is alive now: the pids to
 /// watch, empty when it is gone (or its pid was reused).
-pub fn daemon_pid_watch(pid: &PidFile) -> Vec<i32> {
+pub fn daemon_pid_watch(pid: &PidFile) -> Vec<Watch> {
     let Some(stat) = proc_stat(pid.pid) else {
         return Vec::new();
     };
     if pid.starttime.is_some_and(|want| want != stat.starttime) {
         return Vec::new();
     }
+    let leader = stat.pgrp == pid.pid;
+    let this = || {
+        vec![Watch {
+            pid: pid.pid,
+            group_leader: leader,
+        }]
+    };
     match stat.state {
         'X' | 'x' => Vec::new(),
         // A zombie leader whose other threads run: its pidfd turns
         // readable only when the whole thread group has exited.
-        'Z' if threads(pid.pid) > 1 => vec![pid.pid],
+        'Z' if threads(pid.pid) > 1 => this(),
         // Only a group leader (csa starts its sessions with setsid) can
         // leave a group behind; the scan of /proc is skipped otherwise.
-        'Z' if stat.pgrp == pid.pid => group_members(pid.pid),
+        'Z' if leader => group_members(pid.pid),
         'Z' => Vec::new(),
-        _ => vec![pid.pid],
+        _ => this(),
     }
 }
 
@@ -145,7 +177,7 @@ pub fn process_liveness(pid: &PidFile) -> Liveness {
 
 /// Live members of process group `leader` other than the leader itself.
 /// Scans `/proc` once; only called when the leader is a zombie.
-fn group_members(leader: i32) -> Vec<i32> {
+fn group_members(leader: i32) -> Vec<Watch> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -154,12 +186,16 @@ fn group_members(leader: i32) -> Vec<i32> {
         .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&pid| pid != leader)
         .filter(|&pid| proc_stat(pid).is_some_and(|s| s.pgrp == leader && !s.exited()))
+        .map(|pid| Watch {
+            pid,
+            group_leader: false,
+        })
         .collect()
 }
 
 /// Pids of `locks/*.lock` (csa writes `{"pid": N, …}`) that run and belong
-/// to the session.
-fn lock_pids(locks: &Path, session_id: &str) -> Vec<i32> {
+/// to the session; those `exited` says have exited are not looked up.
+fn lock_pids(locks: &Path, session_id: &str, exited: &dyn Fn(i32) -> bool) -> Vec<Watch> {
     let Ok(entries) = std::fs::read_dir(locks) else {
         return Vec::new();
     };
@@ -181,15 +217,21 @@ fn lock_pids(locks: &Path, session_id: &str) -> Vec<i32> {
         let Some(pid) = parse_lock_pid(&bytes) else {
             continue;
         };
-        match proc_stat(pid) {
-            Some(stat) if !stat.exited() || threads(pid) > 1 => {}
-            _ => continue,
+        if exited(pid) {
+            continue;
         }
+        let stat = match proc_stat(pid) {
+            Some(stat) if !stat.exited() || threads(pid) > 1 => stat,
+            _ => continue,
+        };
         let recent = mtime
             .and_then(|m| now.duration_since(m).ok())
             .is_some_and(|age| age <= LOCK_RECENT);
         if recent || cmdline_names(pid, &[tool, session_id]) {
-            pids.push(pid);
+            pids.push(Watch {
+                pid,
+                group_leader: stat.pgrp == pid,
+            });
         }
     }
     pids
@@ -255,8 +297,17 @@ mod tests {
         let me = std::process::id();
         std::fs::write(locks.join("codex.lock"), format!("{{\"pid\":{me}}}")).expect("write");
         std::fs::write(locks.join("notes.txt"), format!("{{\"pid\":{me}}}")).expect("write");
-        let seen = observe(dir.path(), None);
+        let seen = observe(dir.path(), None, &[]);
         assert_eq!(seen.liveness, Liveness::Alive);
-        assert_eq!(seen.watch, vec![me as i32]);
+        assert_eq!(seen.pids(), vec![me as i32]);
+        // A pid the caller saw exit is not looked up again.
+        let gone = Watch {
+            pid: me as i32,
+            group_leader: false,
+        };
+        assert_eq!(
+            observe(dir.path(), None, &[gone]).liveness,
+            Liveness::Unknown
+        );
     }
 }
