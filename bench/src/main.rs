@@ -3,6 +3,7 @@
 //!
 //! `verdict-bench [--quick]`; build with `cargo build --release` first.
 
+mod exitpath;
 mod peers;
 mod scenarios;
 mod stats;
@@ -26,17 +27,22 @@ pub struct Plan {
     pub stream_waiters: usize,
     pub stream_rate: u32,
     pub stream_seconds: u64,
+    pub big_sessions: usize,
+    pub big_waits: usize,
+    pub big_per_connection: usize,
 }
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().is_some_and(|a| a == "--poll") {
-        streaming::poll_child(args[1..].to_vec());
+    match args.first().map(String::as_str) {
+        Some("--poll") => streaming::poll_child(args[1..].to_vec()),
+        Some("--relay") => exitpath::relay_child(&args[1..]),
+        _ => {}
     }
     let quick = args.iter().any(|a| a == "--quick");
     let tiny = args.iter().any(|a| a == "--smoke");
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("verdict-bench [--quick | --smoke] [--only single|fanout|peers|cost|streaming]\n\n  --quick  every scenario, fewer events (under 3 minutes)\n  --smoke  tiny sizes, to check the harness works (CI)\n  --only   one scenario");
+        println!("verdict-bench [--quick | --smoke] [--only single|fanout|peers|cost|streaming|bigfanout|files|syscalls]\n\n  --quick  every scenario, fewer events (under 3 minutes)\n  --smoke  tiny sizes, to check the harness works (CI)\n  --only   one scenario");
         return Ok(());
     }
     let plan = if tiny {
@@ -53,6 +59,9 @@ fn main() -> Result<()> {
             stream_waiters: 2,
             stream_rate: 50,
             stream_seconds: 1,
+            big_sessions: 20,
+            big_waits: 100,
+            big_per_connection: 5,
         }
     } else if quick {
         Plan {
@@ -68,6 +77,9 @@ fn main() -> Result<()> {
             stream_waiters: 10,
             stream_rate: 200,
             stream_seconds: 5,
+            big_sessions: 10_000,
+            big_waits: 100_000,
+            big_per_connection: 20,
         }
     } else {
         Plan {
@@ -83,6 +95,9 @@ fn main() -> Result<()> {
             stream_waiters: 10,
             stream_rate: 200,
             stream_seconds: 10,
+            big_sessions: 10_000,
+            big_waits: 100_000,
+            big_per_connection: 20,
         }
     };
     let raised = raise_fd_limit();
@@ -123,12 +138,33 @@ fn main() -> Result<()> {
     if wanted("streaming") {
         streaming::streaming(&plan)?;
     }
+    if wanted("bigfanout") {
+        scenarios::big_fanout(&plan)?;
+    }
+    if wanted("files") {
+        exitpath::file_events(&plan)?;
+    }
+    if wanted("syscalls") {
+        exitpath::syscalls(&plan)?;
+    }
     Ok(())
 }
 
 fn raise_fd_limit() -> u64 {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let mut limit = getrlimit(Resource::Nofile);
+    // Scenario 2b needs about 15,000 descriptors in the daemon; raise the
+    // hard limit where allowed (CAP_SYS_RESOURCE), else use what there is.
+    const WANTED: u64 = 1 << 17;
+    if limit.maximum.is_some_and(|max| max < WANTED) {
+        let raised = rustix::process::Rlimit {
+            current: Some(WANTED),
+            maximum: Some(WANTED),
+        };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            limit = getrlimit(Resource::Nofile);
+        }
+    }
     limit.current = limit.maximum;
     let _ = setrlimit(Resource::Nofile, limit);
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)

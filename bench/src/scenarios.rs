@@ -54,7 +54,9 @@ pub fn single_waiter(plan: &Plan) -> Result<()> {
         let mut session = world.session()?;
         floor.push(pidfd_floor(&mut session)?);
     }
-    let mut protocol = Vec::new();
+    // The relay and verdictd take turns, so that both see the same noise.
+    let relay = crate::exitpath::Relay::start(&world)?;
+    let (mut protocol, mut relayed) = (Vec::new(), Vec::new());
     for _ in 0..plan.latency_events {
         let mut session = world.session()?;
         let mut client = world.client()?;
@@ -62,7 +64,14 @@ pub fn single_waiter(plan: &Plan) -> Result<()> {
         session.write_result()?;
         let t0 = session.exit()?;
         protocol.push(client.verdict()? - t0);
+
+        let mut session = world.session()?;
+        let mut client = relay.watch(&session)?;
+        session.write_result()?;
+        let t0 = session.exit()?;
+        relayed.push(client.verdict()? - t0);
     }
+    drop(relay);
     let mut process = Vec::new();
     for _ in 0..plan.latency_events {
         let mut session = world.session()?;
@@ -84,7 +93,12 @@ pub fn single_waiter(plan: &Plan) -> Result<()> {
                 floor,
                 0,
             ),
-            Samples::new("protocol client (in the harness)", protocol, 0),
+            Samples::new(
+                "two-hop floor: pidfd → relay process → one line on a Unix socket",
+                relayed,
+                0,
+            ),
+            Samples::new("verdictd → protocol client (in the harness)", protocol, 0),
             Samples::new("`verdict wait` process (to its exit)", process, 0),
         ],
     );
@@ -113,8 +127,9 @@ impl Readers {
     }
 }
 
-/// Waits until every reader has its verdict; returns the arrival times.
-fn collect_verdicts(readers: Readers) -> Result<Vec<Instant>> {
+/// Waits until every reader has `each` verdicts; returns, per reader, when
+/// its last one arrived.
+fn collect_verdicts(readers: Readers, each: usize) -> Result<Vec<Instant>> {
     let Readers {
         mut poll,
         mut streams,
@@ -125,7 +140,7 @@ fn collect_verdicts(readers: Readers) -> Result<Vec<Instant>> {
     let mut chunk = [0u8; 4096];
     while remaining > 0 {
         if Instant::now() > deadline {
-            bail!("{remaining} waiters never got their verdict");
+            bail!("{remaining} waiters never got their verdicts");
         }
         poll.poll(&mut events, Some(Duration::from_secs(1)))?;
         for event in events.iter() {
@@ -139,7 +154,8 @@ fn collect_verdicts(readers: Readers) -> Result<Vec<Instant>> {
                 }
             }
             const VERDICT: &[u8] = b"\"event\":\"verdict\"";
-            if done.is_none() && buf.windows(VERDICT.len()).any(|w| w == VERDICT) {
+            let count = || buf.windows(VERDICT.len()).filter(|w| *w == VERDICT).count();
+            if done.is_none() && count() >= each {
                 *done = Some(Instant::now());
                 remaining -= 1;
             }
@@ -193,7 +209,7 @@ pub fn fanout(plan: &Plan) -> Result<()> {
         let readers = Readers::new(open_waits(&world, &[&session], n)?)?;
         session.write_result()?;
         let t0 = session.exit()?;
-        report(n, 1, t0, collect_verdicts(readers)?);
+        report(n, 1, t0, collect_verdicts(readers, 1)?);
     }
     let n = plan.many_sessions;
     let mut sessions: Vec<Session> = (0..n).map(|_| world.session()).collect::<Result<_>>()?;
@@ -206,7 +222,65 @@ pub fn fanout(plan: &Plan) -> Result<()> {
     for session in &mut sessions {
         session.kill()?;
     }
-    report(n, n, t0, collect_verdicts(readers)?);
+    report(n, n, t0, collect_verdicts(readers, 1)?);
+    Ok(())
+}
+
+/// Scenario 2b: many waits on many sessions, several waits per
+/// connection, every session ending at once (one `kill` of their process
+/// group).
+pub fn big_fanout(plan: &Plan) -> Result<()> {
+    let mut world = World::start()?;
+    let daemon = world.daemon_pid();
+    let (n, total, each) = (plan.big_sessions, plan.big_waits, plan.big_per_connection);
+    let first = world.session_in_group(0)?;
+    let group = first.pid() as i32;
+    let mut sessions = vec![first];
+    for _ in 1..n {
+        sessions.push(world.session_in_group(group)?);
+    }
+    let mut sockets = Vec::with_capacity(total / each);
+    for c in 0..total / each {
+        let mut socket = UnixStream::connect(&world.socket)?;
+        let mut lines = String::new();
+        for j in 0..each {
+            let session = &sessions[(c * each + j) % n];
+            lines.push_str(&format!(
+                "{{\"v\":1,\"id\":{j},\"op\":\"wait\",\"session\":\"{}\",\"cap_ms\":0}}\n",
+                session.path()
+            ));
+        }
+        socket.write_all(lines.as_bytes())?;
+        sockets.push(socket);
+    }
+    world.wait_for_waiters((total / each * each) as u64)?;
+    let rss = rss_kib(daemon);
+    let readers = Readers::new(sockets)?;
+    for session in &sessions {
+        session.write_result()?;
+    }
+    let t0 = Instant::now();
+    rustix::process::kill_process_group(
+        rustix::process::Pid::from_raw(group).context("group")?,
+        rustix::process::Signal::KILL,
+    )?;
+    let mut times = collect_verdicts(readers, each)?;
+    times.sort();
+    println!("\n### 2b. Fan-out at scale: {} waits ({each} per connection) on {n} sessions, all ending at once\n", total / each * each);
+    println!("| what | measured |");
+    println!("|---|---|");
+    println!(
+        "| daemon RSS with every wait in flight | {:.1} MiB |",
+        rss as f64 / 1024.0
+    );
+    println!(
+        "| kill of the sessions' group → half the connections have all their verdicts | {} |",
+        human(times[times.len() / 2] - t0)
+    );
+    println!(
+        "| kill of the sessions' group → every verdict out | {} |",
+        human(times[times.len() - 1] - t0)
+    );
     Ok(())
 }
 
@@ -414,7 +488,7 @@ pub fn ctx_switches(pid: u32) -> u64 {
         .sum()
 }
 
-fn rss_kib(pid: u32) -> u64 {
+pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {

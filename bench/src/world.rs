@@ -89,6 +89,25 @@ impl World {
         Session::start(dir, id)
     }
 
+    /// A new session directory with no process named (no `daemon.pid`).
+    pub fn bare_session(&mut self) -> Result<PathBuf> {
+        self.next += 1;
+        let dir = self.root.join(format!("01JBARE{:08}", self.next));
+        std::fs::create_dir(&dir)?;
+        write_atomic(&dir, "stdout.log", "benchmark session output\n")?;
+        Ok(dir)
+    }
+
+    /// A new session whose process joins process group `group` (0: a
+    /// new group led by it), so that many sessions can end at once.
+    pub fn session_in_group(&mut self, group: i32) -> Result<Session> {
+        self.next += 1;
+        let id = format!("01JGROUP{:08}", self.next);
+        let dir = self.root.join(&id);
+        std::fs::create_dir(&dir)?;
+        Session::spawn(dir, id, Some(group))
+    }
+
     /// A connected protocol client.
     pub fn client(&self) -> Result<Client> {
         Client::connect(&self.socket)
@@ -130,11 +149,17 @@ pub struct Session {
 
 impl Session {
     pub fn start(dir: PathBuf, id: String) -> Result<Session> {
-        let child = Command::new("sleep")
-            .arg("3600")
-            .stdin(Stdio::null())
-            .spawn()
-            .context("spawn sleep")?;
+        Session::spawn(dir, id, None)
+    }
+
+    fn spawn(dir: PathBuf, id: String, group: Option<i32>) -> Result<Session> {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new("sleep");
+        command.arg("3600").stdin(Stdio::null());
+        if let Some(group) = group {
+            command.process_group(group);
+        }
+        let child = command.spawn().context("spawn sleep")?;
         let pid = child.id() as i32;
         let start = verdict_proto::liveness::proc_stat(pid)
             .context("read /proc/<pid>/stat")?
@@ -199,7 +224,7 @@ impl Drop for Session {
     }
 }
 
-fn write_atomic(dir: &Path, name: &str, contents: &str) -> Result<()> {
+pub fn write_atomic(dir: &Path, name: &str, contents: &str) -> Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
     std::fs::write(&tmp, contents)?;
     std::fs::rename(&tmp, dir.join(name))?;
