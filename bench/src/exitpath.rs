@@ -194,7 +194,7 @@ fn strace_count(
             rows.push((name, calls));
         }
     }
-    rows.sort_by(|a, b| b.1.cmp(&a.1));
+    rows.sort_by_key(|row| std::cmp::Reverse(row.1));
     Ok((total, rows))
 }
 
