@@ -233,6 +233,7 @@ pub fn big_fanout(plan: &Plan) -> Result<()> {
     let mut world = World::start()?;
     let daemon = world.daemon_pid();
     let (n, total, each) = (plan.big_sessions, plan.big_waits, plan.big_per_connection);
+    let floor = group_exit_floor(&mut world, n)?;
     let first = world.session_in_group(0)?;
     let group = first.pid() as i32;
     let mut sessions = vec![first];
@@ -274,6 +275,10 @@ pub fn big_fanout(plan: &Plan) -> Result<()> {
         rss as f64 / 1024.0
     );
     println!(
+        "| kernel floor: kill of a group of {n} sleeps → every pidfd readable (harness, no daemon) | {} |",
+        human(floor)
+    );
+    println!(
         "| kill of the sessions' group → half the connections have all their verdicts | {} |",
         human(times[times.len() / 2] - t0)
     );
@@ -282,6 +287,50 @@ pub fn big_fanout(plan: &Plan) -> Result<()> {
         human(times[times.len() - 1] - t0)
     );
     Ok(())
+}
+
+/// How long the kernel takes to end `n` processes of one group: kill →
+/// the last of their pidfds readable, in the harness.
+fn group_exit_floor(world: &mut World, n: usize) -> Result<Duration> {
+    use rustix::process::{pidfd_open, Pid, PidfdFlags};
+    let first = world.session_in_group(0)?;
+    let group = first.pid() as i32;
+    let mut sessions = vec![first];
+    for _ in 1..n {
+        sessions.push(world.session_in_group(group)?);
+    }
+    let mut poll = Poll::new()?;
+    let mut fds = Vec::with_capacity(n);
+    for (i, session) in sessions.iter().enumerate() {
+        let pid = Pid::from_raw(session.pid() as i32).context("pid")?;
+        let fd = pidfd_open(pid, PidfdFlags::empty())?;
+        poll.registry().register(
+            &mut mio::unix::SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&fd)),
+            Token(i),
+            Interest::READABLE,
+        )?;
+        fds.push(fd);
+    }
+    let t0 = Instant::now();
+    rustix::process::kill_process_group(
+        Pid::from_raw(group).context("group")?,
+        rustix::process::Signal::KILL,
+    )?;
+    let mut events = Events::with_capacity(4096);
+    let mut seen = vec![false; n];
+    let mut remaining = n;
+    while remaining > 0 {
+        if t0.elapsed() > Duration::from_secs(120) {
+            bail!("{remaining} pidfds never became readable");
+        }
+        poll.poll(&mut events, Some(Duration::from_secs(1)))?;
+        for event in events.iter() {
+            if !std::mem::replace(&mut seen[event.token().0], true) {
+                remaining -= 1;
+            }
+        }
+    }
+    Ok(t0.elapsed())
 }
 
 struct Rng(u64);

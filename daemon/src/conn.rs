@@ -17,6 +17,8 @@ use verdict_proto::codec::{LineSplitter, LineTooLong};
 pub const MAX_PENDING_OUTPUT: usize = 1024 * 1024;
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 16 * 1024;
+/// Output buffer capacity kept once everything is written.
+const IDLE_OUTPUT_CAPACITY: usize = 1024;
 
 /// What reading produced.
 #[derive(Debug, PartialEq, Eq)]
@@ -127,7 +129,12 @@ impl Conn {
     pub fn flush(&mut self) -> io::Result<()> {
         self.written += write_available(&mut self.stream, &self.output[self.written..])?;
         if self.written == self.output.len() {
-            self.output.clear();
+            if self.output.capacity() > IDLE_OUTPUT_CAPACITY {
+                // Many connections sit idle between bursts: keep none.
+                self.output = Vec::new();
+            } else {
+                self.output.clear();
+            }
             self.written = 0;
         } else if self.written > MAX_PENDING_OUTPUT / 2 {
             self.output.drain(..self.written);

@@ -70,9 +70,11 @@ pub struct Ctx<'a> {
 /// All sessions with waiters, and the waiters.
 #[derive(Debug, Default)]
 pub struct Registry {
-    sessions: HashMap<u64, Session>,
+    /// Boxed, here and below: a map's table holds a slot for every bucket,
+    /// and with 10,000 sessions the slots would outweigh the sessions.
+    sessions: HashMap<u64, Box<Session>>,
     by_dir: HashMap<PathBuf, u64>,
-    waiters: HashMap<u64, Waiter>,
+    waiters: HashMap<u64, Box<Waiter>>,
     by_conn: HashMap<Token, HashMap<String, u64>>,
     next_key: u64,
     watches: usize,
@@ -160,14 +162,14 @@ impl Registry {
             .insert(id_key.clone(), wkey);
         self.waiters.insert(
             wkey,
-            Waiter {
+            Box::new(Waiter {
                 conn,
                 id,
                 id_key,
                 session: key,
                 started: Instant::now(),
                 cap_timer,
-            },
+            }),
         );
         if existing.is_none() {
             // A new session's first snapshot was taken after the watch was
@@ -241,7 +243,7 @@ impl Registry {
                 live: Liveness::Unknown,
             },
         };
-        self.sessions.insert(key, session);
+        self.sessions.insert(key, Box::new(session));
         if !self.observe(ctx, key) {
             if let Some(session) = self.sessions.remove(&key) {
                 self.close_session(ctx, session);
@@ -396,7 +398,7 @@ impl Registry {
         self.close_session(ctx, session);
     }
 
-    fn close_session(&mut self, ctx: &mut Ctx, mut session: Session) {
+    fn close_session(&mut self, ctx: &mut Ctx, mut session: Box<Session>) {
         self.by_dir.remove(&session.dir);
         if session.inotify {
             // Removed after this round's verdicts are written (see
@@ -419,7 +421,7 @@ impl Registry {
     }
 
     /// Removes a waiter everywhere but from its session's waiter set.
-    fn take_waiter(&mut self, ctx: &mut Ctx, wkey: u64) -> Option<Waiter> {
+    fn take_waiter(&mut self, ctx: &mut Ctx, wkey: u64) -> Option<Box<Waiter>> {
         let waiter = self.waiters.remove(&wkey)?;
         if let Some(timer) = waiter.cap_timer {
             ctx.timers.cancel(timer);
@@ -434,7 +436,7 @@ impl Registry {
     }
 
     /// Removes a waiter, and its session when it was the last one.
-    fn remove_waiter(&mut self, ctx: &mut Ctx, wkey: u64) -> Option<Waiter> {
+    fn remove_waiter(&mut self, ctx: &mut Ctx, wkey: u64) -> Option<Box<Waiter>> {
         let waiter = self.take_waiter(ctx, wkey)?;
         let last = self.sessions.get_mut(&waiter.session).is_some_and(|s| {
             s.waiters.remove(&wkey);

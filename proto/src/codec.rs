@@ -21,6 +21,9 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024;
 #[error("line longer than {MAX_LINE_BYTES} bytes")]
 pub struct LineTooLong;
 
+/// Buffer capacity an idle splitter keeps; more is freed once it is empty.
+const IDLE_CAPACITY: usize = 1024;
+
 /// Splits a byte stream into `\n`-terminated lines.
 #[derive(Debug, Default)]
 pub struct LineSplitter {
@@ -52,6 +55,10 @@ impl LineSplitter {
                 }
                 let mut line: Vec<u8> = self.buf.drain(..=end).collect();
                 line.pop();
+                if self.buf.is_empty() && self.buf.capacity() > IDLE_CAPACITY {
+                    // An idle connection holds no buffer from a burst.
+                    self.buf = Vec::new();
+                }
                 Some(Ok(line))
             }
             None if self.buf.len() > MAX_LINE_BYTES => Some(Err(LineTooLong)),

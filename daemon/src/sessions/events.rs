@@ -102,7 +102,7 @@ impl Registry {
                             // While the process runs, rule C0 holds whatever
                             // the other files say: its pidfd will tell the end.
                             if pid_file
-                                || !self.sessions.get(key).is_some_and(Session::process_watched)
+                                || !self.sessions.get(key).is_some_and(|s| s.process_watched())
                             {
                                 keys.insert(*key);
                             }
