@@ -3,6 +3,7 @@
 //! the daemon's counters. Small on purpose: no runtime, no config file.
 
 mod connect;
+mod many;
 mod markers;
 mod out;
 mod service;
@@ -49,18 +50,30 @@ struct Cli {
 enum Command {
     /// Block until SESSION has a verdict, then print what `csa session wait` prints:
     /// the session's stdout.log and the COMPLETED marker on stdout, sentences,
-    /// markers and hints on stderr.
+    /// markers and hints on stderr. With several sessions, one call waits for
+    /// all of them (--all) or the first to complete (--any), printing each
+    /// session's output under a `==> SESSION <==` header as it ends.
     #[command(allow_negative_numbers = true)]
     Wait {
         /// Session directory (a path), or a session id or unique prefix of one,
         /// looked up in the current project's csa sessions first, then under every root.
-        session: String,
+        #[arg(required = true, value_name = "SESSION")]
+        sessions: Vec<String>,
+        /// With several sessions: return when every one has an answer (the default).
+        /// Exit 0 if every session's code is 0, else 1 if any is 1, else 124;
+        /// 2 if a session is unknown (the others are still waited for).
+        #[arg(long, conflicts_with = "any")]
+        all: bool,
+        /// With several sessions: return at the first completed one, with its code,
+        /// and cancel the rest. At the cap: 0 if any still runs, else 124.
+        #[arg(long)]
+        any: bool,
         /// Give up after SECONDS: exit 0 (kv_warm) if the session still runs, 124 if not.
         /// 0 waits without a cap; the default is the daemon's (240 s).
         #[arg(long, value_name = "SECONDS")]
         cap: Option<String>,
-        /// Print the verdict object as one JSON line on stdout, instead of the
-        /// session's output and the marker.
+        /// Print each verdict object as one JSON line on stdout (in arrival order),
+        /// instead of the session's output and the marker.
         #[arg(long)]
         json: bool,
         /// The daemon's socket.
@@ -107,13 +120,23 @@ enum ServiceAction {
 fn main() -> ExitCode {
     let code = match Cli::parse().command {
         Command::Wait {
-            session,
+            sessions,
+            all: _,
+            any,
             cap,
             json,
             socket,
             no_spawn,
-        } => match wait_args(session, cap, json, socket, no_spawn) {
-            Ok(args) => wait::run(&args),
+        } => match wait_args(&sessions, cap, json, socket, no_spawn) {
+            Ok((args, _)) if sessions.len() == 1 => wait::run(&args),
+            Ok((args, sessions)) => {
+                let mode = if any {
+                    many::Mode::Any
+                } else {
+                    many::Mode::All
+                };
+                many::run(&args, sessions, mode)
+            }
             Err(message) => {
                 err_line(&format!("verdict: {message}"));
                 EXIT_BAD_USE
@@ -132,42 +155,50 @@ fn socket_path(explicit: Option<PathBuf>) -> PathBuf {
     verdict_proto::paths::socket_path(explicit, rustix::process::getuid().as_raw())
 }
 
+/// The wait's settings, and every session as it is sent (paths absolute).
 fn wait_args(
-    session: String,
+    sessions: &[String],
     cap: Option<String>,
     json: bool,
     socket: Option<PathBuf>,
     no_spawn: bool,
-) -> Result<wait::WaitArgs, String> {
+) -> Result<(wait::WaitArgs, Vec<String>), String> {
     let cap_ms = cap.as_deref().map(parse_cap).transpose()?;
-    if session.is_empty() {
-        return Err("the session must not be empty; give a session id or directory".into());
-    }
+    let sessions = sessions
+        .iter()
+        .map(|s| session_arg(s))
+        .collect::<Result<Vec<_>, _>>()?;
     let cwd = std::env::current_dir()
         .and_then(std::fs::canonicalize)
         .ok()
         .map(|dir| dir.to_string_lossy().into_owned());
-    // A path (anything with a slash, or a directory here) is sent canonical
-    // and absolute: the daemon does not share our cwd or /proc/self. An id
-    // has no slash.
-    let is_path =
-        session.contains('/') || session == "." || session == ".." || Path::new(&session).is_dir();
-    let session = if is_path {
-        let path = std::fs::canonicalize(&session)
-            .or_else(|_| std::path::absolute(&session))
-            .map_err(|err| format!("cannot resolve the path {session}: {err}"))?;
-        path.to_string_lossy().into_owned()
-    } else {
-        session
-    };
-    Ok(wait::WaitArgs {
-        session,
+    let args = wait::WaitArgs {
+        session: sessions[0].clone(),
         cap_ms,
         json,
         socket: socket_path(socket),
         no_spawn,
         cwd,
-    })
+    };
+    Ok((args, sessions))
+}
+
+/// A session as sent: an id as given; a path (anything with a slash, or a
+/// directory here) canonical and absolute, since the daemon does not share
+/// our cwd or /proc/self.
+fn session_arg(session: &str) -> Result<String, String> {
+    if session.is_empty() {
+        return Err("the session must not be empty; give a session id or directory".into());
+    }
+    let is_path =
+        session.contains('/') || session == "." || session == ".." || Path::new(session).is_dir();
+    if !is_path {
+        return Ok(session.to_string());
+    }
+    let path = std::fs::canonicalize(session)
+        .or_else(|_| std::path::absolute(session))
+        .map_err(|err| format!("cannot resolve the path {session}: {err}"))?;
+    Ok(path.to_string_lossy().into_owned())
 }
 
 /// `--cap SECONDS` in milliseconds. 0 is "no cap"; any positive cap stays

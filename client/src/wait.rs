@@ -19,9 +19,9 @@ use crate::{connect, markers, EXIT_BAD_USE, EXIT_UNREACHABLE};
 const MAX_FAILED_RECONNECTS: u32 = 5;
 /// How long past the cap a connected daemon may take to answer before the
 /// client gives up on it (exit 3).
-const ANSWER_MARGIN: Duration = Duration::from_secs(5);
+pub const ANSWER_MARGIN: Duration = Duration::from_secs(5);
 /// The daemon's default cap, assumed until it says otherwise.
-const DEFAULT_CAP: Duration = Duration::from_millis(verdict_proto::wire::DEFAULT_CAP_MS);
+pub const DEFAULT_CAP: Duration = Duration::from_millis(verdict_proto::wire::DEFAULT_CAP_MS);
 /// How often the TTY status line is redrawn.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -212,11 +212,7 @@ impl Wait<'_> {
                         out_line(&String::from_utf8_lossy(&raw));
                     }
                     err_line(&format!("verdict: {message}"));
-                    return Attempt::Done(match code {
-                        ErrorCode::UnknownSession | ErrorCode::BadRequest => EXIT_BAD_USE,
-                        ErrorCode::SessionRemoved => 1,
-                        _ => EXIT_UNREACHABLE,
-                    });
+                    return Attempt::Done(error_exit(code));
                 }
                 // Replies to requests we never sent: ignore.
                 _ => {}
@@ -224,19 +220,8 @@ impl Wait<'_> {
         }
     }
 
-    /// The verdict line with `elapsed_ms` counted from the client's start,
-    /// like the marker's `elapsed=`: a reconnect must not reset it.
     fn with_client_elapsed(&self, raw: &[u8]) -> String {
-        match serde_json::from_slice::<serde_json::Value>(raw) {
-            Ok(mut value) => {
-                let elapsed = self.started.elapsed().as_millis() as u64;
-                if let Some(fields) = value.as_object_mut() {
-                    fields.insert("elapsed_ms".into(), elapsed.into());
-                }
-                value.to_string()
-            }
-            Err(_) => String::from_utf8_lossy(raw).into_owned(),
-        }
+        with_elapsed(raw, self.started)
     }
 
     /// Wake up for the status line, and in time for the deadline.
@@ -285,21 +270,52 @@ impl Wait<'_> {
     }
 
     fn print_completed(&self, verdict: &VerdictEvent) {
-        let streamed = !self.args.json && self.dir.as_deref().is_some_and(stream_output);
-        if !streamed {
-            if let Some(summary) = markers::failure_summary(verdict) {
-                err_line(&summary);
+        print_completed(verdict, self.dir.as_deref(), self.args.json);
+    }
+}
+
+/// The exit code for a wait the daemon refused.
+pub fn error_exit(code: ErrorCode) -> i32 {
+    match code {
+        ErrorCode::UnknownSession | ErrorCode::BadRequest => EXIT_BAD_USE,
+        ErrorCode::SessionRemoved => 1,
+        _ => EXIT_UNREACHABLE,
+    }
+}
+
+/// The verdict line with `elapsed_ms` counted from the client's start,
+/// like the marker's `elapsed=`: a reconnect must not reset it.
+pub fn with_elapsed(raw: &[u8], started: Instant) -> String {
+    match serde_json::from_slice::<serde_json::Value>(raw) {
+        Ok(mut value) => {
+            let elapsed = started.elapsed().as_millis() as u64;
+            if let Some(fields) = value.as_object_mut() {
+                fields.insert("elapsed_ms".into(), elapsed.into());
             }
+            value.to_string()
         }
-        let marker = markers::completed(verdict);
-        if !self.args.json {
-            out_line(&marker);
+        Err(_) => String::from_utf8_lossy(raw).into_owned(),
+    }
+}
+
+/// What csa prints for a completed session: its output and the marker on
+/// stdout (only the marker's stderr copy with `--json`), a failure's
+/// summary when there was no output, the hint.
+pub fn print_completed(verdict: &VerdictEvent, dir: Option<&Path>, json: bool) {
+    let streamed = !json && dir.is_some_and(stream_output);
+    if !streamed {
+        if let Some(summary) = markers::failure_summary(verdict) {
+            err_line(&summary);
         }
-        err_line(&marker);
-        err_line(&markers::next_session_hint());
-        if verdict.synthetic == Some(true) && !streamed {
-            err_line(&markers::synthesized(&verdict.session));
-        }
+    }
+    let marker = markers::completed(verdict);
+    if !json {
+        out_line(&marker);
+    }
+    err_line(&marker);
+    err_line(&markers::next_session_hint());
+    if verdict.synthetic == Some(true) && !streamed {
+        err_line(&markers::synthesized(&verdict.session));
     }
 }
 

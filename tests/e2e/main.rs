@@ -8,6 +8,7 @@ mod chaos_input;
 mod cli;
 mod corpus;
 mod daemon;
+mod many;
 mod protocol;
 mod python;
 mod rules;
