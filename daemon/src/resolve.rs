@@ -60,6 +60,11 @@ impl Index {
         self.sessions_dirs = None;
     }
 
+    /// The `sessions/` directories (walking the roots if not yet done).
+    pub fn sessions_dirs(&mut self, roots: &[Root]) -> Vec<PathBuf> {
+        self.dirs(roots).to_vec()
+    }
+
     fn dirs(&mut self, roots: &[Root]) -> &[PathBuf] {
         self.sessions_dirs.get_or_insert_with(|| build_index(roots))
     }

@@ -333,12 +333,22 @@ impl Server {
                 if self.registry.cancel(ctx!(self), token, &target) {
                     Event::Cancelled { target }
                 } else {
-                    let message =
-                        format!("no wait with id {target} is in flight on this connection");
+                    let message = format!(
+                        "no wait or subscription with id {target} is in force on this connection"
+                    );
                     Event::Error {
                         code: ErrorCode::BadRequest,
                         message,
                     }
+                }
+            }
+            Request::Subscribe { under } => {
+                match self
+                    .registry
+                    .subscribe(ctx!(self), token, id.clone(), &under)
+                {
+                    Ok(()) => return,
+                    Err((code, message)) => Event::Error { code, message },
                 }
             }
             Request::Wait {
@@ -389,6 +399,7 @@ impl Server {
             verdicts_sent: self.stats.verdicts_sent,
             queue_overflows: self.stats.queue_overflows,
             rescans: self.stats.rescans,
+            subscribers: self.registry.subscribers() as u64,
         }
     }
 

@@ -54,6 +54,10 @@ pub struct Session {
     /// The directory went missing: grace before `session_removed`.
     pub vanished: Grace,
     pub last: Look,
+    /// Followed for subscriptions: kept without waiters, ends reported.
+    pub followed: bool,
+    /// `started` was sent (or is not to be: it ran before the subscription).
+    pub announced: bool,
 }
 
 impl Session {

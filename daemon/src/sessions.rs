@@ -23,6 +23,7 @@ use crate::resolve::{resolve, Index, Resolved};
 pub use crate::session::PIDFD_TAG;
 
 mod events;
+mod follow;
 use crate::session::{dir_inode, Grace, Look, PidfdTokens, Session, Waiter};
 use crate::timers::{Timer, Timers};
 use crate::watch::{AddError, Watcher};
@@ -85,6 +86,8 @@ pub struct Registry {
     pidfds: PidfdTokens,
     /// `sessions/` directories under the roots, for id lookups.
     index: Index,
+    /// Subscriptions.
+    follow: follow::Follow,
 }
 
 /// A request the registry refused, to be answered with an `error` event.
@@ -106,6 +109,10 @@ impl Registry {
     /// Sessions watched by inotify.
     pub fn watches(&self) -> usize {
         self.watches
+    }
+    /// Subscriptions in force.
+    pub fn subscribers(&self) -> usize {
+        self.follow.subscribers()
     }
 
     /// Starts a wait: replies `watching`, then (now or later) the verdict.
@@ -242,6 +249,8 @@ impl Registry {
                 snap: Snapshot::empty(),
                 live: Liveness::Unknown,
             },
+            followed: false,
+            announced: false,
         };
         self.sessions.insert(key, Box::new(session));
         if !self.observe(ctx, key) {
@@ -256,6 +265,7 @@ impl Registry {
     /// Looks at a session again and decides.
     pub fn refresh(&mut self, ctx: &mut Ctx, key: u64) {
         if self.observe(ctx, key) {
+            self.announce(ctx, key);
             self.settle(ctx, key);
         }
     }
@@ -369,6 +379,9 @@ impl Registry {
                 }
             }
         }
+        if session.followed {
+            self.tell_subscribers(ctx, &session.dir, &session.id, verdict);
+        }
         log::debug!(
             "verdict for {}: {:?} exit {}",
             session.dir.display(),
@@ -440,7 +453,7 @@ impl Registry {
         let waiter = self.take_waiter(ctx, wkey)?;
         let last = self.sessions.get_mut(&waiter.session).is_some_and(|s| {
             s.waiters.remove(&wkey);
-            s.waiters.is_empty()
+            s.waiters.is_empty() && !s.followed
         });
         if last {
             if let Some(session) = self.sessions.remove(&waiter.session) {
@@ -450,7 +463,8 @@ impl Registry {
         Some(waiter)
     }
 
-    /// Cancels wait `target` of `conn`; false if there is none.
+    /// Cancels wait (or subscription) `target` of `conn`; false if there
+    /// is none.
     pub fn cancel(&mut self, ctx: &mut Ctx, conn: Token, target: &Value) -> bool {
         let wkey = self
             .by_conn
@@ -459,6 +473,7 @@ impl Registry {
             .copied();
         wkey.and_then(|wkey| self.remove_waiter(ctx, wkey))
             .is_some()
+            || self.unsubscribe(ctx, conn, target)
     }
 
     /// Forgets every wait of a closed connection.
@@ -471,11 +486,12 @@ impl Registry {
         for wkey in wkeys {
             self.remove_waiter(ctx, wkey);
         }
+        self.drop_subscriptions(ctx, conn);
     }
 
-    /// Waits in flight on `conn`.
+    /// Waits and subscriptions in force on `conn`.
     pub fn conn_waits(&self, conn: Token) -> usize {
-        self.by_conn.get(&conn).map_or(0, HashMap::len)
+        self.by_conn.get(&conn).map_or(0, HashMap::len) + self.follow.of_conn(conn)
     }
 }
 

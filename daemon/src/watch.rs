@@ -28,6 +28,8 @@ use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 pub enum Change {
     /// Something happened at these paths.
     Paths(Vec<PathBuf>),
+    /// Directories created or moved in (also among the paths).
+    NewDirs(Vec<PathBuf>),
     /// Events were lost (queue overflow or a read error): look at everything.
     Rescan,
 }
@@ -132,6 +134,7 @@ impl Watcher {
                 }
             };
             let mut paths = Vec::new();
+            let mut new_dirs = Vec::new();
             let mut forgotten = Vec::new();
             for event in events {
                 if event.mask.contains(EventMask::Q_OVERFLOW) {
@@ -145,10 +148,15 @@ impl Watcher {
                     // The kernel dropped the watch (directory deleted).
                     forgotten.push(event.wd.clone());
                 }
-                paths.push(match event.name {
+                let path = match event.name {
                     Some(name) => dir.join(name as &OsStr),
                     None => dir.clone(),
-                });
+                };
+                let arrived = EventMask::CREATE | EventMask::MOVED_TO;
+                if event.mask.contains(EventMask::ISDIR) && event.mask.intersects(arrived) {
+                    new_dirs.push(path.clone());
+                }
+                paths.push(path);
             }
             for wd in forgotten {
                 if let Some(dir) = self.dirs.remove(&wd) {
@@ -159,6 +167,9 @@ impl Watcher {
             }
             if !paths.is_empty() {
                 changes.push(Change::Paths(paths));
+            }
+            if !new_dirs.is_empty() {
+                changes.push(Change::NewDirs(new_dirs));
             }
         }
         changes
@@ -179,6 +190,7 @@ mod tests {
             .into_iter()
             .flat_map(|c| match c {
                 Change::Paths(p) => p,
+                Change::NewDirs(_) => Vec::new(),
                 Change::Rescan => vec![PathBuf::from("RESCAN")],
             })
             .collect()

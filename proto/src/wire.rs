@@ -42,6 +42,12 @@ pub enum Request {
     Status,
     /// Liveness check.
     Ping,
+    /// Stream a `verdict` for every session under the roots as it ends, and
+    /// `started` when a new session's process appears, until cancelled.
+    Subscribe {
+        /// Only sessions under these absolute directories (all if empty).
+        under: Vec<String>,
+    },
 }
 
 impl Request {
@@ -52,6 +58,7 @@ impl Request {
             Request::Cancel { .. } => "cancel",
             Request::Status => "status",
             Request::Ping => "ping",
+            Request::Subscribe { .. } => "subscribe",
         }
     }
 
@@ -77,6 +84,11 @@ impl Request {
             }
             Request::Cancel { target } => {
                 obj.insert("target".into(), target.clone());
+            }
+            Request::Subscribe { under } => {
+                if !under.is_empty() {
+                    obj.insert("under".into(), under.clone().into());
+                }
             }
             Request::Status | Request::Ping => {}
         }
@@ -200,9 +212,29 @@ pub fn parse_request(line: &[u8]) -> Result<(RequestId, Request), RequestError> 
         },
         "status" => Request::Status,
         "ping" => Request::Ping,
+        "subscribe" => {
+            let under = match obj.get("under") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(dirs)) => dirs
+                    .iter()
+                    .map(|dir| match dir {
+                        Value::String(s) if s.starts_with('/') => Ok(s.clone()),
+                        other => Err(bad(format!(
+                            "\"under\" must hold absolute directory paths, got {other}"
+                        ))),
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(other) => {
+                    return Err(bad(format!(
+                        "\"under\" must be an array of absolute paths, got {other}"
+                    )))
+                }
+            };
+            Request::Subscribe { under }
+        }
         other => {
             return Err(bad(format!(
-                "unknown op {other:?}; expected wait, cancel, status or ping"
+                "unknown op {other:?}; expected wait, cancel, status, ping or subscribe"
             )))
         }
     };
@@ -254,9 +286,31 @@ pub enum Event {
     Status(StatusCounters),
     /// Answer to `cancel`; the cancelled wait gets no further reply.
     Cancelled {
-        /// The id of the cancelled wait.
+        /// The id of the cancelled wait (or subscription).
         target: RequestId,
     },
+    /// Answer to `subscribe`: events follow until it is cancelled.
+    Subscribed {
+        /// The daemon's roots the subscription covers.
+        roots: Vec<String>,
+        /// Sessions under them with a live process now (their ends will be
+        /// reported; their starts were before the subscription).
+        live: u64,
+    },
+    /// A subscription's event: a new session's process is running.
+    Started(Started),
+}
+
+/// Fields of the `started` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    /// The session id (directory name).
+    pub session: String,
+    /// The session directory.
+    pub dir: String,
+    /// The session process's pid, when `daemon.pid` names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
 }
 
 /// Fields of the `watching` event.
@@ -304,8 +358,13 @@ pub struct VerdictEvent {
     pub pid: Option<i32>,
     /// The exit code a client should use.
     pub exit: i32,
-    /// Milliseconds since the wait was received.
+    /// Milliseconds since the wait was received (since the subscription
+    /// for a subscription's verdicts).
     pub elapsed_ms: u64,
+    /// The session directory (a subscription's verdicts only: they answer
+    /// no request that named it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
     /// What was odd (malformed or stale files, and why).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -429,6 +488,7 @@ impl VerdictEvent {
             pid: verdict.pid,
             exit: verdict.exit(),
             elapsed_ms,
+            dir: None,
             notes: bounded_notes(&verdict.notes),
         }
     }
@@ -472,6 +532,9 @@ pub struct StatusCounters {
     pub queue_overflows: u64,
     /// Re-snapshots of every watched session (after an overflow).
     pub rescans: u64,
+    /// Subscriptions in force.
+    #[serde(default)]
+    pub subscribers: u64,
 }
 
 #[cfg(test)]

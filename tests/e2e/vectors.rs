@@ -52,8 +52,15 @@ fn replay(path: &Path, bless: bool) -> Option<Value> {
         .into_owned();
     let h = Harness::with_config(vector["config"].as_str().unwrap_or(""));
     let spec = &vector["session"];
-    let mut session = h.session(spec["id"].as_str().unwrap_or("01JVECTOR"));
-    if spec["process"] == "alive" {
+    let id = spec["id"].as_str().unwrap_or("01JVECTOR");
+    // `"create": "later"`: the directory appears at a `create_session` step
+    // (a subscription's `started`), with a live process.
+    let later = spec["create"] == "later";
+    let mut session = h.session(id);
+    if later {
+        std::fs::remove_dir(&session.dir).expect("remove the session dir until later");
+    }
+    if spec["process"] == "alive" && !later {
         session.start_process();
     }
     if let Some(files) = spec["files"].as_object() {
@@ -61,7 +68,7 @@ fn replay(path: &Path, bless: bool) -> Option<Value> {
             session.write(file, contents.as_str().expect("file contents are strings"));
         }
     }
-    let dir = std::fs::canonicalize(&session.dir).expect("canonical session dir");
+    let dir = h.root.canonicalize().expect("canonical root").join(id);
     let (dir, root) = (
         dir.to_str().expect("utf8").to_string(),
         h.root.to_str().expect("utf8").to_string(),
@@ -106,6 +113,10 @@ fn replay(path: &Path, bless: bool) -> Option<Value> {
         } else {
             match step["do"].as_str() {
                 Some("end_process") => session.end_process(),
+                Some("create_session") => {
+                    std::fs::create_dir_all(&session.dir).expect("create the session dir");
+                    session.start_process();
+                }
                 Some("remove_session") => {
                     std::fs::remove_dir_all(&session.dir).expect("remove session")
                 }

@@ -80,6 +80,8 @@ impl Registry {
         let mut keys = HashSet::new();
         // Sessions something happened in (not merely rescanned).
         let mut touched = HashSet::new();
+        // Entries of watched `sessions/` directories: maybe new sessions.
+        let mut new_entries = Vec::new();
         for change in changes {
             match change {
                 Change::Rescan => {
@@ -90,6 +92,12 @@ impl Registry {
                         self.sessions.len()
                     );
                     keys.extend(self.sessions.keys().copied());
+                }
+                Change::NewDirs(dirs) => {
+                    new_entries.extend(dirs.into_iter().filter(|dir| {
+                        dir.parent().is_some_and(|p| self.follow.watches_dir(p))
+                            && !self.by_dir.contains_key(dir)
+                    }));
                 }
                 Change::Paths(paths) => {
                     for path in paths {
@@ -125,6 +133,9 @@ impl Registry {
         }
         for key in keys {
             self.refresh(ctx, key);
+        }
+        if !new_entries.is_empty() {
+            self.new_entries(ctx, new_entries);
         }
     }
 
