@@ -3,6 +3,7 @@
 //! the daemon's counters. Small on purpose: no runtime, no config file.
 
 mod connect;
+mod events;
 mod many;
 mod markers;
 mod out;
@@ -83,6 +84,24 @@ enum Command {
         #[arg(long)]
         no_spawn: bool,
     },
+    /// Print every session's start and end under the daemon's roots as they
+    /// happen, one line each (`started ID pid N DIR`, `ended ID STATUS exit=N
+    /// synthetic=B DIR`), until interrupted. Sessions that had ended before
+    /// are not listed.
+    Events {
+        /// Only sessions under DIR (repeatable); DIR must lie under a root.
+        #[arg(long, value_name = "DIR")]
+        root: Vec<PathBuf>,
+        /// Print the protocol's event lines (JSON) instead.
+        #[arg(long)]
+        json: bool,
+        /// The daemon's socket.
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// Do not start verdictd when nothing listens; exit 3 instead.
+        #[arg(long)]
+        no_spawn: bool,
+    },
     /// Install verdictd as a systemd user service (socket-activated).
     Service {
         #[command(subcommand)]
@@ -142,6 +161,12 @@ fn main() -> ExitCode {
                 EXIT_BAD_USE
             }
         },
+        Command::Events {
+            root,
+            json,
+            socket,
+            no_spawn,
+        } => events::run(&socket_path(socket), &root, json, no_spawn),
         Command::Status { json, socket } => status(json, &socket_path(socket)),
         Command::Stop { socket } => stop::stop(&socket_path(socket)),
         Command::Service {

@@ -1,0 +1,106 @@
+//! `verdict events`: subscribe, and print every session's start and end
+//! under the daemon's roots until interrupted.
+//!
+//! One line per event on stdout (`--json`: the protocol's lines). If the
+//! daemon goes away, the client subscribes again (starting it if allowed)
+//! and says on stderr that events in between may have been missed.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use verdict_proto::codec::{encode_line, CodecError, ReplyReader};
+use verdict_proto::wire::{Event, Request};
+
+use crate::out::{err_line, out_line};
+use crate::{connect, EXIT_BAD_USE, EXIT_UNREACHABLE};
+
+/// Connections in a row that failed before `subscribed` before giving up.
+const MAX_FAILED_RECONNECTS: u32 = 5;
+
+/// Runs `verdict events`; returns the exit code (it ends only on errors).
+pub fn run(socket: &std::path::Path, under: &[PathBuf], json: bool, no_spawn: bool) -> i32 {
+    let mut under_abs = Vec::new();
+    for dir in under {
+        match std::fs::canonicalize(dir) {
+            Ok(dir) => under_abs.push(dir.to_string_lossy().into_owned()),
+            Err(err) => {
+                err_line(&format!(
+                    "verdict: cannot use --root {}: {err}",
+                    dir.display()
+                ));
+                return EXIT_BAD_USE;
+            }
+        }
+    }
+    let request = Request::Subscribe { under: under_abs };
+    let line = encode_line(&request.to_json(&1.into()));
+    let mut failures = 0;
+    let mut subscribed_before = false;
+    loop {
+        let stream = match connect::connect(socket, !no_spawn) {
+            Ok(stream) => stream,
+            Err(message) => {
+                err_line(&format!("verdict: {message}"));
+                return EXIT_UNREACHABLE;
+            }
+        };
+        if (&stream).write_all(&line).is_err() {
+            failures += 1;
+        } else {
+            let mut reader = ReplyReader::new(&stream);
+            loop {
+                let (reply, raw) = match reader.read_reply() {
+                    Ok(Some(pair)) => pair,
+                    Ok(None) | Err(CodecError::Io(_)) => break,
+                    Err(err) => {
+                        err_line(&format!("verdict: protocol error: {err}"));
+                        return EXIT_UNREACHABLE;
+                    }
+                };
+                if json && !matches!(reply.event, Event::Subscribed { .. }) {
+                    out_line(&String::from_utf8_lossy(&raw));
+                }
+                match reply.event {
+                    Event::Subscribed { roots, live } => {
+                        failures = 0;
+                        if subscribed_before {
+                            err_line("verdict: subscribed again; events while verdictd was away may be missing");
+                        }
+                        subscribed_before = true;
+                        err_line(&format!(
+                            "verdict: following {} ({live} sessions running now)",
+                            roots.join(", ")
+                        ));
+                    }
+                    Event::Started(started) if !json => out_line(&format!(
+                        "started {} pid {} {}",
+                        started.session,
+                        started.pid.map_or_else(|| "?".into(), |p| p.to_string()),
+                        started.dir
+                    )),
+                    Event::Verdict(v) if !json => out_line(&format!(
+                        "ended {} {} exit={} synthetic={} {}",
+                        v.session,
+                        v.status,
+                        v.exit_code.map_or_else(|| "?".into(), |c| c.to_string()),
+                        v.synthetic.unwrap_or(false),
+                        v.dir.unwrap_or_default()
+                    )),
+                    Event::Error { message, .. } => {
+                        err_line(&format!("verdict: {message}"));
+                        return EXIT_BAD_USE;
+                    }
+                    _ => {}
+                }
+            }
+            failures += 1;
+        }
+        if failures > MAX_FAILED_RECONNECTS {
+            err_line(&format!(
+                "verdict: lost verdictd at {}; giving up",
+                socket.display()
+            ));
+            return EXIT_UNREACHABLE;
+        }
+    }
+}
