@@ -293,6 +293,70 @@ def wait(session, cap=None, socket=None, spawn=True):
             raise VerdictError("lost the connection to verdictd at %s (%s); giving up" % (path, why))
 
 
+def wait_many(sessions, mode="all", cap=None, socket=None, spawn=True):
+    """Waits on several sessions over one connection and yields each answer
+    as it arrives: a verdict dict, or for a session the daemon refused, the
+    error reply (``event`` is ``"error"``). Each has ``_session``, the
+    session as given. ``mode="all"`` ends when every session has an
+    answer; ``mode="any"`` ends after the first completed verdict (the other
+    waits are cancelled when the connection closes). ``cap`` as in
+    ``wait()``. Raises VerdictError if the daemon goes away first."""
+    if mode not in ("all", "any"):
+        raise ValueError("mode must be 'all' or 'any', not %r" % (mode,))
+    args = [_session_arg(s) for s in sessions]
+    cap_ms = _cap_ms(cap)
+    sock = _connect(socket_path(socket), spawn)
+    try:
+        lines = []
+        cwd = _cwd()
+        for i, session in enumerate(args):
+            request = {"v": PROTOCOL_VERSION, "id": i + 1, "op": "wait", "session": session}
+            if cap_ms is not None:
+                request["cap_ms"] = cap_ms
+            if cwd:
+                request["cwd"] = cwd
+            lines.append(json.dumps(request, separators=(",", ":")))
+        sock.sendall(("\n".join(lines) + "\n").encode("utf-8"))
+        pending = set(range(1, len(args) + 1))
+        for reply, _raw in _lines(sock):
+            rid = reply.get("id")
+            if rid not in pending or reply.get("event") not in ("verdict", "error"):
+                continue
+            pending.discard(rid)
+            reply["_session"] = sessions[rid - 1]
+            yield reply
+            if mode == "any" and reply.get("outcome") == "completed":
+                return
+            if not pending:
+                return
+        raise VerdictError("verdictd closed the connection with %d sessions unanswered" % len(pending))
+    finally:
+        sock.close()
+
+
+def events(under=(), socket=None, spawn=True):
+    """Subscribes and yields every event as a dict, until the caller stops
+    iterating: ``started`` (a new session's process runs) and ``verdict``
+    (a session ended; ``dir`` says which). ``under`` limits them to sessions
+    under those directories. Raises VerdictError if the daemon goes away."""
+    request = {"v": PROTOCOL_VERSION, "id": "events", "op": "subscribe"}
+    if under:
+        request["under"] = [os.path.realpath(d) for d in under]
+    sock = _connect(socket_path(socket), spawn)
+    try:
+        sock.sendall(json.dumps(request, separators=(",", ":")).encode("utf-8") + b"\n")
+        for reply, _raw in _lines(sock):
+            event = reply.get("event")
+            if event == "error":
+                code = reply.get("code", "internal")
+                raise VerdictError(reply.get("message", code), code, _ERROR_EXITS.get(code, EXIT_UNREACHABLE), reply)
+            if event in ("started", "verdict"):
+                yield reply
+        raise VerdictError("verdictd closed the subscription")
+    finally:
+        sock.close()
+
+
 def _escape(value, unquoted):
     out = []
     for c in value:

@@ -162,3 +162,93 @@ fn python_client_reconnects_when_the_daemon_restarts() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.markers(), ["<!-- CSA:SESSION_WAIT_COMPLETED session=01JPYRESTART status=success exit=0 synthetic=false -->"]);
 }
+
+#[test]
+fn python_wait_many_and_events() {
+    let h = Harness::start();
+    let a = h.session("01JPYMANYA");
+    a.write_result("success", 0);
+    let b = h.session("01JPYMANYB");
+    b.write_result("failure", 1);
+    let dir = client_py()
+        .parent()
+        .expect("dir")
+        .to_str()
+        .expect("utf8")
+        .to_string();
+    let socket = h.socket.to_str().expect("utf8").to_string();
+    let script = format!(
+        r#"
+import sys
+sys.path.insert(0, {dir:?})
+import verdict_client as v
+for r in v.wait_many([{a:?}, {b:?}, "01JPYNOSUCH"], socket={socket:?}):
+    print("many", r["_session"].rsplit("/", 1)[-1], r.get("exit", r.get("code")))
+first = next(v.wait_many([{a:?}, {b:?}], mode="any", socket={socket:?}))
+print("any", first["outcome"])
+"#,
+        a = a.path(),
+        b = b.path(),
+    );
+    let mut many = python3(&h);
+    many.args(["-c", &script]);
+    let run = Run::from(output_within(many));
+    assert_eq!(run.code, 0, "{run:?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(lines.contains(&"many 01JPYMANYA 0"), "{run:?}");
+    assert!(lines.contains(&"many 01JPYMANYB 1"), "{run:?}");
+    assert!(
+        lines.contains(&"many 01JPYNOSUCH unknown_session"),
+        "{run:?}"
+    );
+    assert!(lines.contains(&"any completed"), "{run:?}");
+
+    // events(): a new session's start and end, as the script prints them.
+    let events = format!(
+        r#"
+import sys
+sys.path.insert(0, {dir:?})
+import verdict_client as v
+for n, event in enumerate(v.events(under=[{root:?}], socket={socket:?})):
+    print(event["event"], event["session"], flush=True)
+    if n == 1:
+        break
+"#,
+        root = h.root.to_str().expect("utf8"),
+    );
+    std::fs::create_dir_all(h.root.join("proj/sessions")).expect("sessions dir");
+    let mut child = python3(&h)
+        .args(["-c", &events])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    verdict_e2e::eventually("the Python subscription", || {
+        (h.try_status()?["subscribers"] == 1).then_some(())
+    });
+    let mut session = h.session("proj/sessions/01JPYEVENT");
+    session.start_process();
+    let timeout = std::time::Duration::from_secs(20);
+    assert_eq!(
+        rx.recv_timeout(timeout).expect("a line"),
+        "started 01JPYEVENT"
+    );
+    session.write_result("success", 0);
+    session.end_process();
+    assert_eq!(
+        rx.recv_timeout(timeout).expect("a line"),
+        "verdict 01JPYEVENT"
+    );
+    assert_eq!(finish(&mut child).status.code(), Some(0));
+}
