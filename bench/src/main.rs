@@ -4,6 +4,7 @@
 //! `verdict-bench [--quick]`; build with `cargo build --release` first.
 
 mod exitpath;
+mod many;
 mod peers;
 mod scenarios;
 mod stats;
@@ -30,6 +31,8 @@ pub struct Plan {
     pub big_sessions: usize,
     pub big_waits: usize,
     pub big_per_connection: usize,
+    pub many_call_sessions: usize,
+    pub many_call_rounds: usize,
 }
 
 fn main() -> Result<()> {
@@ -42,7 +45,7 @@ fn main() -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let tiny = args.iter().any(|a| a == "--smoke");
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("verdict-bench [--quick | --smoke] [--only single|fanout|peers|cost|streaming|bigfanout|files|syscalls]\n\n  --quick  every scenario, fewer events (under 3 minutes)\n  --smoke  tiny sizes, to check the harness works (CI)\n  --only   one scenario");
+        println!("verdict-bench [--quick | --smoke] [--only single|fanout|peers|cost|streaming|bigfanout|files|many|syscalls]\n\n  --quick  every scenario, fewer events (under 3 minutes)\n  --smoke  tiny sizes, to check the harness works (CI)\n  --only   one scenario");
         return Ok(());
     }
     let plan = if tiny {
@@ -62,6 +65,8 @@ fn main() -> Result<()> {
             big_sessions: 20,
             big_waits: 100,
             big_per_connection: 5,
+            many_call_sessions: 5,
+            many_call_rounds: 1,
         }
     } else if quick {
         Plan {
@@ -80,6 +85,8 @@ fn main() -> Result<()> {
             big_sessions: 10_000,
             big_waits: 100_000,
             big_per_connection: 20,
+            many_call_sessions: 100,
+            many_call_rounds: 20,
         }
     } else {
         Plan {
@@ -98,6 +105,8 @@ fn main() -> Result<()> {
             big_sessions: 10_000,
             big_waits: 100_000,
             big_per_connection: 20,
+            many_call_sessions: 100,
+            many_call_rounds: 20,
         }
     };
     let raised = raise_fd_limit();
@@ -143,6 +152,9 @@ fn main() -> Result<()> {
     }
     if wanted("files") {
         exitpath::file_events(&plan)?;
+    }
+    if wanted("many") {
+        many::many(&plan)?;
     }
     if wanted("syscalls") {
         exitpath::syscalls(&plan)?;

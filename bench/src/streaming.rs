@@ -15,7 +15,7 @@ use crate::world::World;
 use crate::Plan;
 
 /// utime + stime of a process (all threads), in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
+pub fn cpu_ticks(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|stat| {
