@@ -172,16 +172,24 @@ impl PidfdTokens {
         }
     }
 
-    /// The process behind a readable pidfd exited: stop watching it, and
-    /// note it for the next look.
-    pub fn exited(&mut self, poll: &mio::Registry, session: &mut Session, pid: i32) {
-        if let Some(tracked) = session.tracked.remove(&pid) {
-            session.exited.push(Watch {
-                pid,
-                group_leader: tracked.group_leader,
-            });
-            self.close(poll, tracked);
+    /// The process behind a readable pidfd exited: stop tracking it, and
+    /// note it for the next look. The pidfd is handed back so that the
+    /// caller can close it after the verdict is out ([`PidfdTokens::release`]).
+    pub fn exited(&mut self, session: &mut Session, pid: i32) -> Option<Tracked> {
+        let tracked = session.tracked.remove(&pid)?;
+        session.exited.push(Watch {
+            pid,
+            group_leader: tracked.group_leader,
+        });
+        if let Some(token) = tracked.token {
+            self.owner.remove(&token);
         }
+        Some(tracked)
+    }
+
+    /// Deregisters and closes a pidfd taken out with [`PidfdTokens::exited`].
+    pub fn release(&mut self, poll: &mio::Registry, tracked: Tracked) {
+        self.close(poll, tracked);
     }
 
     /// Closes every pidfd of `session`.

@@ -70,8 +70,12 @@ impl Registry {
             return;
         };
         if let Some(session) = self.sessions.get_mut(&key) {
-            self.pidfds.exited(ctx.poll, session, pid);
+            let gone = self.pidfds.exited(session, pid);
             self.refresh(ctx, key);
+            // Closed after the verdict is written: two syscalls off the path.
+            if let Some(gone) = gone {
+                self.pidfds.release(ctx.poll, gone);
+            }
         }
     }
 
