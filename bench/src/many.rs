@@ -4,11 +4,11 @@
 //! killed at once. Reported: kill → the last client has exited, and the
 //! CPU the clients and the daemon used in that window.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::scenarios::verdict_wait_all;
 use crate::stats::human;
 use crate::world::{Session, World};
 use crate::Plan;
@@ -30,19 +30,6 @@ fn children_ticks() -> u64 {
         .unwrap_or(0)
 }
 
-fn waiter(world: &World, sessions: &[&Session]) -> Result<Child> {
-    Command::new(world.bin_dir.join("verdict"))
-        .arg("wait")
-        .args(sessions.iter().map(|s| s.path()))
-        .args(["--cap", "0", "--no-spawn", "--socket"])
-        .arg(&world.socket)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("spawn verdict wait")
-}
-
 /// One round: `n` sessions, waited on by `processes` clients (1 or n).
 /// Returns (kill → last client exited, client CPU, daemon CPU).
 fn round(world: &mut World, n: usize, one_process: bool) -> Result<(Duration, Duration, Duration)> {
@@ -54,10 +41,10 @@ fn round(world: &mut World, n: usize, one_process: bool) -> Result<(Duration, Du
     }
     let refs: Vec<&Session> = sessions.iter().collect();
     let mut children = if one_process {
-        vec![waiter(world, &refs)?]
+        vec![verdict_wait_all(world, &refs)?]
     } else {
         refs.iter()
-            .map(|s| waiter(world, std::slice::from_ref(s)))
+            .map(|s| verdict_wait_all(world, std::slice::from_ref(s)))
             .collect::<Result<_>>()?
     };
     world.wait_for_waiters(n as u64)?;

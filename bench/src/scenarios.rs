@@ -17,15 +17,15 @@ use crate::world::{Session, World};
 use crate::Plan;
 
 fn verdict_wait(world: &World, session: &Session) -> Result<std::process::Child> {
+    verdict_wait_all(world, &[session])
+}
+
+/// A quiet `verdict wait` on `sessions` with no cap, on the world's daemon.
+pub fn verdict_wait_all(world: &World, sessions: &[&Session]) -> Result<std::process::Child> {
     Command::new(world.bin_dir.join("verdict"))
-        .args([
-            "wait",
-            session.path(),
-            "--cap",
-            "0",
-            "--no-spawn",
-            "--socket",
-        ])
+        .arg("wait")
+        .args(sessions.iter().map(|s| s.path()))
+        .args(["--cap", "0", "--no-spawn", "--socket"])
         .arg(&world.socket)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

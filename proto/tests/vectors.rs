@@ -61,8 +61,10 @@ fn every_vector_round_trips_through_the_codec() {
                         let mut known: Value = serde_json::from_str(line).expect("request JSON");
                         let fields = known.as_object_mut().expect("object");
                         fields.retain(|key, _| {
-                            ["v", "id", "op", "session", "cap_ms", "cwd", "target", "under"]
-                                .contains(&key.as_str())
+                            [
+                                "v", "id", "op", "session", "cap_ms", "cwd", "target", "under",
+                            ]
+                            .contains(&key.as_str())
                         });
                         assert_eq!(
                             line_without_newline(&request.to_json(&id)),
