@@ -60,11 +60,6 @@ impl Index {
         self.sessions_dirs = None;
     }
 
-    /// The `sessions/` directories (walking the roots if not yet done).
-    pub fn sessions_dirs(&mut self, roots: &[Root]) -> Vec<PathBuf> {
-        self.dirs(roots).to_vec()
-    }
-
     fn dirs(&mut self, roots: &[Root]) -> &[PathBuf] {
         self.sessions_dirs.get_or_insert_with(|| build_index(roots))
     }
@@ -74,37 +69,63 @@ fn build_index(roots: &[Root]) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut visits = 0;
     for root in roots {
-        let mut stack = vec![(root.path.clone(), 0)];
-        while let Some((dir, depth)) = stack.pop() {
-            visits += 1;
-            if visits > MAX_VISITS {
-                log::warn!(
-                    "stopped indexing session roots after {MAX_VISITS} directories; \
-                     ids under the rest are not found (pass the absolute path)"
-                );
-                return found;
-            }
-            let sessions = dir.join("sessions");
-            if sessions.is_dir() {
-                found.push(sessions);
-            }
-            if depth >= MAX_DEPTH {
-                continue;
-            }
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                // Real directories only: a symlink could loop or leave the
-                // root. Sessions themselves are not searched for projects;
-                // a project nested in another project's path is.
-                if entry.file_type().is_ok_and(|t| t.is_dir()) && entry.file_name() != "sessions" {
-                    stack.push((entry.path(), depth + 1));
-                }
-            }
+        let walk = walk(&root.path, &mut visits);
+        found.extend(walk.sessions);
+        if walk.cut {
+            break;
         }
     }
     log::debug!("indexed {} sessions/ directories", found.len());
+    found
+}
+
+/// What a walk below a directory found.
+#[derive(Debug, Default)]
+pub struct Walk {
+    /// `sessions/` directories.
+    pub sessions: Vec<PathBuf>,
+    /// The directories visited to find them (the start among them).
+    pub tree: Vec<PathBuf>,
+    /// The walk stopped at [`MAX_VISITS`].
+    pub cut: bool,
+}
+
+/// Walks the directories below `start` (real directories only, not into
+/// `sessions/`) for `sessions/` directories, counting `visits` against
+/// [`MAX_VISITS`].
+pub fn walk(start: &Path, visits: &mut usize) -> Walk {
+    let mut found = Walk::default();
+    let mut stack = vec![(start.to_path_buf(), 0)];
+    while let Some((dir, depth)) = stack.pop() {
+        *visits += 1;
+        if *visits > MAX_VISITS {
+            log::warn!(
+                "stopped indexing session roots after {MAX_VISITS} directories; \
+                 ids under the rest are not found (pass the absolute path)"
+            );
+            found.cut = true;
+            return found;
+        }
+        let sessions = dir.join("sessions");
+        if sessions.is_dir() {
+            found.sessions.push(sessions);
+        }
+        found.tree.push(dir.clone());
+        if depth >= MAX_DEPTH {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            // Real directories only: a symlink could loop or leave the
+            // root. Sessions themselves are not searched for projects;
+            // a project nested in another project's path is.
+            if entry.file_type().is_ok_and(|t| t.is_dir()) && entry.file_name() != "sessions" {
+                stack.push((entry.path(), depth + 1));
+            }
+        }
+    }
     found
 }
 

@@ -86,6 +86,17 @@ fn subscribers_see_new_sessions_start_and_every_running_session_end() {
     assert_eq!(ended["session"], "01JNEW", "{ended}");
     assert_eq!(ended["status"], "success");
 
+    // A project that did not exist when the subscription began, made in
+    // one go (as csa does: `create_dir_all` of project/sessions/<ID>).
+    let mut fresh = csa_session(&h, "a/new/project", "01JFRESHPROJECT");
+    fresh.start_process();
+    let started = next_event(&mut client);
+    assert_eq!(started["event"], "started", "{started}");
+    assert_eq!(started["session"], "01JFRESHPROJECT");
+    fresh.end_process();
+    let ended = next_event(&mut client);
+    assert_eq!(ended["session"], "01JFRESHPROJECT", "{ended}");
+
     client.send(r#"{"v":1,"id":"c","op":"cancel","target":"sub"}"#);
     assert_eq!(client.recv()["event"], "cancelled");
     let status = h.status();

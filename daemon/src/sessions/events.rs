@@ -99,8 +99,9 @@ impl Registry {
                 }
                 Change::NewDirs(dirs) => {
                     new_entries.extend(dirs.into_iter().filter(|dir| {
-                        dir.parent().is_some_and(|p| self.follow.watches_dir(p))
-                            && !self.by_dir.contains_key(dir)
+                        dir.parent().is_some_and(|p| {
+                            self.follow.watches_dir(p) || self.follow.watches_tree(p)
+                        }) && !self.by_dir.contains_key(dir)
                     }));
                 }
                 Change::Paths(paths) => {

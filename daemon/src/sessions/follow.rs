@@ -11,9 +11,11 @@
 //! subscription ends, the `sessions/` watches go and followed sessions
 //! without waiters are closed.
 //!
-//! A project whose `sessions/` directory appears after the first
-//! subscription started is found at the next index rebuild (a wait by id
-//! that misses, or SIGHUP).
+//! New projects are found too: the directories from the roots down to the
+//! `sessions/` ones are watched for new subdirectories (up to
+//! [`MAX_TREE_WATCHES`] of them), and a new one is walked for `sessions/`
+//! directories, after its watch is armed so that nothing made meanwhile is
+//! missed.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -29,6 +31,9 @@ use verdict_proto::wire::{ErrorCode, Event, Reply, Started, VerdictEvent};
 use super::{push, Ctx, Refusal, Registry};
 use crate::resolve::Resolved;
 
+/// Directories above `sessions/` watched for new projects, at most.
+const MAX_TREE_WATCHES: usize = 10_000;
+
 /// How far a new session directory's birth time may lag the clock.
 const BIRTH_MARGIN: Duration = Duration::from_millis(100);
 
@@ -39,6 +44,9 @@ pub struct Follow {
     subs: HashMap<(Token, String), Sub>,
     /// `sessions/` directories watched for new entries.
     dirs: HashSet<PathBuf>,
+    /// The directories above them, from the roots down, watched for new
+    /// projects (bounded by [`MAX_TREE_WATCHES`]).
+    tree: HashSet<PathBuf>,
     /// When following began: an entry born before it is not new.
     since: Option<SystemTime>,
 }
@@ -71,6 +79,11 @@ impl Follow {
     /// A `sessions/` directory watched for new sessions.
     pub fn watches_dir(&self, dir: &Path) -> bool {
         self.dirs.contains(dir)
+    }
+
+    /// A directory above the `sessions/` ones, watched for new projects.
+    pub fn watches_tree(&self, dir: &Path) -> bool {
+        self.tree.contains(dir)
     }
 }
 
@@ -168,33 +181,65 @@ impl Registry {
         // File times come from the kernel's coarse clock, up to a tick
         // behind this one: a margin keeps a session made just now "new".
         self.follow.since = SystemTime::now().checked_sub(BIRTH_MARGIN);
-        self.index.clear();
-        let dirs = self.index.sessions_dirs(&ctx.config.roots);
-        for dir in dirs {
-            if ctx.watcher.add(&dir).is_err() {
+        let mut visits = 0;
+        let roots: Vec<PathBuf> = ctx.config.roots.iter().map(|r| r.path.clone()).collect();
+        for root in roots {
+            let walk = crate::resolve::walk(&root, &mut visits);
+            self.follow_walk(ctx, walk, true);
+        }
+    }
+
+    /// Watches what a walk found: the tree for new projects, each
+    /// `sessions/` directory for new sessions, and the sessions in them
+    /// (`existing`: found by the first subscription's scan).
+    fn follow_walk(&mut self, ctx: &mut Ctx, walk: crate::resolve::Walk, existing: bool) {
+        for dir in walk.tree {
+            if self.follow.tree.len() >= MAX_TREE_WATCHES {
                 log::warn!(
-                    "cannot watch {} for new sessions; subscribers will miss them",
-                    dir.display()
+                    "watching {MAX_TREE_WATCHES} directories for new projects; \
+                     projects created under the rest are found at the next index rebuild"
                 );
-                continue;
+                break;
             }
-            log::debug!("following new sessions in {}", dir.display());
-            self.follow.dirs.insert(dir.clone());
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    self.consider(ctx, &entry.path(), true);
-                }
+            if !self.follow.tree.contains(&dir) && ctx.watcher.add(&dir).is_ok() {
+                self.follow.tree.insert(dir);
+            }
+        }
+        for dir in walk.sessions {
+            self.follow_sessions_dir(ctx, dir, existing);
+        }
+    }
+
+    /// Watches a `sessions/` directory and follows the sessions in it.
+    fn follow_sessions_dir(&mut self, ctx: &mut Ctx, dir: PathBuf, existing: bool) {
+        if self.follow.dirs.contains(&dir) {
+            return;
+        }
+        if ctx.watcher.add(&dir).is_err() {
+            log::warn!(
+                "cannot watch {} for new sessions; subscribers will miss them",
+                dir.display()
+            );
+            return;
+        }
+        log::debug!("following new sessions in {}", dir.display());
+        self.follow.dirs.insert(dir.clone());
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                self.consider(ctx, &entry.path(), existing);
             }
         }
     }
 
     fn stop_following(&mut self, ctx: &mut Ctx) {
         self.follow.since = None;
-        for dir in std::mem::take(&mut self.follow.dirs) {
-            ctx.watcher.remove(&dir);
+        let dirs = std::mem::take(&mut self.follow.dirs);
+        let tree = std::mem::take(&mut self.follow.tree);
+        for dir in dirs.iter().chain(&tree) {
+            ctx.watcher.remove(dir);
         }
         let idle: Vec<u64> = self
             .sessions
@@ -211,12 +256,19 @@ impl Registry {
         }
     }
 
-    /// New entries appeared in watched `sessions/` directories.
+    /// Directories appeared in watched `sessions/` directories (new
+    /// sessions) or in the tree above them (new projects).
     pub(super) fn new_entries(&mut self, ctx: &mut Ctx, paths: Vec<PathBuf>) {
         for path in paths {
-            log::debug!("new entry {}", path.display());
-            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            log::debug!("new directory {}", path.display());
+            let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            if self.follow.watches_dir(&parent) {
                 self.consider(ctx, &path, false);
+            } else if path.file_name().is_some_and(|n| n == "sessions") {
+                self.follow_sessions_dir(ctx, path, false);
+            } else {
+                let walk = crate::resolve::walk(&path, &mut 0);
+                self.follow_walk(ctx, walk, false);
             }
         }
     }
