@@ -201,3 +201,36 @@ fn verdict_events_prints_starts_and_ends() {
         (h.try_status()?["subscribers"] == 0).then_some(())
     });
 }
+
+#[test]
+fn a_subscriber_that_stops_reading_is_dropped_and_the_others_still_hear() {
+    use std::io::Write;
+    let h = Harness::start();
+    let mut session = csa_session(&h, "proj", "01JSLOWREADER");
+    session.start_process();
+    let (mut reader, _) = subscribe(&h, None);
+    // The silent subscriber never reads; its unread replies pass the
+    // daemon's output bound and it is dropped, subscription and all.
+    let mut silent = std::os::unix::net::UnixStream::connect(&h.socket).expect("connect");
+    silent
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    silent
+        .write_all(b"{\"v\":1,\"id\":\"s\",\"op\":\"subscribe\"}\n")
+        .expect("subscribe");
+    eventually("two subscribers", || {
+        (h.try_status()?["subscribers"] == 2).then_some(())
+    });
+    let ping = b"{\"v\":1,\"id\":1,\"op\":\"ping\"}\n".repeat(1000);
+    for _ in 0..200 {
+        if silent.write_all(&ping).is_err() {
+            break;
+        }
+    }
+    eventually("the silent subscriber dropped", || {
+        (h.try_status()?["subscribers"] == 1).then_some(())
+    });
+    session.end_process();
+    let ended = next_event(&mut reader);
+    assert_eq!(ended["session"], "01JSLOWREADER", "{ended}");
+}
