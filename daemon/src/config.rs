@@ -27,14 +27,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// kernel's own `max_user_watches` usually stops us long before this.
 pub const DEFAULT_MAX_WATCHES: usize = 1_000_000;
 
-/// A directory under which session ids are looked up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Root {
-    /// Absolute path of the root.
-    pub path: PathBuf,
-    /// Watch sessions under it by slow poll (network filesystems).
-    pub poll: bool,
-}
+pub use verdict_proto::resolve::Root;
 
 /// The daemon's settings, after defaults are applied.
 #[derive(Debug, Clone, PartialEq, Eq)]

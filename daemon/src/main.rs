@@ -7,14 +7,12 @@
 mod config;
 mod conn;
 mod process;
-mod resolve;
 mod server;
 mod service;
 mod session;
 mod sessions;
 mod socket;
 mod timers;
-mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

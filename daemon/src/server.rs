@@ -22,7 +22,7 @@ use crate::service::Service;
 use crate::sessions::{Ctx, Registry, Sink, Stats, PIDFD_TAG};
 use crate::socket::Listening;
 use crate::timers::{Timer, Timers};
-use crate::watch::Watcher;
+use verdict_proto::watch::Watcher;
 
 const LISTENER: Token = Token(0);
 /// Longest error message sent, in characters (see [`Server::reply`]).

@@ -19,14 +19,14 @@ use verdict_proto::rules::{decide, Decision, Liveness, Phase, Snapshot, Snapshot
 use verdict_proto::wire::{ErrorCode, Event, Reply, VerdictEvent, VerdictLines, Watching};
 
 use crate::config::Config;
-use crate::resolve::{resolve, Index, Resolved};
+use verdict_proto::resolve::{resolve, Index, Resolved};
 pub use crate::session::PIDFD_TAG;
 
 mod events;
 mod follow;
 use crate::session::{dir_inode, Grace, Look, PidfdTokens, Session, Waiter};
 use crate::timers::{Timer, Timers};
-use crate::watch::{AddError, Watcher};
+use verdict_proto::watch::{AddError, Watcher};
 
 /// How often a session without events (network root, watch limit, no
 /// pidfd for a live process) is looked at.

@@ -41,5 +41,8 @@ pub mod codec;
 pub mod files;
 pub mod liveness;
 pub mod paths;
+pub mod resolve;
 pub mod rules;
+#[cfg(feature = "watch")]
+pub mod watch;
 pub mod wire;

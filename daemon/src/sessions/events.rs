@@ -11,7 +11,7 @@ use verdict_proto::rules::decide_at_cap;
 use super::{send_verdict, Ctx, Registry};
 use crate::session::{Grace, Session};
 use crate::timers::Timer;
-use crate::watch::{Change, Watcher};
+use verdict_proto::watch::{Change, Watcher};
 
 impl Registry {
     /// Ends a round of the event loop: removes the watches of the sessions

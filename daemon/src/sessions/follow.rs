@@ -29,7 +29,7 @@ use verdict_proto::rules::{decide, Decision, Liveness, Phase, Snapshot, Verdict}
 use verdict_proto::wire::{ErrorCode, Event, Reply, Started, VerdictEvent};
 
 use super::{push, Ctx, Refusal, Registry};
-use crate::resolve::Resolved;
+use verdict_proto::resolve::Resolved;
 
 /// Directories above `sessions/` watched for new projects, at most.
 const MAX_TREE_WATCHES: usize = 10_000;
@@ -184,7 +184,7 @@ impl Registry {
         let mut visits = 0;
         let roots: Vec<PathBuf> = ctx.config.roots.iter().map(|r| r.path.clone()).collect();
         for root in roots {
-            let walk = crate::resolve::walk(&root, &mut visits);
+            let walk = verdict_proto::resolve::walk(&root, &mut visits);
             self.follow_walk(ctx, walk, true);
         }
     }
@@ -192,7 +192,7 @@ impl Registry {
     /// Watches what a walk found: the tree for new projects, each
     /// `sessions/` directory for new sessions, and the sessions in them
     /// (`existing`: found by the first subscription's scan).
-    fn follow_walk(&mut self, ctx: &mut Ctx, walk: crate::resolve::Walk, existing: bool) {
+    fn follow_walk(&mut self, ctx: &mut Ctx, walk: verdict_proto::resolve::Walk, existing: bool) {
         for dir in walk.tree {
             if self.follow.tree.len() >= MAX_TREE_WATCHES {
                 log::warn!(
@@ -267,7 +267,7 @@ impl Registry {
             } else if path.file_name().is_some_and(|n| n == "sessions") {
                 self.follow_sessions_dir(ctx, path, false);
             } else {
-                let walk = crate::resolve::walk(&path, &mut 0);
+                let walk = verdict_proto::resolve::walk(&path, &mut 0);
                 self.follow_walk(ctx, walk, false);
             }
         }

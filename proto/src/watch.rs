@@ -1,8 +1,10 @@
-//! File events: one inotify instance, owned by the event loop, with one
-//! non-recursive watch per watched session directory.
+//! File events: one inotify instance, owned by the caller's event loop,
+//! with one non-recursive watch per watched directory. Shared by verdictd
+//! (all its sessions) and the client's degraded mode (one session), so
+//! both see the same events (feature `watch`).
 //!
-//! The inotify fd sits in the same mio poll as the socket, the pidfds and
-//! the signals: no reader thread, no channel, no waker. The watch mask is
+//! The inotify fd sits in the caller's poll (verdictd's: with the socket,
+//! the pidfds and the signals): no reader thread, no channel, no waker. The watch mask is
 //! ours, and it holds only what can change a verdict: entries created,
 //! deleted or renamed in or out, files closed after writing, attribute
 //! changes, and the directory's own deletion or move. Never `IN_MODIFY`,
@@ -178,7 +180,7 @@ impl Watcher {
 
 /// `ENOSPC`: inotify's answer when `max_user_watches` is reached.
 fn libc_enospc() -> i32 {
-    rustix::io::Errno::NOSPC.raw_os_error()
+    libc::ENOSPC
 }
 
 #[cfg(test)]

@@ -20,9 +20,16 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use verdict_proto::wire::ErrorCode;
+use crate::wire::ErrorCode;
 
-use crate::config::Root;
+/// A directory under which session ids are looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root {
+    /// Absolute path of the root.
+    pub path: PathBuf,
+    /// Watch sessions under it by slow poll (network filesystems).
+    pub poll: bool,
+}
 
 /// A session directory to watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,8 +82,7 @@ fn build_index(roots: &[Root]) -> Vec<PathBuf> {
             break;
         }
     }
-    log::debug!("indexed {} sessions/ directories", found.len());
-    found
+        found
 }
 
 /// What a walk below a directory found.
@@ -99,10 +105,6 @@ pub fn walk(start: &Path, visits: &mut usize) -> Walk {
     while let Some((dir, depth)) = stack.pop() {
         *visits += 1;
         if *visits > MAX_VISITS {
-            log::warn!(
-                "stopped indexing session roots after {MAX_VISITS} directories; \
-                 ids under the rest are not found (pass the absolute path)"
-            );
             found.cut = true;
             return found;
         }
@@ -162,7 +164,6 @@ pub fn resolve(
                 );
                 (code, message)
             })?;
-        log::debug!("{} continues in {}", dir.display(), next.display());
         dir = next;
     }
     let poll = roots.iter().filter(|root| root.poll).any(|root| {
@@ -178,7 +179,7 @@ fn resume_target(dir: &Path) -> Option<String> {
         kind: String,
         target_session_id: String,
     }
-    let (bytes, _) = verdict_proto::files::read_bounded(&dir.join(RESUME_TARGET_FILE)).ok()??;
+    let (bytes, _) = crate::files::read_bounded(&dir.join(RESUME_TARGET_FILE)).ok()??;
     let raw: Raw = toml::from_str(std::str::from_utf8(&bytes).ok()?).ok()?;
     let target = raw.target_session_id;
     let plain = !target.is_empty() && !target.contains('/') && !target.starts_with('.');
