@@ -19,8 +19,8 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use crate::wire::ErrorCode;
+use serde::Deserialize;
 
 /// A directory under which session ids are looked up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub type Refusal = (ErrorCode, String);
 const MAX_DEPTH: usize = 24;
 /// Directories visited while building the index, at most: a runaway tree
 /// under a root must not stall the daemon.
-const MAX_VISITS: usize = 200_000;
+pub const MAX_VISITS: usize = 200_000;
 /// `resume-target.toml` redirections followed, at most (a loop ends here).
 const MAX_REDIRECTS: usize = 4;
 /// csa's alias file: this session continues in another.
@@ -82,7 +82,7 @@ fn build_index(roots: &[Root]) -> Vec<PathBuf> {
             break;
         }
     }
-        found
+    found
 }
 
 /// What a walk below a directory found.

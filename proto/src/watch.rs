@@ -68,6 +68,12 @@ fn mask() -> WatchMask {
         | WatchMask::EXCL_UNLINK
 }
 
+impl std::os::fd::AsFd for Watcher {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.inotify.as_fd()
+    }
+}
+
 /// The inotify instance and which directory each watch is for.
 #[derive(Debug)]
 pub struct Watcher {
