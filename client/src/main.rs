@@ -81,8 +81,13 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
         /// Do not start verdictd when nothing listens; exit 3 instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "no_daemon")]
         no_spawn: bool,
+        /// Wait without verdictd (one session): watch the session directory
+        /// and its process here, with the daemon's rules. Also what happens
+        /// by itself when no daemon can be reached or started.
+        #[arg(long)]
+        no_daemon: bool,
     },
     /// Print every session's start and end under the daemon's roots as they
     /// happen, one line each (`started ID pid N DIR`, `ended ID STATUS exit=N
@@ -146,8 +151,17 @@ fn main() -> ExitCode {
             json,
             socket,
             no_spawn,
+            no_daemon,
         } => match wait_args(&sessions, cap, json, socket, no_spawn) {
-            Ok((args, _)) if sessions.len() == 1 => wait::run(&args),
+            Ok((args, _)) if sessions.len() == 1 => {
+                wait::run(&wait::WaitArgs { no_daemon, ..args })
+            }
+            Ok(_) if no_daemon => {
+                err_line(
+                    "verdict: --no-daemon waits on one session; give one, or drop --no-daemon",
+                );
+                EXIT_BAD_USE
+            }
             Ok((args, sessions)) => {
                 let mode = if any {
                     many::Mode::Any
@@ -204,6 +218,7 @@ fn wait_args(
         socket: socket_path(socket),
         no_spawn,
         cwd,
+        no_daemon: false,
     };
     Ok((args, sessions))
 }

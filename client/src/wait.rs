@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use verdict_proto::codec::{CodecError, ReplyReader};
-use verdict_proto::wire::{ErrorCode, Event, Request, VerdictEvent, WireOutcome};
+use verdict_proto::wire::{ErrorCode, Event, Reply, Request, VerdictEvent, WireOutcome};
 
 use crate::out::{copy_to_stdout, err_line, err_text, out_line};
 use crate::{connect, markers, EXIT_BAD_USE, EXIT_UNREACHABLE};
@@ -40,6 +40,8 @@ pub struct WaitArgs {
     pub no_spawn: bool,
     /// The caller's working directory: ids are looked up in its project first.
     pub cwd: Option<String>,
+    /// Wait without verdictd (degraded mode) from the start.
+    pub no_daemon: bool,
 }
 
 /// What one connection ended with.
@@ -73,11 +75,16 @@ pub fn run(args: &WaitArgs) -> i32 {
         dir: None,
         status_line: StatusLine::new(),
     };
+    if args.no_daemon {
+        return wait.degraded(None);
+    }
     let mut failures = 0;
     loop {
         let stream = match connect::connect(&args.socket, !args.no_spawn) {
-            Ok(stream) => stream,
+            // Nothing listens and no daemon could be started: wait alone.
+            Err(message) if !args.no_spawn => return wait.degraded(Some(&message)),
             Err(message) => return wait.fail(&message, EXIT_UNREACHABLE),
+            Ok(stream) => stream,
         };
         match wait.attempt(&stream) {
             Attempt::Done(code) => return code,
@@ -104,6 +111,72 @@ pub fn run(args: &WaitArgs) -> i32 {
 }
 
 impl Wait<'_> {
+    /// Waits without a daemon (`why` it is unavailable, if it is), for what
+    /// is left of the cap, and prints what the daemon path prints.
+    fn degraded(&mut self, why: Option<&str>) -> i32 {
+        use verdict_client::degraded::{self, Error, Timing};
+        use verdict_proto::resolve::{resolve, Index, Root};
+        let roots: Vec<Root> = verdict_proto::paths::default_session_roots()
+            .into_iter()
+            .map(|path| Root { path, poll: false })
+            .collect();
+        let cwd = self.args.cwd.as_deref();
+        let resolved = match resolve(&self.args.session, cwd, &roots, &mut Index::default()) {
+            Ok(resolved) => resolved,
+            Err((code, message)) => {
+                let message = match why {
+                    Some(why) => format!("{why}; and without it: {message}"),
+                    None => message,
+                };
+                return self.fail(&message, error_exit(code));
+            }
+        };
+        if let Some(why) = why {
+            err_line(&format!(
+                "verdict: {why}; waiting without it (degraded mode)"
+            ));
+        }
+        if self.status_line.enabled {
+            // Blocked in the wait below: one line, not a ticking one.
+            let id = resolved
+                .dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy();
+            err_text(&format!(
+                "\r\x1b[2Kverdict: waiting for {id} without verdictd (degraded mode)"
+            ));
+        }
+        let cap = self
+            .remaining_cap()
+            .unwrap_or(verdict_proto::wire::DEFAULT_CAP_MS);
+        self.cap_ms
+            .get_or_insert(verdict_proto::wire::DEFAULT_CAP_MS);
+        let cap = (cap > 0).then(|| Duration::from_millis(cap));
+        self.dir = Some(resolved.dir.clone());
+        match degraded::wait(&resolved.dir, cap, Timing::default()) {
+            Ok(verdict) => {
+                self.status_line.clear();
+                if self.args.json {
+                    let reply = Reply::new(1.into(), Event::Verdict(verdict.clone()));
+                    let mut line = verdict_proto::codec::encode_line(&reply);
+                    line.pop();
+                    out_line(&self.with_client_elapsed(&line));
+                }
+                self.print(&verdict);
+                verdict.exit
+            }
+            Err(Error::NoSession(dir)) => {
+                let message = format!(
+                    "session directory {} was removed while waiting",
+                    dir.display()
+                );
+                self.fail(&message, 1)
+            }
+            Err(err) => self.fail(&err.to_string(), EXIT_UNREACHABLE),
+        }
+    }
+
     /// When the client stops waiting for a daemon that does not answer:
     /// the cap plus a margin (none without a cap).
     fn deadline(&self) -> Option<Instant> {

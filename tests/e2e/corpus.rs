@@ -1,7 +1,8 @@
 //! The golden corpus (`tests/fixtures/csa-1445/`, recorded from the real
 //! `csa session wait` at cli-sub-agent PR #1445 on session directories
 //! written by csa's own code), replayed through `verdict wait` by path, by
-//! id from the project, by id prefix from elsewhere, and through the Python
+//! id from the project, by id prefix from elsewhere, by id without the
+//! daemon (degraded mode: the same rules, no verdictd), and through the Python
 //! client. Each session is laid out as csa lays it out, under
 //! `$XDG_STATE_HOME/cli-sub-agent/<project path>/sessions/<ID>`, with the
 //! recorded file ages and a real process for `alive` cases.
@@ -146,12 +147,14 @@ impl Replay {
         }
     }
 
-    /// The four ways of asking, started at once: (what, child).
+    /// The five ways of asking, started at once: (what, child).
     fn spawn_waits(&self) -> Vec<(String, Child)> {
         let dir = self.dir.to_str().expect("utf-8");
         let prefix = self.id[..12].to_lowercase();
-        let rust = |session: &str, cwd: &Path| {
-            let mut command = self.h.verdict(&["wait", session, "--cap", "3"]);
+        let rust = |session: &str, cwd: &Path, extra: &[&str]| {
+            let mut args = vec!["wait", session, "--cap", "3"];
+            args.extend_from_slice(extra);
+            let mut command = self.h.verdict(&args);
             command
                 .current_dir(cwd)
                 .stdout(Stdio::piped())
@@ -165,14 +168,18 @@ impl Replay {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         vec![
-            ("by path".into(), rust(dir, self.h.tmp.path())),
+            ("by path".into(), rust(dir, self.h.tmp.path(), &[])),
             (
                 "by id from the project".into(),
-                rust(&self.id, &self.project),
+                rust(&self.id, &self.project, &[]),
             ),
             (
                 format!("by prefix {prefix} from elsewhere"),
-                rust(&prefix, self.h.tmp.path()),
+                rust(&prefix, self.h.tmp.path(), &[]),
+            ),
+            (
+                "without the daemon (--no-daemon), by id from the project".into(),
+                rust(&self.id, &self.project, &["--no-daemon"]),
             ),
             (
                 "python by id".into(),

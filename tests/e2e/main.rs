@@ -8,6 +8,7 @@ mod chaos_input;
 mod cli;
 mod corpus;
 mod daemon;
+mod degraded;
 mod events;
 mod many;
 mod protocol;
