@@ -85,6 +85,33 @@ pub fn single_waiter(plan: &Plan) -> Result<()> {
             bail!("verdict wait exited with {status}");
         }
     }
+    // Degraded mode: `verdict wait --no-daemon`, no daemon involved; the
+    // session ends once the client's inotify watch is armed.
+    let mut alone = Vec::new();
+    for _ in 0..plan.latency_events {
+        let mut session = world.session()?;
+        let mut child = Command::new(world.bin_dir.join("verdict"))
+            .args(["wait", session.path(), "--cap", "0", "--no-daemon"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawn verdict wait --no-daemon")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !has_inotify_watch(child.id()) {
+            if Instant::now() > deadline {
+                bail!("verdict wait --no-daemon never armed its watch");
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        session.write_result()?;
+        let t0 = session.exit()?;
+        let status = child.wait()?;
+        alone.push(t0.elapsed());
+        if !status.success() {
+            bail!("verdict wait --no-daemon exited with {status}");
+        }
+    }
     table(
         "1. Single waiter: session exit → verdict",
         &[
@@ -100,9 +127,23 @@ pub fn single_waiter(plan: &Plan) -> Result<()> {
             ),
             Samples::new("verdictd → protocol client (in the harness)", protocol, 0),
             Samples::new("`verdict wait` process (to its exit)", process, 0),
+            Samples::new(
+                "`verdict wait --no-daemon` process, degraded mode (to its exit)",
+                alone,
+                0,
+            ),
         ],
     );
     Ok(())
+}
+
+/// Whether process `pid` holds an inotify watch (its `fdinfo` lists one).
+fn has_inotify_watch(pid: u32) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return false;
+    };
+    fds.flatten()
+        .any(|fd| std::fs::read_to_string(fd.path()).is_ok_and(|info| info.contains("inotify wd:")))
 }
 
 /// Sockets with one wait sent each, registered for reading before the

@@ -19,8 +19,8 @@ use verdict_proto::rules::{decide, Decision, Liveness, Phase, Snapshot, Snapshot
 use verdict_proto::wire::{ErrorCode, Event, Reply, VerdictEvent, VerdictLines, Watching};
 
 use crate::config::Config;
-use verdict_proto::resolve::{resolve, Index, Resolved};
 pub use crate::session::PIDFD_TAG;
+use verdict_proto::resolve::{resolve, Index, Resolved};
 
 mod events;
 mod follow;
