@@ -82,6 +82,7 @@ pub struct Registry {
     /// Watches to remove at the end of the round.
     unwatch: Vec<PathBuf>,
     warned_limit: bool,
+    warned_index: bool,
     /// pidfd tokens → (session, pid).
     pidfds: PidfdTokens,
     /// `sessions/` directories under the roots, for id lookups.
@@ -139,7 +140,16 @@ impl Registry {
                 format!("at most {MAX_WAITS_PER_CONNECTION} waits per connection"),
             ));
         }
-        let resolved = resolve(session, cwd, &ctx.config.roots, &mut self.index)?;
+        let resolved = resolve(session, cwd, &ctx.config.roots, &mut self.index);
+        if self.index.truncated() && !self.warned_index {
+            log::warn!(
+                "stopped indexing session roots after {} directories; \
+                 ids under the rest are not found (pass the absolute path)",
+                verdict_proto::resolve::MAX_VISITS
+            );
+            self.warned_index = true;
+        }
+        let resolved = resolved?;
         let existing = self.by_dir.get(&resolved.dir).copied();
         let key = match existing {
             Some(key) => key,

@@ -59,6 +59,8 @@ pub const RESUME_TARGET_FILE: &str = "resume-target.toml";
 #[derive(Debug, Default)]
 pub struct Index {
     sessions_dirs: Option<Vec<PathBuf>>,
+    /// The last walk stopped at [`MAX_VISITS`].
+    cut: bool,
 }
 
 impl Index {
@@ -67,22 +69,33 @@ impl Index {
         self.sessions_dirs = None;
     }
 
+    /// The last walk of the roots stopped at [`MAX_VISITS`] directories:
+    /// ids under the rest are not found.
+    pub fn truncated(&self) -> bool {
+        self.cut
+    }
+
     fn dirs(&mut self, roots: &[Root]) -> &[PathBuf] {
-        self.sessions_dirs.get_or_insert_with(|| build_index(roots))
+        if self.sessions_dirs.is_none() {
+            let (found, cut) = build_index(roots);
+            self.cut = cut;
+            self.sessions_dirs = Some(found);
+        }
+        self.sessions_dirs.as_deref().unwrap_or_default()
     }
 }
 
-fn build_index(roots: &[Root]) -> Vec<PathBuf> {
+fn build_index(roots: &[Root]) -> (Vec<PathBuf>, bool) {
     let mut found = Vec::new();
     let mut visits = 0;
     for root in roots {
         let walk = walk(&root.path, &mut visits);
         found.extend(walk.sessions);
         if walk.cut {
-            break;
+            return (found, true);
         }
     }
-    found
+    (found, false)
 }
 
 /// What a walk below a directory found.
