@@ -5,7 +5,6 @@
 mod connect;
 mod events;
 mod many;
-mod markers;
 mod out;
 mod service;
 mod stop;

@@ -23,7 +23,8 @@ use crate::out::{err_line, out_line};
 use crate::wait::{
     error_exit, print_completed, with_elapsed, WaitArgs, ANSWER_MARGIN, DEFAULT_CAP,
 };
-use crate::{connect, markers, EXIT_BAD_USE, EXIT_UNREACHABLE};
+use crate::{connect, EXIT_BAD_USE, EXIT_UNREACHABLE};
+use verdict_client::markers;
 
 /// When a wait on several sessions ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

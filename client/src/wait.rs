@@ -13,7 +13,8 @@ use verdict_proto::codec::{CodecError, ReplyReader};
 use verdict_proto::wire::{ErrorCode, Event, Reply, Request, VerdictEvent, WireOutcome};
 
 use crate::out::{copy_to_stdout, err_line, err_text, out_line};
-use crate::{connect, markers, EXIT_BAD_USE, EXIT_UNREACHABLE};
+use crate::{connect, EXIT_BAD_USE, EXIT_UNREACHABLE};
+use verdict_client::markers;
 
 /// Reconnections in a row that never reached `watching` before giving up.
 const MAX_FAILED_RECONNECTS: u32 = 5;

@@ -5,7 +5,24 @@
 //!
 //! Every value comes from files a session wrote, so every value is
 //! escaped: a marker stays one well-formed line whatever a file holds.
-//! Pure string building; [`crate::wait`] decides where each line goes.
+//! Pure string building; the caller decides where each line goes
+//! (`verdict wait`: the COMPLETED marker on stdout and stderr, the rest on
+//! stderr).
+//!
+//! ```
+//! use verdict_client::markers;
+//! use verdict_proto::wire::VerdictEvent;
+//!
+//! let verdict: VerdictEvent = serde_json::from_str(
+//!     r#"{"outcome":"completed","session":"01JD6Z","status":"success","exit_code":0,
+//!         "source":"result","synthetic":false,"exit":0,"elapsed_ms":12}"#,
+//! )?;
+//! assert_eq!(
+//!     markers::completed(&verdict),
+//!     "<!-- CSA:SESSION_WAIT_COMPLETED session=01JD6Z status=success exit=0 synthetic=false -->"
+//! );
+//! # Ok::<(), serde_json::Error>(())
+//! ```
 
 use verdict_proto::wire::VerdictEvent;
 
