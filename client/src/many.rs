@@ -21,7 +21,8 @@ use verdict_proto::wire::{Event, Request, VerdictEvent, WireOutcome};
 
 use crate::out::{err_line, out_line};
 use crate::wait::{
-    error_exit, print_completed, with_elapsed, WaitArgs, ANSWER_MARGIN, DEFAULT_CAP,
+    deadline, error_exit, print_completed, remaining_cap, with_elapsed, WaitArgs,
+    MAX_FAILED_RECONNECTS,
 };
 use crate::{connect, EXIT_BAD_USE, EXIT_UNREACHABLE};
 use verdict_client::markers;
@@ -57,9 +58,6 @@ struct Entry {
     dir: Option<PathBuf>,
     slot: Slot,
 }
-
-/// Reconnections in a row that never reached `watching` before giving up.
-const MAX_FAILED_RECONNECTS: u32 = 5;
 
 /// Waits on `args.sessions` and returns the process exit code.
 pub fn run(base: &WaitArgs, sessions: Vec<String>, mode: Mode) -> i32 {
@@ -106,16 +104,6 @@ pub fn run(base: &WaitArgs, sessions: Vec<String>, mode: Mode) -> i32 {
     }
 }
 
-/// When the client stops waiting for a daemon that does not answer.
-fn deadline(started: Instant, cap_ms: Option<u64>) -> Option<Instant> {
-    let cap = match cap_ms {
-        Some(0) => return None,
-        Some(ms) => Duration::from_millis(ms),
-        None => DEFAULT_CAP,
-    };
-    Some(started + cap + ANSWER_MARGIN)
-}
-
 struct Call<'a> {
     base: &'a WaitArgs,
     started: Instant,
@@ -134,14 +122,7 @@ impl Call<'_> {
     /// One connection. `Ok(code)` when the call is over, `Err((watched,
     /// why))` when the connection was lost first.
     fn attempt(&mut self, stream: &UnixStream) -> Result<i32, (bool, String)> {
-        let remaining = self.cap_ms.map(|cap| {
-            if cap == 0 {
-                0
-            } else {
-                cap.saturating_sub(self.started.elapsed().as_millis() as u64)
-                    .max(1)
-            }
-        });
+        let remaining = remaining_cap(self.started, *self.cap_ms);
         let mut lines = Vec::new();
         for (i, entry) in self.entries.iter().enumerate() {
             if matches!(entry.slot, Slot::Pending) {

@@ -17,7 +17,7 @@ use crate::{connect, EXIT_BAD_USE, EXIT_UNREACHABLE};
 use verdict_client::markers;
 
 /// Reconnections in a row that never reached `watching` before giving up.
-const MAX_FAILED_RECONNECTS: u32 = 5;
+pub const MAX_FAILED_RECONNECTS: u32 = 5;
 /// How long past the cap a connected daemon may take to answer before the
 /// client gives up on it (exit 3).
 pub const ANSWER_MARGIN: Duration = Duration::from_secs(5);
@@ -181,12 +181,7 @@ impl Wait<'_> {
     /// When the client stops waiting for a daemon that does not answer:
     /// the cap plus a margin (none without a cap).
     fn deadline(&self) -> Option<Instant> {
-        let cap = match self.cap_ms {
-            Some(0) => return None,
-            Some(ms) => Duration::from_millis(ms),
-            None => DEFAULT_CAP,
-        };
-        Some(self.started + cap + ANSWER_MARGIN)
+        deadline(self.started, self.cap_ms)
     }
 
     fn past_deadline(&self) -> bool {
@@ -201,14 +196,7 @@ impl Wait<'_> {
 
     /// What is left of the cap, for a (re)connection (0 stays "no cap").
     fn remaining_cap(&self) -> Option<u64> {
-        let elapsed = self.started.elapsed().as_millis() as u64;
-        self.cap_ms.map(|cap| {
-            if cap == 0 {
-                0
-            } else {
-                cap.saturating_sub(elapsed).max(1)
-            }
-        })
+        remaining_cap(self.started, self.cap_ms)
     }
 
     fn attempt(&mut self, stream: &std::os::unix::net::UnixStream) -> Attempt {
@@ -346,6 +334,31 @@ impl Wait<'_> {
     fn print_completed(&self, verdict: &VerdictEvent) {
         print_completed(verdict, self.dir.as_deref(), self.args.json);
     }
+}
+
+/// When a client that started at `started` with cap `cap_ms` (`None`: the
+/// daemon's default; 0: none) stops waiting for a daemon that does not
+/// answer: the cap plus [`ANSWER_MARGIN`].
+pub fn deadline(started: Instant, cap_ms: Option<u64>) -> Option<Instant> {
+    let cap = match cap_ms {
+        Some(0) => return None,
+        Some(ms) => Duration::from_millis(ms),
+        None => DEFAULT_CAP,
+    };
+    Some(started + cap + ANSWER_MARGIN)
+}
+
+/// What is left of cap `cap_ms` since `started`, for a (re)connection: 0
+/// stays "no cap", and a positive cap stays positive.
+pub fn remaining_cap(started: Instant, cap_ms: Option<u64>) -> Option<u64> {
+    let elapsed = started.elapsed().as_millis() as u64;
+    cap_ms.map(|cap| {
+        if cap == 0 {
+            0
+        } else {
+            cap.saturating_sub(elapsed).max(1)
+        }
+    })
 }
 
 /// The exit code for a wait the daemon refused.
