@@ -26,7 +26,7 @@ use verdict_proto::rules::{
 use verdict_proto::watch::Watcher;
 use verdict_proto::wire::VerdictEvent;
 
-/// Rule C4's and C5's grace periods (verdictd's defaults).
+/// Rule C4's and C5's grace periods (by default verdictd's).
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
     /// After the process died with nothing written: wait this long for a
@@ -40,8 +40,8 @@ pub struct Timing {
 impl Default for Timing {
     fn default() -> Timing {
         Timing {
-            grace: Duration::from_millis(200),
-            launch_grace: Duration::from_millis(2_000),
+            grace: Duration::from_millis(verdict_proto::rules::DEFAULT_GRACE_MS),
+            launch_grace: Duration::from_millis(verdict_proto::rules::DEFAULT_LAUNCH_GRACE_MS),
         }
     }
 }

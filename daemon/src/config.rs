@@ -14,13 +14,7 @@ use thiserror::Error;
 
 /// Cap applied when a wait names none: csa's own default wait.
 pub const DEFAULT_CAP_MS: u64 = verdict_proto::wire::DEFAULT_CAP_MS;
-/// Rule C4's grace period: long enough for a rename racing the exit.
-pub const DEFAULT_GRACE_MS: u64 = 200;
-/// Rule C5's launch grace: how long a session with no `daemon.pid`, no live
-/// lock pid and no change in its directory may stay silent before it is a
-/// failure. A launcher writes `daemon.pid` right after spawning; any new
-/// file in the directory starts the period over.
-pub const DEFAULT_LAUNCH_GRACE_MS: u64 = 2_000;
+pub use verdict_proto::rules::{DEFAULT_GRACE_MS, DEFAULT_LAUNCH_GRACE_MS};
 /// Connections served at once; each costs one fd and a few KiB.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// inotify watches before further sessions fall back to a slow poll; the

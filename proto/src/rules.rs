@@ -101,6 +101,14 @@ impl Snapshot {
     }
 }
 
+/// Rule C4's grace period: long enough for a rename racing the exit.
+pub const DEFAULT_GRACE_MS: u64 = 200;
+/// Rule C5's launch grace: how long a session with no `daemon.pid`, no live
+/// lock pid and no change in its directory may stay silent before it is a
+/// failure. A launcher writes `daemon.pid` right after spawning; any new
+/// file in the directory starts the period over.
+pub const DEFAULT_LAUNCH_GRACE_MS: u64 = 2_000;
+
 /// Whether the session process lives (SPEC §3, "Liveness").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Liveness {
