@@ -13,7 +13,7 @@
 //! second, as verdictd does.
 
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,8 @@ pub enum Error {
     Watch(PathBuf, std::io::Error),
     /// Waiting failed (`poll`).
     Io(std::io::Error),
+    /// The caller stopped the wait (see [`wait_or_stop`]).
+    Stopped,
 }
 
 impl std::fmt::Display for Error {
@@ -63,6 +65,7 @@ impl std::fmt::Display for Error {
             Error::NoSession(dir) => write!(f, "{} is not a session directory", dir.display()),
             Error::Watch(dir, err) => write!(f, "cannot watch {}: {err}", dir.display()),
             Error::Io(err) => write!(f, "waiting failed: {err}"),
+            Error::Stopped => f.write_str("the wait was stopped"),
         }
     }
 }
@@ -78,6 +81,18 @@ const VANISHED_GRACE: Duration = Duration::from_millis(200);
 /// with `cap` (`None`: no cap). Returns the verdict as verdictd would send
 /// it (`elapsed_ms` from the call).
 pub fn wait(dir: &Path, cap: Option<Duration>, timing: Timing) -> Result<VerdictEvent, Error> {
+    wait_or_stop(dir, cap, timing, None)
+}
+
+/// [`wait`], which also ends (with [`Error::Stopped`]) as soon as `stop`
+/// is readable or hung up: the read end of a pipe whose write end the
+/// caller drops to stop it, say.
+pub fn wait_or_stop(
+    dir: &Path,
+    cap: Option<Duration>,
+    timing: Timing,
+    stop: Option<BorrowedFd<'_>>,
+) -> Result<VerdictEvent, Error> {
     let started = Instant::now();
     let id = dir.file_name().map_or_else(
         || dir.display().to_string(),
@@ -89,6 +104,7 @@ pub fn wait(dir: &Path, cap: Option<Duration>, timing: Timing) -> Result<Verdict
         .map_err(|err| Error::Watch(dir.to_path_buf(), std::io::Error::other(err.to_string())))?;
     let mut state = State {
         dir,
+        stop,
         cache: SnapshotCache::default(),
         pidfds: HashMap::new(),
         exited: Vec::new(),
@@ -164,6 +180,7 @@ fn elapsed_ms(started: Instant) -> u64 {
 
 struct State<'a> {
     dir: &'a Path,
+    stop: Option<BorrowedFd<'a>>,
     cache: SnapshotCache,
     /// pid → its pidfd (`None`: could not be opened; polled).
     pidfds: HashMap<i32, (Option<OwnedFd>, bool)>,
@@ -223,6 +240,9 @@ impl State<'_> {
             .collect();
         let fired: Vec<bool> = {
             let mut fds = vec![PollFd::new(&*watcher, PollFlags::IN)];
+            if let Some(stop) = &self.stop {
+                fds.push(PollFd::new(stop, PollFlags::IN));
+            }
             for (pid, _) in &watched {
                 if let Some((Some(fd), _)) = self.pidfds.get(pid) {
                     fds.push(PollFd::new(fd, PollFlags::IN));
@@ -234,11 +254,15 @@ impl State<'_> {
             }
             fds.iter().map(|fd| !fd.revents().is_empty()).collect()
         };
+        let (fired, pidfds_fired) = fired.split_at(1 + usize::from(self.stop.is_some()));
+        if fired.get(1) == Some(&true) {
+            return Err(Error::Stopped);
+        }
         if fired[0] && !watcher.drain().is_empty() {
             // Any change in the directory starts rule C5's grace over.
             self.launch = None;
         }
-        for ((pid, group_leader), fired) in watched.iter().zip(&fired[1..]) {
+        for ((pid, group_leader), fired) in watched.iter().zip(pidfds_fired) {
             if *fired {
                 self.pidfds.remove(pid);
                 self.exited.push(Watch {

@@ -1,30 +1,56 @@
-//! `verdict-client`: the parts of a verdict client that do not print.
+//! `verdict-client`: wait for agent sessions' completion verdicts from
+//! Rust, through verdictd or, when no daemon can run, by itself.
 //!
-//! - [`markers`]: the lines `verdict wait` prints (csa's markers and hints),
-//!   so a Rust caller can print exactly the same;
-//! - [`degraded`]: a wait that needs no daemon, for when verdictd cannot be
-//!   reached or started (a read-only or foreign runtime directory, a
-//!   sandbox without sockets). It answers what the daemon would answer,
-//!   with the same rules, from the same events: it never polls.
+//! - [`Client`]: connect to verdictd (starting it if nobody listens),
+//!   [`wait`](Client::wait) for one session,
+//!   [`wait_many`](Client::wait_many) for several on one connection,
+//!   [`status`](Client::status). Reconnection with what is left of the
+//!   cap, and a deadline for a daemon that stops answering, are built in.
+//! - [`Verdict`]: the answer, its [`exit_code`](Verdict::exit_code) and
+//!   what `verdict wait` prints for it; [`markers`] has csa's lines.
+//! - [`degraded`]: the wait without a daemon that [`Client`] falls back
+//!   to (a read-only or foreign runtime directory, a sandbox without
+//!   sockets). It answers what the daemon would answer, with the same
+//!   rules, from the same events: it never polls.
 //!
-//! The blocking client of verdictd itself (connect, wait, reconnect) still
-//! lives in the `verdict` binary.
+//! ```no_run
+//! use verdict_client::{Cap, Client, Options};
+//!
+//! let mut client = Client::connect(Options::default())?;
+//! let verdict = client.wait("01KM4Q", Cap::Default)?;
+//! println!("{} ended: {} (exit {})", verdict.session(), verdict.event.status, verdict.exit_code());
+//! std::process::exit(verdict.exit_code());
+//! # Ok::<(), verdict_client::Error>(())
+//! ```
+//!
+//! Without a daemon (this example runs as a test):
 //!
 //! ```
-//! use std::time::Duration;
-//! use verdict_client::{degraded, markers};
+//! use verdict_client::{Cap, Client, Options};
 //!
 //! // A session that has finished (here a temporary directory).
 //! let session = tempfile::tempdir()?;
 //! std::fs::write(session.path().join("result.toml"), "status = \"success\"\nexit_code = 0\n")?;
 //!
-//! let cap = Some(Duration::from_secs(240));
-//! let verdict = degraded::wait(session.path(), cap, degraded::Timing::default())?;
-//! assert_eq!(verdict.exit, 0);
-//! println!("{}", markers::completed(&verdict));
+//! let options = Options { no_daemon: true, ..Options::default() };
+//! let mut client = Client::connect(options)?;
+//! let path = session.path().to_str().unwrap();
+//! let verdict = client.wait(path, Cap::After(std::time::Duration::from_secs(240)))?;
+//! assert_eq!(verdict.exit_code(), 0);
+//! verdict.print_completed(&mut std::io::stdout(), &mut std::io::stderr(), false);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![warn(missing_docs)]
 
+mod client;
+pub mod connect;
 pub mod degraded;
+mod error;
 pub mod markers;
+mod verdict;
+mod waits;
+
+pub use client::{Cap, Client, Options, Status};
+pub use error::{Error, Refusal, EXIT_BAD_USE, EXIT_UNREACHABLE};
+pub use verdict::Verdict;
+pub use waits::{Mode, Update, Waits, ANSWER_MARGIN, DEFAULT_CAP, MAX_FAILED_RECONNECTS};

@@ -12,8 +12,8 @@ use verdict_proto::codec::{encode_line, CodecError, ReplyReader};
 use verdict_proto::wire::{Event, Request};
 
 use crate::out::{err_line, out_line};
-use crate::wait::MAX_FAILED_RECONNECTS;
-use crate::{connect, EXIT_BAD_USE, EXIT_UNREACHABLE};
+use crate::{EXIT_BAD_USE, EXIT_UNREACHABLE};
+use verdict_client::{connect, MAX_FAILED_RECONNECTS};
 
 /// Runs `verdict events`; returns the exit code (it ends only on errors).
 pub fn run(socket: &std::path::Path, under: &[PathBuf], json: bool, no_spawn: bool) -> i32 {

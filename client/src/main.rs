@@ -2,28 +2,23 @@
 //! arrives from `verdictd` and exits with its code; `verdict status` shows
 //! the daemon's counters. Small on purpose: no runtime, no config file.
 
-mod connect;
 mod events;
-mod many;
 mod out;
 mod service;
 mod stop;
 mod wait;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use verdict_proto::codec::ReplyReader;
-use verdict_proto::wire::{Event, Request};
+use verdict_client::{Cap, Client, Mode, Options};
 
 use crate::out::{err_line, out_line};
+use crate::wait::socket_path;
 
-/// Bad invocation or unknown session.
-pub const EXIT_BAD_USE: i32 = 2;
-/// Daemon unreachable and cannot be started, or a protocol error.
-pub const EXIT_UNREACHABLE: i32 = 3;
+pub use verdict_client::{EXIT_BAD_USE, EXIT_UNREACHABLE};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -82,9 +77,9 @@ enum Command {
         /// Do not start verdictd when nothing listens; exit 3 instead.
         #[arg(long, conflicts_with = "no_daemon")]
         no_spawn: bool,
-        /// Wait without verdictd (one session): watch the session directory
-        /// and its process here, with the daemon's rules. Also what happens
-        /// by itself when no daemon can be reached or started.
+        /// Wait without verdictd: watch each session directory and its process
+        /// here, with the daemon's rules. Also what happens by itself when no
+        /// daemon can be reached or started.
         #[arg(long)]
         no_daemon: bool,
     },
@@ -151,36 +146,23 @@ fn main() -> ExitCode {
             socket,
             no_spawn,
             no_daemon,
-        } => match wait_args(&sessions, cap, json, socket, no_spawn) {
-            Ok((args, _)) if sessions.len() == 1 => {
-                wait::run(&wait::WaitArgs { no_daemon, ..args })
+        } => {
+            let mode = if any { Mode::Any } else { Mode::All };
+            match wait_args(&sessions, cap, json, socket, no_spawn, no_daemon, mode) {
+                Ok(args) => wait::run(args),
+                Err(message) => {
+                    err_line(&format!("verdict: {message}"));
+                    EXIT_BAD_USE
+                }
             }
-            Ok(_) if no_daemon => {
-                err_line(
-                    "verdict: --no-daemon waits on one session; give one, or drop --no-daemon",
-                );
-                EXIT_BAD_USE
-            }
-            Ok((args, sessions)) => {
-                let mode = if any {
-                    many::Mode::Any
-                } else {
-                    many::Mode::All
-                };
-                many::run(&args, sessions, mode)
-            }
-            Err(message) => {
-                err_line(&format!("verdict: {message}"));
-                EXIT_BAD_USE
-            }
-        },
+        }
         Command::Events {
             root,
             json,
             socket,
             no_spawn,
         } => events::run(&socket_path(socket), &root, json, no_spawn),
-        Command::Status { json, socket } => status(json, &socket_path(socket)),
+        Command::Status { json, socket } => status(json, socket_path(socket)),
         Command::Stop { socket } => stop::stop(&socket_path(socket)),
         Command::Service {
             action: ServiceAction::Install { print },
@@ -189,37 +171,39 @@ fn main() -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-fn socket_path(explicit: Option<PathBuf>) -> PathBuf {
-    verdict_proto::paths::socket_path(explicit, rustix::process::getuid().as_raw())
-}
-
-/// The wait's settings, and every session as it is sent (paths absolute).
+/// The wait's settings, every session as it is sent (paths absolute).
 fn wait_args(
     sessions: &[String],
     cap: Option<String>,
     json: bool,
     socket: Option<PathBuf>,
     no_spawn: bool,
-) -> Result<(wait::WaitArgs, Vec<String>), String> {
-    let cap_ms = cap.as_deref().map(parse_cap).transpose()?;
+    no_daemon: bool,
+    mode: Mode,
+) -> Result<wait::WaitArgs, String> {
+    let cap = match cap.as_deref().map(parse_cap).transpose()? {
+        None => Cap::Default,
+        Some(0) => Cap::Unlimited,
+        Some(ms) => Cap::After(Duration::from_millis(ms)),
+    };
     let sessions = sessions
         .iter()
         .map(|s| session_arg(s))
         .collect::<Result<Vec<_>, _>>()?;
-    let cwd = std::env::current_dir()
-        .and_then(std::fs::canonicalize)
-        .ok()
-        .map(|dir| dir.to_string_lossy().into_owned());
-    let args = wait::WaitArgs {
-        session: sessions[0].clone(),
-        cap_ms,
-        json,
+    let options = Options {
         socket: socket_path(socket),
-        no_spawn,
-        cwd,
-        no_daemon: false,
+        spawn: !no_spawn,
+        fallback: true,
+        no_daemon,
+        ..Options::default()
     };
-    Ok((args, sessions))
+    Ok(wait::WaitArgs {
+        sessions,
+        mode,
+        cap,
+        json,
+        options,
+    })
 }
 
 /// A session as sent: an id as given; a path (anything with a slash, or a
@@ -264,60 +248,25 @@ fn parse_cap(text: &str) -> Result<u64, String> {
     Ok((ms as u64).max(1))
 }
 
-fn status(json: bool, socket: &std::path::Path) -> i32 {
-    let stream = match connect::connect(socket, false) {
-        Ok(stream) => stream,
-        Err(message) => {
-            err_line(&format!("verdict: {message}"));
-            return EXIT_UNREACHABLE;
-        }
+fn status(json: bool, socket: PathBuf) -> i32 {
+    let options = Options {
+        socket: socket.clone(),
+        spawn: false,
+        fallback: false,
+        ..Options::default()
     };
-    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
-    let line = verdict_proto::codec::encode_line(&Request::Status.to_json(&1.into()));
-    if let Err(err) = (&stream).write_all(&line) {
-        err_line(&format!(
-            "verdict: cannot talk to verdictd at {}: {err}",
-            socket.display()
-        ));
-        return EXIT_UNREACHABLE;
-    }
-    let counters = match ReplyReader::new(&stream).read_reply() {
-        Ok(Some((reply, raw))) => match reply.event {
-            Event::Status(_) if json => {
-                out_line(&String::from_utf8_lossy(&raw));
-                return 0;
-            }
-            Event::Status(counters) => counters,
-            Event::Error { message, .. } => {
-                err_line(&format!(
-                    "verdict: verdictd at {} refused the request: {message}",
-                    socket.display()
-                ));
-                return EXIT_UNREACHABLE;
-            }
-            _ => {
-                err_line(&format!(
-                    "verdict: verdictd at {} sent something other than its status; is it a verdictd of another version?",
-                    socket.display()
-                ));
-                return EXIT_UNREACHABLE;
-            }
-        },
-        Ok(None) => {
-            err_line(&format!(
-                "verdict: verdictd at {} closed the connection without answering",
-                socket.display()
-            ));
-            return EXIT_UNREACHABLE;
-        }
+    let status = match Client::connect(options).and_then(|mut client| client.status()) {
+        Ok(status) => status,
         Err(err) => {
-            err_line(&format!(
-                "verdict: no status from verdictd at {}: {err}",
-                socket.display()
-            ));
+            err_line(&format!("verdict: {err}"));
             return EXIT_UNREACHABLE;
         }
     };
+    if json {
+        out_line(&status.line);
+        return 0;
+    }
+    let counters = status.counters;
     out_line(&format!(
         "verdictd {} (pid {}) at {}",
         counters.version,

@@ -33,17 +33,6 @@ pub fn out_line(line: &str) {
     });
 }
 
-/// Copies `reader` to stdout in chunks (never the whole file in memory).
-/// Returns the bytes copied.
-pub fn copy_to_stdout(reader: &mut impl io::Read) -> u64 {
-    let mut copied = 0;
-    with_stdout(|out| {
-        copied = io::copy(reader, out)?;
-        Ok(())
-    });
-    copied
-}
-
 fn with_stdout(write: impl FnOnce(&mut io::StdoutLock<'static>) -> io::Result<()>) {
     if STDOUT_CLOSED.load(Ordering::Relaxed) {
         return;
@@ -51,5 +40,30 @@ fn with_stdout(write: impl FnOnce(&mut io::StdoutLock<'static>) -> io::Result<()
     let mut out = io::stdout().lock();
     if write(&mut out).and_then(|()| out.flush()).is_err() {
         STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// stdout as a writer with the same rule: once a write failed, the rest
+/// is dropped (and reported written, so a copy to it ends quietly).
+pub struct Stdout;
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if STDOUT_CLOSED.load(Ordering::Relaxed) {
+            return Ok(buf.len());
+        }
+        io::stdout()
+            .lock()
+            .write(buf)
+            .inspect_err(|_| STDOUT_CLOSED.store(true, Ordering::Relaxed))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if STDOUT_CLOSED.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        io::stdout()
+            .flush()
+            .inspect_err(|_| STDOUT_CLOSED.store(true, Ordering::Relaxed))
     }
 }

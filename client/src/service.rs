@@ -17,7 +17,7 @@ const ENABLE: [&[&str]; 2] = [
 
 /// Runs the command; returns the exit code.
 pub fn install(print: bool) -> i32 {
-    let Some(daemon) = crate::connect::find_daemon() else {
+    let Some(daemon) = verdict_client::connect::find_daemon() else {
         err_line(&format!(
             "verdict: cannot find verdictd next to {} or on PATH; install it first",
             exe_name()

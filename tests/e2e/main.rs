@@ -10,6 +10,7 @@ mod corpus;
 mod daemon;
 mod degraded;
 mod events;
+mod library;
 mod many;
 mod protocol;
 mod python;

@@ -1,17 +1,135 @@
 //! Every verdict rule of SPEC §3 through `verdict wait`: exit code and the
-//! exact marker line.
+//! exact marker line, each scenario run twice: through verdictd, and
+//! without it (`--no-daemon`, degraded mode), with the same answers.
+//! Only the grace-period scenario is the daemon's alone: its length is a
+//! daemon setting, and degraded mode uses the defaults.
 
+use std::ops::Deref;
+use std::process::Child;
 use std::time::{Duration, SystemTime};
 
-use verdict_e2e::{finish, Harness, Run};
+use verdict_e2e::{eventually, finish, inotify_watches, Harness, Run};
 
 fn completed(id: &str, status: &str, exit: i32, synthetic: bool) -> String {
     format!("<!-- CSA:SESSION_WAIT_COMPLETED session={id} status={status} exit={exit} synthetic={synthetic} -->")
 }
 
-#[test]
-fn c1_result_success_beats_a_sigterm_packet() {
-    let h = Harness::start();
+/// Where a scenario runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    /// Through a running verdictd.
+    Daemon,
+    /// `verdict wait --no-daemon`: no daemon anywhere.
+    Alone,
+}
+
+/// A harness and the way waits are made in it.
+struct World {
+    h: Harness,
+    way: Way,
+}
+
+impl Deref for World {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.h
+    }
+}
+
+impl World {
+    fn new(way: Way) -> World {
+        let h = match way {
+            Way::Daemon => Harness::start(),
+            Way::Alone => Harness::without_daemon(),
+        };
+        World { h, way }
+    }
+
+    fn args<'a>(&self, session: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["wait", session];
+        args.extend_from_slice(extra);
+        if self.way == Way::Alone {
+            args.push("--no-daemon");
+        }
+        args
+    }
+
+    fn wait(&self, session: &str, extra: &[&str]) -> Run {
+        Run::from(verdict_e2e::output_within(
+            self.h.verdict(&self.args(session, extra)),
+        ))
+    }
+
+    fn spawn_wait(&self, session: &str, extra: &[&str]) -> Child {
+        self.h
+            .verdict(&self.args(session, extra))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn verdict")
+    }
+
+    /// A new session where csa puts them, so that its id is found with or
+    /// without a daemon.
+    fn session(&self, id: &str) -> verdict_e2e::Session {
+        self.h.csa_session("project", id)
+    }
+
+    /// Returns once the wait of `child` is watching the session.
+    fn armed(&self, child: &Child) {
+        match self.way {
+            Way::Daemon => self.h.wait_for_waiters(1),
+            Way::Alone => eventually("the wait to watch the session", || {
+                (inotify_watches(child.id()) >= 1).then_some(())
+            }),
+        }
+    }
+
+    /// The wait of `child` has not answered yet.
+    fn still_waiting(&self, child: &mut Child) -> bool {
+        let daemon_holds_it = match self.way {
+            Way::Daemon => self.h.status()["waiters"] == 1,
+            Way::Alone => true,
+        };
+        daemon_holds_it && child.try_wait().expect("try_wait").is_none()
+    }
+}
+
+/// Each scenario as a test through the daemon and one without it.
+macro_rules! both_ways {
+    ($($scenario:ident),* $(,)?) => {
+        mod through_the_daemon {
+            $(#[test]
+            fn $scenario() {
+                super::$scenario(&super::World::new(super::Way::Daemon));
+            })*
+        }
+        mod without_a_daemon {
+            $(#[test]
+            fn $scenario() {
+                super::$scenario(&super::World::new(super::Way::Alone));
+            })*
+        }
+    };
+}
+
+both_ways!(
+    c1_result_success_beats_a_sigterm_packet,
+    c1_result_failure_beats_a_success_packet,
+    c0_a_result_is_not_final_while_the_process_lives,
+    c2_packet_fallback_with_output,
+    c3_empty_exit_zero_packet_fails_closed,
+    c4_died_without_a_word,
+    c5_and_t_unknown_process_times_out_at_the_cap,
+    k_live_process_at_the_cap_is_kv_warm,
+    stale_result_from_an_earlier_run_is_ignored,
+    pid_reuse_is_a_dead_process,
+    legacy_complete_and_malformed_result_are_handled,
+    a_fifo_named_result_toml_does_not_hang_anything,
+    a_result_written_in_place_without_a_rename_is_seen_when_closed,
+);
+
+fn c1_result_success_beats_a_sigterm_packet(h: &World) {
     let s = h.session("01JC1SUCCESS");
     // The shipped fixture: result success, packet exit 143 (daemon_sigterm).
     let fixture =
@@ -45,9 +163,7 @@ fn c1_result_success_beats_a_sigterm_packet() {
     assert_eq!(run.json()["source"], "result");
 }
 
-#[test]
-fn c1_result_failure_beats_a_success_packet() {
-    let h = Harness::start();
+fn c1_result_failure_beats_a_success_packet(h: &World) {
     let mut s = h.session("01JC1FAIL");
     s.start_process();
     s.write_result("failure", 2);
@@ -58,13 +174,11 @@ fn c1_result_failure_beats_a_success_packet() {
     assert_eq!(run.markers(), [completed("01JC1FAIL", "failure", 1, false)]);
 }
 
-#[test]
-fn c0_a_result_is_not_final_while_the_process_lives() {
-    let h = Harness::start();
+fn c0_a_result_is_not_final_while_the_process_lives(h: &World) {
     let mut s = h.session("01JC0");
     let pid = s.start_process();
     let mut waiting = h.spawn_wait(s.path(), &[]);
-    h.wait_for_waiters(1);
+    h.armed(&waiting);
     s.write_result("success", 0);
     // A second waiter with a short cap proves the daemon, having seen the
     // result, still holds the session open: the process is alive.
@@ -82,13 +196,11 @@ fn c0_a_result_is_not_final_while_the_process_lives() {
     assert_eq!(run.markers(), [completed("01JC0", "success", 0, false)]);
 }
 
-#[test]
-fn c2_packet_fallback_with_output() {
-    let h = Harness::start();
+fn c2_packet_fallback_with_output(h: &World) {
     let mut s = h.session("01JC2");
     s.start_process();
     let mut waiting = h.spawn_wait(s.path(), &["--json"]);
-    h.wait_for_waiters(1);
+    h.armed(&waiting);
     s.write_stdout();
     s.write_packet("signal", 143);
     s.end_process();
@@ -98,9 +210,7 @@ fn c2_packet_fallback_with_output() {
     assert_eq!(run.json()["source"], "packet");
 }
 
-#[test]
-fn c3_empty_exit_zero_packet_fails_closed() {
-    let h = Harness::start();
+fn c3_empty_exit_zero_packet_fails_closed(h: &World) {
     let mut s = h.session("01JC3");
     s.start_process();
     s.write_packet("success", 0);
@@ -111,13 +221,11 @@ fn c3_empty_exit_zero_packet_fails_closed() {
     assert_eq!(run.json()["reason"], "empty_success");
 }
 
-#[test]
-fn c4_died_without_a_word() {
-    let h = Harness::start();
+fn c4_died_without_a_word(h: &World) {
     let mut s = h.session("01JC4");
     s.start_process();
     let mut waiting = h.spawn_wait(s.path(), &["--json"]);
-    h.wait_for_waiters(1);
+    h.armed(&waiting);
     s.end_process();
     let run = Run::from(finish(&mut waiting));
     assert_eq!(run.code, 1, "{run:?}");
@@ -141,9 +249,7 @@ fn c4_grace_lets_a_late_result_win() {
     assert_eq!(run.markers(), [completed("01JC4LATE", "success", 0, false)]);
 }
 
-#[test]
-fn c5_and_t_unknown_process_times_out_at_the_cap() {
-    let h = Harness::start();
+fn c5_and_t_unknown_process_times_out_at_the_cap(h: &World) {
     let s = h.session("01JC5");
     let run = h.wait(s.path(), &["--cap", "0.3"]);
     assert_eq!(run.code, 124, "{run:?}");
@@ -156,9 +262,7 @@ fn c5_and_t_unknown_process_times_out_at_the_cap() {
     );
 }
 
-#[test]
-fn k_live_process_at_the_cap_is_kv_warm() {
-    let h = Harness::start();
+fn k_live_process_at_the_cap_is_kv_warm(h: &World) {
     let mut s = h.session("01JK");
     s.start_process();
     let run = h.wait("01JK", &["--cap", "0.2"]);
@@ -171,9 +275,7 @@ fn k_live_process_at_the_cap_is_kv_warm() {
     assert!(run.hints()[0].contains("then call 'verdict wait 01JK' again in a NEW Bash call"));
 }
 
-#[test]
-fn stale_result_from_an_earlier_run_is_ignored() {
-    let h = Harness::start();
+fn stale_result_from_an_earlier_run_is_ignored(h: &World) {
     let mut s = h.session("01JSTALE");
     s.write_result("success", 0);
     let old = SystemTime::now() - Duration::from_secs(3600);
@@ -193,9 +295,7 @@ fn stale_result_from_an_earlier_run_is_ignored() {
     assert!(notes.contains("stale"), "{notes}");
 }
 
-#[test]
-fn pid_reuse_is_a_dead_process() {
-    let h = Harness::start();
+fn pid_reuse_is_a_dead_process(h: &World) {
     let mut s = h.session("01JREUSE");
     let pid = s.start_process();
     // Same pid, another start time: the process that wrote it is gone.
@@ -206,9 +306,7 @@ fn pid_reuse_is_a_dead_process() {
     assert_eq!(run.json()["reason"], "died_without_result");
 }
 
-#[test]
-fn legacy_complete_and_malformed_result_are_handled() {
-    let h = Harness::start();
+fn legacy_complete_and_malformed_result_are_handled(h: &World) {
     let s = h.session("01JLEGACY");
     s.write(
         "result.toml",
@@ -223,9 +321,7 @@ fn legacy_complete_and_malformed_result_are_handled() {
     assert!(notes.contains("result.toml is not valid"), "{notes}");
 }
 
-#[test]
-fn a_fifo_named_result_toml_does_not_hang_anything() {
-    let h = Harness::start();
+fn a_fifo_named_result_toml_does_not_hang_anything(h: &World) {
     let s = h.session("01JFIFO");
     let fifo = std::ffi::CString::new(
         s.dir
@@ -248,19 +344,17 @@ fn a_fifo_named_result_toml_does_not_hang_anything() {
     assert!(run.json()["notes"].to_string().contains("FIFO"), "{run:?}");
 }
 
-#[test]
-fn a_result_written_in_place_without_a_rename_is_seen_when_closed() {
+fn a_result_written_in_place_without_a_rename_is_seen_when_closed(h: &World) {
     use std::io::Write;
-    let h = Harness::start();
     let s = h.session("01JINPLACE");
     // No daemon.pid: only file events can end this wait.
     let mut waiting = h.spawn_wait(s.path(), &["--json"]);
-    h.wait_for_waiters(1);
+    h.armed(&waiting);
     let mut file = std::fs::File::create(s.dir.join("result.toml")).expect("create");
     file.write_all(b"status = \"success\"\n").expect("write");
     file.flush().expect("flush");
-    // Half a file is not a verdict: the daemon is still waiting.
-    assert_eq!(h.status()["waiters"], 1);
+    // Half a file is not a verdict: the wait goes on.
+    assert!(h.still_waiting(&mut waiting));
     file.write_all(b"exit_code = 0\n").expect("write");
     drop(file); // IN_CLOSE_WRITE
     let run = Run::from(finish(&mut waiting));

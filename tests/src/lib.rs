@@ -274,11 +274,27 @@ impl Harness {
 
     /// A new, empty session directory under the root.
     pub fn session(&self, id: &str) -> Session {
-        let dir = self.root.join(id);
+        self.session_at(self.root.join(id))
+    }
+
+    /// A new, empty session directory where csa puts them by default:
+    /// `$XDG_STATE_HOME/cli-sub-agent/<project>/sessions/<id>`, found by
+    /// id with or without a daemon.
+    pub fn csa_session(&self, project: &str, id: &str) -> Session {
+        let state = self.tmp.path().join("home/state/cli-sub-agent");
+        self.session_at(state.join(project).join("sessions").join(id))
+    }
+
+    fn session_at(&self, dir: PathBuf) -> Session {
+        let id = dir
+            .file_name()
+            .expect("session id")
+            .to_string_lossy()
+            .into_owned();
         std::fs::create_dir_all(&dir).expect("session dir");
         Session {
             dir,
-            id: id.into(),
+            id,
             process: None,
         }
     }

@@ -1,0 +1,78 @@
+//! One error type for every way a call can fail, and the exit code
+//! `verdict wait` gives for it.
+
+use std::fmt;
+
+use verdict_proto::wire::ErrorCode;
+
+use crate::degraded;
+
+/// Exit code for a bad invocation, an unknown session or an ambiguous id.
+pub const EXIT_BAD_USE: i32 = 2;
+/// Exit code for a daemon that cannot be reached, started, or understood.
+pub const EXIT_UNREACHABLE: i32 = 3;
+
+/// Why a call has no answer.
+#[derive(Debug)]
+pub enum Error {
+    /// No daemon listens and none could be started (and waiting without
+    /// one was not allowed).
+    Unreachable(String),
+    /// The daemon went away or stopped answering, and the client gave up.
+    Lost(String),
+    /// The daemon sent something that is not the protocol.
+    Protocol(String),
+    /// The daemon (or, without one, the lookup) refused the request.
+    Refused(Refusal),
+    /// Waiting without a daemon failed.
+    Degraded(degraded::Error),
+}
+
+impl Error {
+    /// The exit code `verdict wait` returns for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Refused(refusal) => refusal.exit_code(),
+            Error::Degraded(degraded::Error::NoSession(_)) => 1,
+            Error::Unreachable(_) | Error::Lost(_) | Error::Protocol(_) | Error::Degraded(_) => {
+                EXIT_UNREACHABLE
+            }
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Unreachable(message) | Error::Lost(message) => f.write_str(message),
+            Error::Protocol(message) => write!(f, "protocol error: {message}"),
+            Error::Refused(refusal) => f.write_str(&refusal.message),
+            Error::Degraded(err) => err.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A wait the daemon (or the lookup without one) refused: an unknown or
+/// ambiguous session, a vanished directory, a daemon at its limits.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The protocol's error code.
+    pub code: ErrorCode,
+    /// What is wrong, for a person.
+    pub message: String,
+    /// The error as one protocol line (what `verdict wait --json` prints).
+    pub line: String,
+}
+
+impl Refusal {
+    /// The exit code `verdict wait` returns for it.
+    pub fn exit_code(&self) -> i32 {
+        match self.code {
+            ErrorCode::UnknownSession | ErrorCode::BadRequest => EXIT_BAD_USE,
+            ErrorCode::SessionRemoved => 1,
+            _ => EXIT_UNREACHABLE,
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! A session's answer as a caller gets it, and what `verdict wait` prints
+//! for it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use verdict_proto::codec::encode_line;
+use verdict_proto::wire::{Event, Reply, RequestId, VerdictEvent, WireOutcome};
+
+use crate::markers;
+
+/// One session's verdict: the protocol's event, the session directory and
+/// the JSON line `verdict wait --json` prints for it.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// The verdict as the daemon sent it.
+    pub event: VerdictEvent,
+    /// The session directory, when known.
+    pub dir: Option<PathBuf>,
+    line: String,
+}
+
+impl Verdict {
+    /// A verdict from the daemon's raw reply line; `elapsed_ms` in its
+    /// JSON is counted from `started`, the start of the call, so that a
+    /// reconnect does not reset it.
+    pub(crate) fn from_line(
+        event: VerdictEvent,
+        dir: Option<PathBuf>,
+        raw: &[u8],
+        started: Instant,
+    ) -> Verdict {
+        Verdict {
+            line: with_elapsed(raw, started),
+            event,
+            dir,
+        }
+    }
+
+    /// A verdict made here (without a daemon), with the line the daemon
+    /// would have sent for request `id`.
+    pub(crate) fn made(event: VerdictEvent, dir: PathBuf, id: u64, started: Instant) -> Verdict {
+        let mut raw = encode_line(&Reply::new(
+            RequestId::from(id),
+            Event::Verdict(event.clone()),
+        ));
+        raw.pop();
+        Verdict::from_line(event, Some(dir), &raw, started)
+    }
+
+    /// The exit code for this answer: 0, 1, or 124 (see the README).
+    pub fn exit_code(&self) -> i32 {
+        self.event.exit
+    }
+
+    /// The session id.
+    pub fn session(&self) -> &str {
+        &self.event.session
+    }
+
+    /// The session has ended (as opposed to the cap firing first).
+    pub fn is_completed(&self) -> bool {
+        self.event.outcome == WireOutcome::Completed
+    }
+
+    /// The cap fired while the session's process still ran (KV-warm).
+    pub fn is_running(&self) -> bool {
+        self.event.outcome == WireOutcome::KvWarm
+    }
+
+    /// The verdict as one protocol line (no newline).
+    pub fn json(&self) -> &str {
+        &self.line
+    }
+
+    /// Writes what `verdict wait` (and csa's `session wait`) prints for a
+    /// completed session: its `stdout.log` and the COMPLETED marker on
+    /// `out` (only the marker's `err` copy when `json`), a failure's
+    /// summary when there was no output, and the hint on `err`. Write
+    /// errors are ignored: the exit code is the answer.
+    pub fn print_completed(&self, out: &mut dyn Write, err: &mut dyn Write, json: bool) {
+        let streamed = !json
+            && self
+                .dir
+                .as_deref()
+                .is_some_and(|dir| stream_output(dir, out, err));
+        if !streamed {
+            if let Some(summary) = markers::failure_summary(&self.event) {
+                line(err, &summary);
+            }
+        }
+        let marker = markers::completed(&self.event);
+        if !json {
+            line(out, &marker);
+        }
+        line(err, &marker);
+        line(err, &markers::next_session_hint());
+        if self.event.synthetic == Some(true) && !streamed {
+            line(err, &markers::synthesized(&self.event.session));
+        }
+    }
+}
+
+fn line(to: &mut dyn Write, text: &str) {
+    let _ = to
+        .write_all(text.as_bytes())
+        .and_then(|()| to.write_all(b"\n"))
+        .and_then(|()| to.flush());
+}
+
+/// Copies the session's `stdout.log` to `out`, as csa does; true when it
+/// held at least one byte.
+fn stream_output(dir: &Path, out: &mut dyn Write, err: &mut dyn Write) -> bool {
+    let path = dir.join(verdict_proto::files::STDOUT_FILE);
+    // A FIFO or device put in its place must not block or be read.
+    if !std::fs::metadata(&path).is_ok_and(|meta| meta.is_file()) {
+        return false;
+    }
+    match std::fs::File::open(&path) {
+        Ok(mut file) => {
+            let copied = std::io::copy(&mut file, out);
+            let _ = out.flush();
+            // A closed stdout stops the copy, not the answer.
+            copied.map_or_else(|_| file.metadata().is_ok_and(|m| m.len() > 0), |n| n > 0)
+        }
+        Err(error) => {
+            line(
+                err,
+                &format!("verdict: cannot read {}: {error}", path.display()),
+            );
+            false
+        }
+    }
+}
+
+/// The reply line with `elapsed_ms` counted from `started`.
+pub(crate) fn with_elapsed(raw: &[u8], started: Instant) -> String {
+    match serde_json::from_slice::<serde_json::Value>(raw) {
+        Ok(mut value) => {
+            let elapsed = started.elapsed().as_millis() as u64;
+            if let Some(fields) = value.as_object_mut() {
+                fields.insert("elapsed_ms".into(), elapsed.into());
+            }
+            value.to_string()
+        }
+        Err(_) => String::from_utf8_lossy(raw).into_owned(),
+    }
+}

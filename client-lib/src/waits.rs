@@ -1,0 +1,647 @@
+//! Waits in flight: one `wait` per session sent at once on one
+//! connection, the replies turned into [`Update`]s in arrival order.
+//!
+//! If the daemon goes away mid-wait, [`Waits`] reconnects (starting it
+//! again if allowed) and asks again, for what is left of the cap, about
+//! the sessions that have no answer yet; the verdict is computed from the
+//! session's files, so a restart never changes it. A daemon that stops
+//! answering cannot hold the caller past the cap plus [`ANSWER_MARGIN`].
+//! When no daemon can be reached or started and the options allow it,
+//! the sessions still pending are waited for here ([`crate::degraded`]),
+//! one thread each, stopped when the [`Waits`] is dropped.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use verdict_proto::codec::{encode_line, CodecError};
+use verdict_proto::resolve::{resolve, Index, Root};
+use verdict_proto::wire::{ErrorCode, Event, Reply, Request, WireOutcome, DEFAULT_CAP_MS};
+
+use crate::client::{Cap, Client, Link};
+use crate::degraded::{self, Timing};
+use crate::error::{Error, Refusal, EXIT_BAD_USE, EXIT_UNREACHABLE};
+use crate::Verdict;
+
+/// Reconnections in a row that never reached `watching` before giving up.
+pub const MAX_FAILED_RECONNECTS: u32 = 5;
+/// How long past the cap a connected daemon may take to answer before the
+/// client gives up on it.
+pub const ANSWER_MARGIN: Duration = Duration::from_secs(5);
+/// The daemon's default cap, assumed until it says otherwise.
+pub const DEFAULT_CAP: Duration = Duration::from_millis(DEFAULT_CAP_MS);
+/// The longest single block on the socket.
+const MAX_BLOCK: Duration = Duration::from_secs(3600);
+
+/// When a wait on several sessions ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// When every session has an answer.
+    All,
+    /// At the first completed session (the rest are cancelled).
+    Any,
+}
+
+/// What happened to the sessions of a [`Waits`], in arrival order.
+#[derive(Debug)]
+pub enum Update {
+    /// The daemon accepted session `index`'s wait and watches `dir`.
+    Watching {
+        /// The session's position in the call.
+        index: usize,
+        /// Its id.
+        session: String,
+        /// Its directory.
+        dir: PathBuf,
+        /// Its process, when `daemon.pid` names one.
+        pid: Option<i32>,
+    },
+    /// Session `index` has its answer.
+    Verdict {
+        /// The session's position in the call.
+        index: usize,
+        /// The answer.
+        verdict: Verdict,
+    },
+    /// Session `index` was refused (unknown, ambiguous, removed).
+    Refused {
+        /// The session's position in the call.
+        index: usize,
+        /// Why.
+        refusal: Refusal,
+    },
+    /// The sessions still pending are waited for here from now on,
+    /// without a daemon.
+    Degraded {
+        /// Why no daemon is used: none could be reached or started
+        /// (`None`: the client was made without one).
+        why: Option<String>,
+    },
+    /// Nothing happened for [`Waits::tick_every`]'s period.
+    Tick,
+}
+
+/// Where one session of the call stands.
+#[derive(Debug)]
+enum Slot {
+    Pending,
+    /// Answered with this exit code; `completed` unless the cap fired.
+    Answered {
+        exit: i32,
+        completed: bool,
+    },
+    /// The same directory as an earlier session of the call.
+    Duplicate,
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// As given.
+    session: String,
+    id: u64,
+    dir: Option<PathBuf>,
+    slot: Slot,
+}
+
+/// Sessions waited for here, one thread each.
+#[derive(Debug)]
+struct Alone {
+    answers: mpsc::Receiver<(
+        usize,
+        Result<verdict_proto::wire::VerdictEvent, degraded::Error>,
+    )>,
+    /// Dropping the write end stops every thread.
+    _stop: OwnedFd,
+}
+
+/// A call in flight: iterate it for [`Update`]s; it ends when the call is
+/// over. See [`Client::wait_many`].
+#[derive(Debug)]
+pub struct Waits<'c> {
+    client: &'c mut Client,
+    entries: Vec<Entry>,
+    mode: Mode,
+    started: Instant,
+    cap_ms: Option<u64>,
+    tick: Option<Duration>,
+    /// Failed connections in a row.
+    failures: u32,
+    /// The waits were sent on the current connection.
+    sent: bool,
+    /// The daemon accepted a wait on the current connection.
+    watched: bool,
+    alone: Option<Alone>,
+    queue: VecDeque<Update>,
+    over: bool,
+}
+
+impl<'c> Waits<'c> {
+    pub(crate) fn new<S: AsRef<str>>(
+        client: &'c mut Client,
+        sessions: &[S],
+        mode: Mode,
+        cap: Cap,
+    ) -> Waits<'c> {
+        let first = client.next_id;
+        client.next_id += sessions.len() as u64;
+        let entries = sessions
+            .iter()
+            .zip(first..)
+            .map(|(session, id)| Entry {
+                session: session.as_ref().to_string(),
+                id,
+                dir: None,
+                slot: Slot::Pending,
+            })
+            .collect();
+        Waits {
+            client,
+            entries,
+            mode,
+            started: Instant::now(),
+            cap_ms: cap.ms(),
+            tick: None,
+            failures: 0,
+            sent: false,
+            watched: false,
+            alone: None,
+            queue: VecDeque::new(),
+            over: false,
+        }
+    }
+
+    /// Yields [`Update::Tick`] whenever nothing happened for `every` (for a
+    /// live status line).
+    pub fn tick_every(&mut self, every: Duration) {
+        self.tick = Some(every);
+    }
+
+    /// Time since the call started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The cap in force (0: none), once the daemon said it; else the one
+    /// asked for (`None`: the daemon's default, not yet known).
+    pub fn cap_ms(&self) -> Option<u64> {
+        self.cap_ms
+    }
+
+    /// The exit code `verdict wait` gives the call, once it is over. All:
+    /// a refused session (2) first, then an unreachable daemon (3), then a
+    /// failure (1), then 124, else 0. Any: the first completed session's
+    /// code; if none completed, 0 when one still runs, else as All.
+    pub fn exit_code(&self) -> i32 {
+        let answered = || {
+            self.entries.iter().filter_map(|e| match e.slot {
+                Slot::Answered { exit, completed } => Some((exit, completed)),
+                _ => None,
+            })
+        };
+        if self.mode == Mode::Any {
+            let mut answered = answered();
+            if let Some((exit, _)) = answered.find(|(_, completed)| *completed) {
+                return exit;
+            }
+            if self.at_cap_alive() {
+                return 0;
+            }
+        }
+        let codes: Vec<i32> = answered().map(|(exit, _)| exit).collect();
+        [EXIT_BAD_USE, EXIT_UNREACHABLE, 1, 124]
+            .into_iter()
+            .find(|code| codes.contains(code))
+            .or_else(|| codes.iter().copied().find(|code| *code != 0))
+            .unwrap_or(0)
+    }
+
+    fn at_cap_alive(&self) -> bool {
+        self.entries.iter().any(|e| {
+            matches!(
+                e.slot,
+                Slot::Answered {
+                    exit: 0,
+                    completed: false
+                }
+            )
+        })
+    }
+
+    /// Cancels session `index`'s wait; it gets no answer.
+    pub fn cancel(&mut self, index: usize) {
+        if let Some(entry) = self.entries.get_mut(index) {
+            if matches!(entry.slot, Slot::Pending) {
+                entry.slot = Slot::Duplicate;
+                let id = entry.id;
+                self.send_cancel(id);
+            }
+        }
+    }
+
+    fn send_cancel(&self, id: u64) {
+        if let Link::Daemon(conn) = &self.client.link {
+            let request = Request::Cancel { target: id.into() };
+            // Best effort: closing the connection cancels it too.
+            let _ = conn.send(&encode_line(&request.to_json(&0.into())));
+        }
+    }
+
+    /// The call is over: every session answered, or (Any) one completed.
+    fn finished(&self) -> bool {
+        let completed = |e: &Entry| {
+            matches!(
+                e.slot,
+                Slot::Answered {
+                    completed: true,
+                    ..
+                }
+            )
+        };
+        (self.mode == Mode::Any && self.entries.iter().any(completed))
+            || !self.entries.iter().any(|e| matches!(e.slot, Slot::Pending))
+    }
+
+    /// When the client stops waiting for a daemon that does not answer.
+    fn deadline(&self) -> Option<Instant> {
+        let cap = match self.cap_ms {
+            Some(0) => return None,
+            Some(ms) => Duration::from_millis(ms),
+            None => DEFAULT_CAP,
+        };
+        Some(self.started + cap + ANSWER_MARGIN)
+    }
+
+    /// What is left of the cap, for a (re)connection: 0 stays "no cap",
+    /// and a positive cap stays positive.
+    fn remaining_cap(&self) -> Option<u64> {
+        let elapsed = self.started.elapsed().as_millis() as u64;
+        self.cap_ms.map(|cap| {
+            if cap == 0 {
+                0
+            } else {
+                cap.saturating_sub(elapsed).max(1)
+            }
+        })
+    }
+
+    /// One step: queue what happened next, or fail.
+    fn step(&mut self) -> Result<(), Error> {
+        if self.alone.is_none() && matches!(self.client.link, Link::Daemon(_)) {
+            return self.step_daemon();
+        }
+        if self.alone.is_none() {
+            self.start_alone();
+        }
+        self.step_alone();
+        Ok(())
+    }
+
+    fn step_daemon(&mut self) -> Result<(), Error> {
+        if !self.sent {
+            if let Err(err) = self.send_waits() {
+                return self.lost(err.to_string());
+            }
+        }
+        let timeout = self.read_timeout();
+        let Link::Daemon(conn) = &mut self.client.link else {
+            return Ok(());
+        };
+        let _ = conn.stream.set_read_timeout(Some(timeout));
+        let (reply, raw) = match conn.reader.read_reply() {
+            Ok(Some(pair)) => pair,
+            Ok(None) => return self.lost("the daemon closed the connection".into()),
+            Err(CodecError::Io(err))
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if self.deadline().is_some_and(|at| Instant::now() >= at) {
+                    return self.lost("no answer".into());
+                }
+                if self.tick.is_some() {
+                    self.queue.push_back(Update::Tick);
+                }
+                return Ok(());
+            }
+            Err(CodecError::Io(err)) => return self.lost(err.to_string()),
+            Err(err) => return Err(Error::Protocol(err.to_string())),
+        };
+        self.handle(reply, &raw);
+        Ok(())
+    }
+
+    fn send_waits(&mut self) -> std::io::Result<()> {
+        let remaining = self.remaining_cap();
+        let cwd = self.client.options.cwd.clone();
+        let mut lines = Vec::new();
+        for entry in self
+            .entries
+            .iter()
+            .filter(|e| matches!(e.slot, Slot::Pending))
+        {
+            let request = Request::Wait {
+                session: entry.session.clone(),
+                cap_ms: remaining,
+                cwd: cwd.clone(),
+            };
+            lines.extend(encode_line(&request.to_json(&entry.id.into())));
+        }
+        self.sent = true;
+        match &self.client.link {
+            Link::Daemon(conn) => conn.send(&lines),
+            Link::Alone(_) => Ok(()),
+        }
+    }
+
+    fn handle(&mut self, reply: Reply, raw: &[u8]) {
+        let Some(index) = self
+            .entries
+            .iter()
+            .position(|e| reply.id.as_u64() == Some(e.id))
+        else {
+            return;
+        };
+        if !matches!(self.entries[index].slot, Slot::Pending) {
+            return;
+        }
+        match reply.event {
+            Event::Watching(watching) => {
+                self.watched = true;
+                self.cap_ms.get_or_insert(watching.cap_ms);
+                let dir = PathBuf::from(&watching.dir);
+                let earlier = self.entries[..index]
+                    .iter()
+                    .any(|e| e.dir.as_ref() == Some(&dir) && !matches!(e.slot, Slot::Duplicate));
+                self.entries[index].dir = Some(dir.clone());
+                if earlier {
+                    // Named twice (say as an id and as a path): answer once.
+                    self.cancel(index);
+                    return;
+                }
+                self.queue.push_back(Update::Watching {
+                    index,
+                    session: watching.session,
+                    dir,
+                    pid: watching.pid,
+                });
+            }
+            Event::Verdict(event) => {
+                let dir = self.entries[index].dir.clone();
+                let verdict = Verdict::from_line(event, dir, raw, self.started);
+                self.answer(index, verdict);
+            }
+            Event::Error { code, message } => {
+                let line = String::from_utf8_lossy(raw).into_owned();
+                self.refuse(
+                    index,
+                    Refusal {
+                        code,
+                        message,
+                        line,
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn answer(&mut self, index: usize, verdict: Verdict) {
+        self.entries[index].slot = Slot::Answered {
+            exit: verdict.exit_code(),
+            completed: verdict.event.outcome == WireOutcome::Completed,
+        };
+        self.queue.push_back(Update::Verdict { index, verdict });
+    }
+
+    fn refuse(&mut self, index: usize, refusal: Refusal) {
+        self.entries[index].slot = Slot::Answered {
+            exit: refusal.exit_code(),
+            completed: false,
+        };
+        self.queue.push_back(Update::Refused { index, refusal });
+    }
+
+    /// The connection is gone: reconnect, go on alone, or give up.
+    fn lost(&mut self, why: String) -> Result<(), Error> {
+        self.failures = if self.watched { 1 } else { self.failures + 1 };
+        let socket = self.client.options.socket.display().to_string();
+        if self.deadline().is_some_and(|at| Instant::now() >= at) {
+            return Err(Error::Lost(format!(
+                "verdictd at {socket} did not answer within {}s of the cap ({why}); giving up",
+                ANSWER_MARGIN.as_secs()
+            )));
+        }
+        if self.failures > MAX_FAILED_RECONNECTS {
+            return Err(Error::Lost(format!(
+                "lost the connection to verdictd at {socket} ({why}); giving up"
+            )));
+        }
+        self.client.reconnect()?;
+        self.sent = false;
+        self.watched = false;
+        Ok(())
+    }
+
+    /// Wake up for the tick, and in time for the deadline.
+    fn read_timeout(&self) -> Duration {
+        let until_deadline = self
+            .deadline()
+            .map(|at| at.saturating_duration_since(Instant::now()))
+            .unwrap_or(MAX_BLOCK);
+        // A zero timeout means "block forever" to the socket: never pass it.
+        until_deadline
+            .min(self.tick.unwrap_or(MAX_BLOCK))
+            .min(MAX_BLOCK)
+            .max(Duration::from_millis(1))
+    }
+
+    /// Starts waiting here for every pending session.
+    fn start_alone(&mut self) {
+        let why = match &self.client.link {
+            Link::Alone(why) => why.clone(),
+            Link::Daemon(_) => None,
+        };
+        let roots: Vec<Root> = verdict_proto::paths::default_session_roots()
+            .into_iter()
+            .map(|path| Root { path, poll: false })
+            .collect();
+        let cwd = self.client.options.cwd.clone();
+        let cap_ms = self.remaining_cap().unwrap_or(DEFAULT_CAP_MS);
+        self.cap_ms.get_or_insert(DEFAULT_CAP_MS);
+        let cap = (cap_ms > 0).then(|| Duration::from_millis(cap_ms));
+        let (stop_read, stop_write) =
+            match rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) {
+                Ok(pair) => pair,
+                Err(err) => {
+                    self.refuse_pending(
+                        ErrorCode::Internal,
+                        &format!("cannot wait without verdictd: {err}"),
+                    );
+                    return;
+                }
+            };
+        let stop_read = Arc::new(stop_read);
+        let (send, answers) = mpsc::channel();
+        let mut index = Index::default();
+        let mut started = 0;
+        for i in 0..self.entries.len() {
+            if !matches!(self.entries[i].slot, Slot::Pending) {
+                continue;
+            }
+            let resolved = resolve(&self.entries[i].session, cwd.as_deref(), &roots, &mut index);
+            let dir = match resolved {
+                Ok(resolved) => resolved.dir,
+                Err((code, message)) => {
+                    let message = match &why {
+                        Some(why) => format!("{why}; and without it: {message}"),
+                        None => message,
+                    };
+                    self.refuse_with(i, code, message);
+                    continue;
+                }
+            };
+            if self.entries[..i]
+                .iter()
+                .any(|e| e.dir.as_ref() == Some(&dir))
+            {
+                self.entries[i].slot = Slot::Duplicate;
+                continue;
+            }
+            self.entries[i].dir = Some(dir.clone());
+            let (send, stop) = (send.clone(), Arc::clone(&stop_read));
+            let spawned = std::thread::Builder::new()
+                .name("verdict-degraded".into())
+                .spawn(move || {
+                    let answer =
+                        degraded::wait_or_stop(&dir, cap, Timing::default(), Some(stop.as_fd()));
+                    let _ = send.send((i, answer));
+                });
+            if let Err(err) = spawned {
+                self.refuse_with(
+                    i,
+                    ErrorCode::Internal,
+                    format!("cannot wait without verdictd: {err}"),
+                );
+                continue;
+            }
+            started += 1;
+        }
+        if started > 0 {
+            self.queue.push_back(Update::Degraded { why });
+        }
+        self.alone = Some(Alone {
+            answers,
+            _stop: stop_write,
+        });
+    }
+
+    fn refuse_pending(&mut self, code: ErrorCode, message: &str) {
+        for i in 0..self.entries.len() {
+            if matches!(self.entries[i].slot, Slot::Pending) {
+                self.refuse_with(i, code, message.to_string());
+            }
+        }
+    }
+
+    fn refuse_with(&mut self, index: usize, code: ErrorCode, message: String) {
+        let event = Event::Error {
+            code,
+            message: message.clone(),
+        };
+        let mut line = encode_line(&Reply::new(self.entries[index].id.into(), event));
+        line.pop();
+        let line = String::from_utf8_lossy(&line).into_owned();
+        self.refuse(
+            index,
+            Refusal {
+                code,
+                message,
+                line,
+            },
+        );
+    }
+
+    /// Queues the next answer from the threads (or a tick).
+    fn step_alone(&mut self) {
+        if self.finished() {
+            return;
+        }
+        let Some(alone) = &self.alone else { return };
+        let received = match self.tick {
+            Some(tick) => alone
+                .answers
+                .recv_timeout(tick)
+                .map_err(|err| err == mpsc::RecvTimeoutError::Timeout),
+            None => alone.answers.recv().map_err(|_| false),
+        };
+        match received {
+            Ok((i, Ok(event))) => {
+                let (dir, id) = (
+                    self.entries[i].dir.clone().unwrap_or_default(),
+                    self.entries[i].id,
+                );
+                let verdict = Verdict::made(event, dir, id, self.started);
+                self.answer(i, verdict);
+            }
+            Ok((i, Err(degraded::Error::NoSession(dir)))) => {
+                let message = format!(
+                    "session directory {} was removed while waiting",
+                    dir.display()
+                );
+                self.refuse_with(i, ErrorCode::SessionRemoved, message);
+            }
+            Ok((_, Err(degraded::Error::Stopped))) => {}
+            Ok((i, Err(err))) => self.refuse_with(i, ErrorCode::Internal, err.to_string()),
+            Err(true) => self.queue.push_back(Update::Tick),
+            // Every thread is gone: nothing more will come.
+            Err(false) => self.refuse_pending(
+                ErrorCode::Internal,
+                "waiting without verdictd ended without an answer",
+            ),
+        }
+    }
+}
+
+impl Iterator for Waits<'_> {
+    type Item = Result<Update, Error>;
+
+    fn next(&mut self) -> Option<Result<Update, Error>> {
+        loop {
+            if let Some(update) = self.queue.pop_front() {
+                return Some(Ok(update));
+            }
+            if self.over {
+                return None;
+            }
+            if self.finished() {
+                self.over = true;
+                self.stop_pending();
+                continue;
+            }
+            if let Err(err) = self.step() {
+                self.over = true;
+                return Some(Err(err));
+            }
+        }
+    }
+}
+
+impl Waits<'_> {
+    /// Cancels what is still pending (at the daemon, or here).
+    fn stop_pending(&mut self) {
+        self.alone = None;
+        for i in 0..self.entries.len() {
+            self.cancel(i);
+        }
+    }
+}
+
+impl Drop for Waits<'_> {
+    fn drop(&mut self) {
+        self.stop_pending();
+    }
+}
