@@ -8,7 +8,7 @@ mod service;
 mod stop;
 mod wait;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -188,7 +188,7 @@ fn wait_args(
     };
     let sessions = sessions
         .iter()
-        .map(|s| session_arg(s))
+        .map(|s| verdict_client::session_arg(s))
         .collect::<Result<Vec<_>, _>>()?;
     let options = Options {
         socket: socket_path(socket),
@@ -204,24 +204,6 @@ fn wait_args(
         json,
         options,
     })
-}
-
-/// A session as sent: an id as given; a path (anything with a slash, or a
-/// directory here) canonical and absolute, since the daemon does not share
-/// our cwd or /proc/self.
-fn session_arg(session: &str) -> Result<String, String> {
-    if session.is_empty() {
-        return Err("the session must not be empty; give a session id or directory".into());
-    }
-    let is_path =
-        session.contains('/') || session == "." || session == ".." || Path::new(session).is_dir();
-    if !is_path {
-        return Ok(session.to_string());
-    }
-    let path = std::fs::canonicalize(session)
-        .or_else(|_| std::path::absolute(session))
-        .map_err(|err| format!("cannot resolve the path {session}: {err}"))?;
-    Ok(path.to_string_lossy().into_owned())
 }
 
 /// `--cap SECONDS` in milliseconds. 0 is "no cap"; any positive cap stays
@@ -288,6 +270,16 @@ fn status(json: bool, socket: PathBuf) -> i32 {
         "  overflows      {} (rescans {})",
         counters.queue_overflows, counters.rescans
     ));
+    out_line(&format!("  subscribers    {}", counters.subscribers));
+    for watched in &counters.watched {
+        out_line(&format!(
+            "  waiting on     {} ({} waiter{}) {}",
+            watched.session,
+            watched.waiters,
+            if watched.waiters == 1 { "" } else { "s" },
+            watched.dir
+        ));
+    }
     0
 }
 

@@ -400,6 +400,9 @@ impl Server {
             queue_overflows: self.stats.queue_overflows,
             rescans: self.stats.rescans,
             subscribers: self.registry.subscribers() as u64,
+            watched: self
+                .registry
+                .listed(verdict_proto::wire::MAX_STATUS_SESSIONS),
         }
     }
 

@@ -16,7 +16,9 @@ use serde_json::Value;
 use verdict_proto::codec::encode_line;
 use verdict_proto::liveness;
 use verdict_proto::rules::{decide, Decision, Liveness, Phase, Snapshot, SnapshotCache, Verdict};
-use verdict_proto::wire::{ErrorCode, Event, Reply, VerdictEvent, VerdictLines, Watching};
+use verdict_proto::wire::{
+    ErrorCode, Event, Reply, VerdictEvent, VerdictLines, WatchedSession, Watching,
+};
 
 use crate::config::Config;
 pub use crate::session::PIDFD_TAG;
@@ -103,6 +105,23 @@ impl Registry {
     pub fn sessions(&self) -> usize {
         self.sessions.len()
     }
+    /// The sessions waited for, by id, at most `max`.
+    pub fn listed(&self, max: usize) -> Vec<WatchedSession> {
+        let mut listed: Vec<WatchedSession> = self
+            .sessions
+            .values()
+            .filter(|session| !session.waiters.is_empty())
+            .map(|session| WatchedSession {
+                session: session.id.clone(),
+                dir: session.dir.to_string_lossy().into_owned(),
+                waiters: session.waiters.len() as u64,
+            })
+            .collect();
+        listed.sort_by(|a, b| (&a.session, &a.dir).cmp(&(&b.session, &b.dir)));
+        listed.truncate(max);
+        listed
+    }
+
     /// Waits in flight.
     pub fn waiters(&self) -> usize {
         self.waiters.len()

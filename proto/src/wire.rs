@@ -535,6 +535,25 @@ pub struct StatusCounters {
     /// Subscriptions in force.
     #[serde(default)]
     pub subscribers: u64,
+    /// The sessions waited for, by id (at most [`MAX_STATUS_SESSIONS`];
+    /// absent when there are none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watched: Vec<WatchedSession>,
+}
+
+/// How many sessions `status` lists at most.
+pub const MAX_STATUS_SESSIONS: usize = 100;
+
+/// One session in `status`'s list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WatchedSession {
+    /// The session id.
+    pub session: String,
+    /// The session directory.
+    pub dir: String,
+    /// Waits on it in flight.
+    pub waiters: u64,
 }
 
 #[cfg(test)]
