@@ -26,6 +26,8 @@ pub enum Error {
     Refused(Refusal),
     /// Waiting without a daemon failed.
     Degraded(degraded::Error),
+    /// The caller stopped the wait ([`crate::Stopper`]).
+    Stopped,
 }
 
 impl Error {
@@ -34,9 +36,11 @@ impl Error {
         match self {
             Error::Refused(refusal) => refusal.exit_code(),
             Error::Degraded(degraded::Error::NoSession(_)) => 1,
-            Error::Unreachable(_) | Error::Lost(_) | Error::Protocol(_) | Error::Degraded(_) => {
-                EXIT_UNREACHABLE
-            }
+            Error::Unreachable(_)
+            | Error::Lost(_)
+            | Error::Protocol(_)
+            | Error::Degraded(_)
+            | Error::Stopped => EXIT_UNREACHABLE,
         }
     }
 }
@@ -48,6 +52,7 @@ impl fmt::Display for Error {
             Error::Protocol(message) => write!(f, "protocol error: {message}"),
             Error::Refused(refusal) => f.write_str(&refusal.message),
             Error::Degraded(err) => err.fmt(f),
+            Error::Stopped => f.write_str("the wait was stopped"),
         }
     }
 }

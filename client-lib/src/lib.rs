@@ -47,10 +47,32 @@ pub mod connect;
 pub mod degraded;
 mod error;
 pub mod markers;
+mod stopper;
 mod verdict;
 mod waits;
 
 pub use client::{Cap, Client, Options, Status};
 pub use error::{Error, Refusal, EXIT_BAD_USE, EXIT_UNREACHABLE};
+pub use stopper::Stopper;
 pub use verdict::Verdict;
 pub use waits::{Mode, Update, Waits, ANSWER_MARGIN, DEFAULT_CAP, MAX_FAILED_RECONNECTS};
+
+/// A session as sent: an id as given; a path (anything with a slash, or a
+/// directory here) canonical and absolute, since the daemon does not share
+/// our cwd or /proc/self.
+pub fn session_arg(session: &str) -> Result<String, String> {
+    if session.is_empty() {
+        return Err("the session must not be empty; give a session id or directory".into());
+    }
+    let is_path = session.contains('/')
+        || session == "."
+        || session == ".."
+        || std::path::Path::new(session).is_dir();
+    if !is_path {
+        return Ok(session.to_string());
+    }
+    let path = std::fs::canonicalize(session)
+        .or_else(|_| std::path::absolute(session))
+        .map_err(|err| format!("cannot resolve the path {session}: {err}"))?;
+    Ok(path.to_string_lossy().into_owned())
+}

@@ -24,7 +24,7 @@ use verdict_proto::wire::{ErrorCode, Event, Reply, Request, WireOutcome, DEFAULT
 use crate::client::{Cap, Client, Link};
 use crate::degraded::{self, Timing};
 use crate::error::{Error, Refusal, EXIT_BAD_USE, EXIT_UNREACHABLE};
-use crate::Verdict;
+use crate::{Stopper, Verdict};
 
 /// Reconnections in a row that never reached `watching` before giving up.
 pub const MAX_FAILED_RECONNECTS: u32 = 5;
@@ -113,8 +113,8 @@ struct Alone {
         usize,
         Result<verdict_proto::wire::VerdictEvent, degraded::Error>,
     )>,
-    /// Dropping the write end stops every thread.
-    _stop: OwnedFd,
+    /// A byte written here (or the last copy closed) stops every thread.
+    stop: OwnedFd,
 }
 
 /// A call in flight: iterate it for [`Update`]s; it ends when the call is
@@ -136,6 +136,7 @@ pub struct Waits<'c> {
     alone: Option<Alone>,
     queue: VecDeque<Update>,
     over: bool,
+    stopper: Option<Stopper>,
 }
 
 impl<'c> Waits<'c> {
@@ -170,7 +171,25 @@ impl<'c> Waits<'c> {
             alone: None,
             queue: VecDeque::new(),
             over: false,
+            stopper: None,
         }
+    }
+
+    /// Lets `stopper` stop this call from another thread (see [`Stopper`]).
+    pub fn stop_with(&mut self, stopper: Stopper) {
+        stopper.watch_stream(self.stream_copy());
+        self.stopper = Some(stopper);
+    }
+
+    fn stream_copy(&self) -> Option<std::os::unix::net::UnixStream> {
+        match &self.client.link {
+            Link::Daemon(conn) => conn.stream.try_clone().ok(),
+            Link::Alone(_) => None,
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopper.as_ref().is_some_and(Stopper::is_stopped)
     }
 
     /// Yields [`Update::Tick`] whenever nothing happened for `every` (for a
@@ -289,14 +308,16 @@ impl<'c> Waits<'c> {
 
     /// One step: queue what happened next, or fail.
     fn step(&mut self) -> Result<(), Error> {
+        if self.stopped() {
+            return Err(Error::Stopped);
+        }
         if self.alone.is_none() && matches!(self.client.link, Link::Daemon(_)) {
             return self.step_daemon();
         }
         if self.alone.is_none() {
             self.start_alone();
         }
-        self.step_alone();
-        Ok(())
+        self.step_alone()
     }
 
     fn step_daemon(&mut self) -> Result<(), Error> {
@@ -427,6 +448,9 @@ impl<'c> Waits<'c> {
 
     /// The connection is gone: reconnect, go on alone, or give up.
     fn lost(&mut self, why: String) -> Result<(), Error> {
+        if self.stopped() {
+            return Err(Error::Stopped);
+        }
         self.failures = if self.watched { 1 } else { self.failures + 1 };
         let socket = self.client.options.socket.display().to_string();
         if self.deadline().is_some_and(|at| Instant::now() >= at) {
@@ -441,6 +465,9 @@ impl<'c> Waits<'c> {
             )));
         }
         self.client.reconnect()?;
+        if let Some(stopper) = &self.stopper {
+            stopper.watch_stream(self.stream_copy());
+        }
         self.sent = false;
         self.watched = false;
         Ok(())
@@ -484,6 +511,16 @@ impl<'c> Waits<'c> {
                     return;
                 }
             };
+        if let Some(stopper) = &self.stopper {
+            match rustix::io::fcntl_dupfd_cloexec(&stop_write, 0) {
+                Ok(copy) => stopper.watch_pipe(copy),
+                Err(err) => {
+                    let message = format!("cannot wait without verdictd: {err}");
+                    self.refuse_pending(ErrorCode::Internal, &message);
+                    return;
+                }
+            }
+        }
         let stop_read = Arc::new(stop_read);
         let (send, answers) = mpsc::channel();
         let mut index = Index::default();
@@ -535,7 +572,7 @@ impl<'c> Waits<'c> {
         }
         self.alone = Some(Alone {
             answers,
-            _stop: stop_write,
+            stop: stop_write,
         });
     }
 
@@ -566,11 +603,13 @@ impl<'c> Waits<'c> {
     }
 
     /// Queues the next answer from the threads (or a tick).
-    fn step_alone(&mut self) {
+    fn step_alone(&mut self) -> Result<(), Error> {
         if self.finished() {
-            return;
+            return Ok(());
         }
-        let Some(alone) = &self.alone else { return };
+        let Some(alone) = &self.alone else {
+            return Ok(());
+        };
         let received = match self.tick {
             Some(tick) => alone
                 .answers
@@ -594,6 +633,7 @@ impl<'c> Waits<'c> {
                 );
                 self.refuse_with(i, ErrorCode::SessionRemoved, message);
             }
+            Ok((_, Err(degraded::Error::Stopped))) if self.stopped() => return Err(Error::Stopped),
             Ok((_, Err(degraded::Error::Stopped))) => {}
             Ok((i, Err(err))) => self.refuse_with(i, ErrorCode::Internal, err.to_string()),
             Err(true) => self.queue.push_back(Update::Tick),
@@ -603,6 +643,7 @@ impl<'c> Waits<'c> {
                 "waiting without verdictd ended without an answer",
             ),
         }
+        Ok(())
     }
 }
 
@@ -633,7 +674,10 @@ impl Iterator for Waits<'_> {
 impl Waits<'_> {
     /// Cancels what is still pending (at the daemon, or here).
     fn stop_pending(&mut self) {
-        self.alone = None;
+        if let Some(alone) = self.alone.take() {
+            // A Stopper may hold a copy of the write end: say it, not just close it.
+            let _ = rustix::io::write(&alone.stop, b"x");
+        }
         for i in 0..self.entries.len() {
             self.cancel(i);
         }
