@@ -12,6 +12,7 @@ mod degraded;
 mod events;
 mod library;
 mod many;
+mod mcp;
 mod protocol;
 mod python;
 mod rules;

@@ -29,10 +29,19 @@ pub fn bin(name: &str) -> PathBuf {
             .and_then(Path::parent)
             .expect("target dir")
             .to_path_buf();
-        if !dir.join("verdictd").is_file() || !dir.join("verdict").is_file() {
+        let built = ["verdictd", "verdict", "verdict-mcp"];
+        if !built.iter().all(|name| dir.join(name).is_file()) {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = Command::new(cargo)
-                .args(["build", "-p", "verdictd", "-p", "verdict"])
+                .args([
+                    "build",
+                    "-p",
+                    "verdictd",
+                    "-p",
+                    "verdict",
+                    "-p",
+                    "verdict-mcp",
+                ])
                 .status()
                 .expect("run cargo build");
             assert!(status.success(), "building the binaries failed");

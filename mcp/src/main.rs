@@ -1,0 +1,102 @@
+//! `verdict-mcp`: verdict's wait as Model Context Protocol tools, served
+//! over stdio, for agents whose shell tool cannot block for minutes.
+//!
+//! It is a client of verdictd through `verdict-client`: the same socket,
+//! auto-start, reconnection and degraded mode as `verdict wait`. Each tool
+//! call runs on its own connection in a blocking thread; a call the MCP
+//! client cancels (or a client that goes away) stops the wait, and the
+//! daemon drops it.
+
+mod answer;
+mod tools;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use rmcp::ServiceExt;
+
+/// The longest `timeout_seconds` by default: below the tool-call limits of
+/// common MCP clients (60 s and more), so that a call returns before the
+/// client gives up on it.
+const DEFAULT_MAX_TIMEOUT_SECS: f64 = 50.0;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "verdict-mcp",
+    version,
+    about = "Serve verdict's wait as MCP tools over stdio (`wait`, `status`)",
+    after_help = "\
+Add it to an MCP client as a stdio server, for example:
+  claude mcp add verdict -- verdict-mcp
+  codex: [mcp_servers.verdict] command = \"verdict-mcp\" in ~/.codex/config.toml
+
+The socket is --socket, else $VERDICT_SOCKET, else $XDG_RUNTIME_DIR/verdictd.sock, \
+else /tmp/verdictd-<uid>/verdictd.sock. verdictd is started when nobody listens \
+(unless --no-spawn), and without one the waits are made here (degraded mode)."
+)]
+struct Cli {
+    /// The longest wait one call may ask for, in seconds (`timeout_seconds`
+    /// above it is refused); also the default.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_MAX_TIMEOUT_SECS)]
+    max_timeout: f64,
+    /// The daemon's socket.
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Do not start verdictd when nothing listens: calls fail instead of
+    /// waiting without it.
+    #[arg(long)]
+    no_spawn: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if !(cli.max_timeout.is_finite() && cli.max_timeout > 0.0 && cli.max_timeout <= 86_400.0) {
+        eprintln!(
+            "verdict-mcp: --max-timeout {} must be a number of seconds above 0 and at most 86400",
+            cli.max_timeout
+        );
+        return ExitCode::from(2);
+    }
+    let defaults = verdict_client::Options::default();
+    let options = verdict_client::Options {
+        socket: cli.socket.unwrap_or(defaults.socket.clone()),
+        spawn: !cli.no_spawn,
+        fallback: !cli.no_spawn,
+        ..defaults
+    };
+    let server = tools::Verdict::new(options, Duration::from_secs_f64(cli.max_timeout));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("verdict-mcp: cannot start: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let served = runtime.block_on(async {
+        let service = server
+            .serve(rmcp::transport::stdio_pipes())
+            .await
+            .map_err(|err| format!("the MCP session did not start: {err}"))?;
+        service
+            .waiting()
+            .await
+            .map(drop)
+            .map_err(|err| format!("the MCP session failed: {err}"))
+    });
+    // Waits still blocked in their threads are stopped by their calls'
+    // cancellation; nothing else needs the runtime.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("verdict-mcp: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
