@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
-use rmcp::model::{ServerCapabilities, ServerConfig};
+use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
 use rmcp::service::RequestContext;
 use rmcp::{tool, tool_handler, tool_router, Json, RoleServer, ServerHandler};
 use schemars::JsonSchema;
@@ -299,7 +299,9 @@ fn summarize(
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Verdict {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("verdict-mcp", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
             "verdict tells you how agent sub-sessions ended. Call `wait` with the session ids you \
              launched instead of sleeping or polling; if it returns sessions in still_running, \
              call it again with them.",
