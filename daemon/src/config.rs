@@ -17,6 +17,9 @@ pub const DEFAULT_CAP_MS: u64 = verdict_proto::wire::DEFAULT_CAP_MS;
 pub use verdict_proto::rules::{DEFAULT_GRACE_MS, DEFAULT_LAUNCH_GRACE_MS};
 /// Connections served at once; each costs one fd and a few KiB.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+/// Waits in flight across every connection; more get `busy`. Each costs
+/// about 600 bytes (the 100,000-wait benchmark stays under 64 MiB).
+pub const DEFAULT_MAX_WAITS: usize = 131_072;
 /// inotify watches before further sessions fall back to a slow poll; the
 /// kernel's own `max_user_watches` usually stops us long before this.
 pub const DEFAULT_MAX_WATCHES: usize = 1_000_000;
@@ -34,6 +37,8 @@ pub struct Config {
     pub launch_grace: Duration,
     /// Connections served at once; more get `busy`.
     pub max_connections: usize,
+    /// Waits in flight at once, over all connections; more get `busy`.
+    pub max_waits: usize,
     /// inotify watches before sessions are polled instead.
     pub max_watches: usize,
     /// Where ids are looked up, in order.
@@ -71,6 +76,7 @@ struct RawConfig {
     grace_ms: Option<u64>,
     launch_grace_ms: Option<u64>,
     max_connections: Option<usize>,
+    max_waits: Option<usize>,
     max_watches: Option<usize>,
     #[serde(default, rename = "root")]
     roots: Vec<RawRoot>,
@@ -144,9 +150,16 @@ impl Config {
                 poll: raw_root.poll,
             });
         }
-        if raw.max_connections == Some(0) {
-            let line = find_line(text, "max_connections");
-            return Err(invalid(line, "max_connections must be at least 1".into()));
+        for (key, value) in [
+            ("max_connections", raw.max_connections),
+            ("max_waits", raw.max_waits),
+        ] {
+            if value == Some(0) {
+                return Err(invalid(
+                    find_line(text, key),
+                    format!("{key} must be at least 1"),
+                ));
+            }
         }
         Ok(Config {
             default_cap_ms: raw.default_cap_ms.unwrap_or(DEFAULT_CAP_MS),
@@ -155,6 +168,7 @@ impl Config {
                 raw.launch_grace_ms.unwrap_or(DEFAULT_LAUNCH_GRACE_MS),
             ),
             max_connections: raw.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            max_waits: raw.max_waits.unwrap_or(DEFAULT_MAX_WAITS),
             max_watches: raw.max_watches.unwrap_or(DEFAULT_MAX_WATCHES),
             roots,
         })

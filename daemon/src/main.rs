@@ -39,7 +39,7 @@ else /tmp/verdictd-<uid>/verdictd.sock. When started by systemd with LISTEN_FDS,
 inherited socket is used instead.
 
 The config file is TOML with keys default_cap_ms, grace_ms, launch_grace_ms, \
-max_connections, max_watches and [[root]] tables (path, poll). Session ids are \
+max_connections, max_waits, max_watches and [[root]] tables (path, poll). Session ids are \
 looked up under the configured and --root directories and, always, csa's \
 $XDG_STATE_HOME/cli-sub-agent and $XDG_STATE_HOME/csa. SIGHUP reloads it; SIGTERM and SIGINT \
 shut down cleanly. Logs go to stderr; set the level with RUST_LOG (default info).

@@ -159,6 +159,16 @@ impl Registry {
                 format!("at most {MAX_WAITS_PER_CONNECTION} waits per connection"),
             ));
         }
+        if self.waiters.len() >= ctx.config.max_waits {
+            return Err((
+                ErrorCode::Busy,
+                format!(
+                    "verdictd has {} waits in flight, its limit (max_waits); \
+                     try again later, or raise max_waits in its config",
+                    ctx.config.max_waits
+                ),
+            ));
+        }
         let resolved = resolve(session, cwd, &ctx.config.roots, &mut self.index);
         if self.index.truncated() && !self.warned_index {
             log::warn!(

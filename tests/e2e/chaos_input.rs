@@ -302,3 +302,44 @@ fn thousands_of_idle_connections_and_the_connection_limit() {
         (h.status()["connections"] == 1).then_some(())
     });
 }
+
+#[test]
+fn waits_past_max_waits_are_busy_on_any_connection() {
+    let h = Harness::with_config("max_waits = 2\n");
+    let mut live = h.session("01JMAXWAITS");
+    live.start_process();
+    let wait = |id: u32| {
+        format!(
+            r#"{{"v":1,"id":{id},"op":"wait","session":"{}","cap_ms":0}}"#,
+            live.path()
+        )
+    };
+    let mut first = h.connect();
+    first.send(&wait(1));
+    first.send(&wait(2));
+    for _ in 0..2 {
+        assert_eq!(first.recv()["event"], "watching");
+    }
+    // A third wait, on another connection: over the daemon-wide bound.
+    let mut second = h.connect();
+    second.send(&wait(3));
+    let reply = second.recv();
+    assert_eq!(
+        (reply["event"].clone(), reply["code"].clone()),
+        ("error".into(), "busy".into()),
+        "{reply}"
+    );
+    assert!(
+        reply["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("max_waits"),
+        "{reply}"
+    );
+    // The connection stays usable, and a freed slot is taken again.
+    first.send(r#"{"v":1,"id":9,"op":"cancel","target":1}"#);
+    assert_eq!(first.recv()["event"], "cancelled");
+    second.send(&wait(4));
+    assert_eq!(second.recv()["event"], "watching");
+    live.end_process();
+}
