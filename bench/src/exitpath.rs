@@ -118,11 +118,11 @@ pub fn file_events(plan: &Plan) -> Result<()> {
         client.watch(dir.to_str().context("path")?)?;
         let (mut shell, done) = peers::inotify_waiter(&dir)?;
         let t0 = Instant::now();
-        crate::world::write_atomic(
+        verdict_support::write_atomic(
             &dir,
             "daemon-completion.toml",
             "exit_code = 0\nstatus = \"success\"\n",
-        )?;
+        );
         ours.push(client.verdict()? - t0);
         match done.join().ok().flatten() {
             Some(at) => theirs.push(at.saturating_duration_since(t0)),

@@ -109,7 +109,7 @@ fn main() -> Result<()> {
             many_call_rounds: 20,
         }
     };
-    let raised = raise_fd_limit();
+    let raised = verdict_support::raise_fd_limit();
     println!(
         "# verdict-bench ({})\n",
         if tiny {
@@ -160,26 +160,6 @@ fn main() -> Result<()> {
         exitpath::syscalls(&plan)?;
     }
     Ok(())
-}
-
-fn raise_fd_limit() -> u64 {
-    use rustix::process::{getrlimit, setrlimit, Resource};
-    let mut limit = getrlimit(Resource::Nofile);
-    // Scenario 2b needs about 15,000 descriptors in the daemon; raise the
-    // hard limit where allowed (CAP_SYS_RESOURCE), else use what there is.
-    const WANTED: u64 = 1 << 17;
-    if limit.maximum.is_some_and(|max| max < WANTED) {
-        let raised = rustix::process::Rlimit {
-            current: Some(WANTED),
-            maximum: Some(WANTED),
-        };
-        if setrlimit(Resource::Nofile, raised).is_ok() {
-            limit = getrlimit(Resource::Nofile);
-        }
-    }
-    limit.current = limit.maximum;
-    let _ = setrlimit(Resource::Nofile, limit);
-    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
 fn cores() -> usize {

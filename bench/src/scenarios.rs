@@ -15,6 +15,7 @@ use crate::peers::{self, Watchman};
 use crate::stats::{human, table, Samples};
 use crate::world::{Session, World};
 use crate::Plan;
+use verdict_support::{ctx_switches, rss_kib};
 
 fn verdict_wait(world: &World, session: &Session) -> Result<std::process::Child> {
     verdict_wait_all(world, &[session])
@@ -98,7 +99,7 @@ pub fn single_waiter(plan: &Plan) -> Result<()> {
             .spawn()
             .context("spawn verdict wait --no-daemon")?;
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !has_inotify_watch(child.id()) {
+        while verdict_support::inotify_watches(child.id()) == 0 {
             if Instant::now() > deadline {
                 bail!("verdict wait --no-daemon never armed its watch");
             }
@@ -135,15 +136,6 @@ pub fn single_waiter(plan: &Plan) -> Result<()> {
         ],
     );
     Ok(())
-}
-
-/// Whether process `pid` holds an inotify watch (its `fdinfo` lists one).
-fn has_inotify_watch(pid: u32) -> bool {
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
-        return false;
-    };
-    fds.flatten()
-        .any(|fd| std::fs::read_to_string(fd.path()).is_ok_and(|info| info.contains("inotify wd:")))
 }
 
 /// Sockets with one wait sent each, registered for reading before the
@@ -559,37 +551,6 @@ pub fn peers(plan: &Plan) -> Result<()> {
         );
     }
     Ok(())
-}
-
-pub fn ctx_switches(pid: u32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
-        .flat_map(|status| {
-            status
-                .lines()
-                .filter(|l| l.contains("ctxt_switches"))
-                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .collect::<Vec<_>>()
-        })
-        .sum()
-}
-
-pub fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
 }
 
 fn idle_rate(pid: u32, seconds: u64) -> f64 {

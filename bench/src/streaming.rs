@@ -35,9 +35,9 @@ fn ticks_per_second() -> f64 {
 
 /// Context switches per second and CPU % of `pid` while `during` runs.
 fn load_of(pid: u32, during: impl FnOnce() -> Result<Duration>) -> Result<(f64, f64)> {
-    let (switches, ticks) = (crate::scenarios::ctx_switches(pid), cpu_ticks(pid));
+    let (switches, ticks) = (verdict_support::ctx_switches(pid), cpu_ticks(pid));
     let took = during()?.as_secs_f64();
-    let switches = (crate::scenarios::ctx_switches(pid) - switches) as f64 / took;
+    let switches = (verdict_support::ctx_switches(pid) - switches) as f64 / took;
     let cpu = (cpu_ticks(pid) - ticks) as f64 / ticks_per_second() / took * 100.0;
     Ok((switches, cpu))
 }

@@ -1,6 +1,8 @@
-//! The world a benchmark runs in: release binaries, a private temp dir, a
-//! daemon on its own socket, and session directories whose "session
-//! process" is a real child (`sleep`) named in `daemon.pid`.
+//! The world a benchmark runs in: the shared test support
+//! (`verdict-support`: a daemon on its own socket in a private temp dir,
+//! session directories whose "session process" is a real child named in
+//! `daemon.pid`, a raw protocol client), over the release binaries, with
+//! the timestamps the benchmarks take.
 //!
 //! The event is always the same: the session renames `result.toml` into
 //! place; the harness takes the timestamp; the session exits (SIGKILL).
@@ -8,23 +10,27 @@
 //! session also renames `daemon-completion.toml` into place right before it
 //! exits (after the timestamp), since file-watching peers need a last file.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::ops::{Deref, DerefMut};
+use std::path::PathBuf;
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
+use verdict_support::{write_atomic, Harness};
 
-/// A temp dir with a running daemon.
+/// A temp dir with a running daemon (the harness's fields, by `Deref`).
 pub struct World {
-    pub tmp: tempfile::TempDir,
-    pub socket: PathBuf,
-    pub root: PathBuf,
+    harness: Harness,
+    /// Where the release binaries are.
     pub bin_dir: PathBuf,
-    pub daemon: Child,
     next: u64,
+}
+
+impl Deref for World {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.harness
+    }
 }
 
 impl World {
@@ -42,70 +48,45 @@ impl World {
                 );
             }
         }
-        let tmp = tempfile::Builder::new().prefix("verdict-bench").tempdir()?;
-        let root = tmp.path().join("sessions");
-        std::fs::create_dir(&root)?;
-        let socket = tmp.path().join("verdictd.sock");
-        std::fs::write(tmp.path().join("none.toml"), "")?;
-        let daemon = Command::new(bin_dir.join("verdictd"))
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--config")
-            .arg(tmp.path().join("none.toml"))
-            .arg("--root")
-            .arg(&root)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .context("start verdictd")?;
-        let mut world = World {
-            tmp,
-            socket,
-            root,
+        Ok(World {
+            harness: Harness::start(),
             bin_dir,
-            daemon,
             next: 0,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while UnixStream::connect(&world.socket).is_err() {
-            if Instant::now() > deadline || world.daemon.try_wait()?.is_some() {
-                bail!("verdictd did not start listening");
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        Ok(world)
+        })
     }
 
     pub fn daemon_pid(&self) -> u32 {
-        self.daemon.id()
+        self.harness.daemon_pid().unwrap_or(0)
+    }
+
+    fn next_dir(&mut self, prefix: &str) -> PathBuf {
+        self.next += 1;
+        self.root.join(format!("{prefix}{:08}", self.next))
     }
 
     /// A new session directory with a live session process.
     pub fn session(&mut self) -> Result<Session> {
-        self.next += 1;
-        let id = format!("01JBENCH{:08}", self.next);
-        let dir = self.root.join(&id);
-        std::fs::create_dir(&dir)?;
-        Session::start(dir, id)
+        self.session_in(None, "01JBENCH")
     }
 
     /// A new session directory with no process named (no `daemon.pid`).
     pub fn bare_session(&mut self) -> Result<PathBuf> {
-        self.next += 1;
-        let dir = self.root.join(format!("01JBARE{:08}", self.next));
-        std::fs::create_dir(&dir)?;
-        write_atomic(&dir, "stdout.log", "benchmark session output\n")?;
-        Ok(dir)
+        let session = verdict_support::Session::create(self.next_dir("01JBARE"));
+        session.write("stdout.log", "benchmark session output\n");
+        Ok(session.dir.clone())
     }
 
     /// A new session whose process joins process group `group` (0: a
     /// new group led by it), so that many sessions can end at once.
     pub fn session_in_group(&mut self, group: i32) -> Result<Session> {
-        self.next += 1;
-        let id = format!("01JGROUP{:08}", self.next);
-        let dir = self.root.join(&id);
-        std::fs::create_dir(&dir)?;
-        Session::spawn(dir, id, Some(group))
+        self.session_in(Some(group), "01JGROUP")
+    }
+
+    fn session_in(&mut self, group: Option<i32>, prefix: &str) -> Result<Session> {
+        let mut inner = verdict_support::Session::create(self.next_dir(prefix));
+        inner.start_process_in_group(group);
+        inner.write("stdout.log", "benchmark session output\n");
+        Ok(Session { inner })
     }
 
     /// A connected protocol client.
@@ -115,77 +96,45 @@ impl World {
 
     /// The daemon's counters.
     pub fn status(&self) -> Result<Value> {
-        let mut c = self.client()?;
-        c.send(r#"{"v":1,"id":"s","op":"status"}"#)?;
-        c.recv()
+        Ok(self.harness.status())
     }
 
     /// Waits (bounded) until the daemon holds `n` waiters.
     pub fn wait_for_waiters(&self, n: u64) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.status()?["waiters"].as_u64() != Some(n) {
-            if Instant::now() > deadline {
-                bail!("the daemon never reached {n} waiters");
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
+        self.harness.wait_for_waiters(n);
         Ok(())
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
     }
 }
 
 /// A session directory and its process.
 pub struct Session {
-    pub dir: PathBuf,
-    pub id: String,
-    child: Child,
+    inner: verdict_support::Session,
+}
+
+impl Deref for Session {
+    type Target = verdict_support::Session;
+    fn deref(&self) -> &verdict_support::Session {
+        &self.inner
+    }
+}
+
+impl DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut verdict_support::Session {
+        &mut self.inner
+    }
 }
 
 impl Session {
-    pub fn start(dir: PathBuf, id: String) -> Result<Session> {
-        Session::spawn(dir, id, None)
-    }
-
-    fn spawn(dir: PathBuf, id: String, group: Option<i32>) -> Result<Session> {
-        use std::os::unix::process::CommandExt;
-        let mut command = Command::new("sleep");
-        command.arg("3600").stdin(Stdio::null());
-        if let Some(group) = group {
-            command.process_group(group);
-        }
-        let child = command.spawn().context("spawn sleep")?;
-        let pid = child.id() as i32;
-        let start = verdict_proto::liveness::proc_stat(pid)
-            .context("read /proc/<pid>/stat")?
-            .starttime;
-        write_atomic(&dir, "daemon.pid", &format!("{pid} {start}\n"))?;
-        write_atomic(&dir, "stdout.log", "benchmark session output\n")?;
-        Ok(Session { dir, id, child })
-    }
-
-    pub fn path(&self) -> &str {
-        self.dir.to_str().unwrap_or("")
-    }
-
     /// The session's result lands (before the exit).
     pub fn write_result(&self) -> Result<()> {
-        write_atomic(
-            &self.dir,
-            "result.toml",
-            "status = \"success\"\nexit_code = 0\n",
-        )
+        self.write("result.toml", "status = \"success\"\nexit_code = 0\n");
+        Ok(())
     }
 
     /// The session process exits. Returns the timestamp taken right before.
     pub fn exit(&mut self) -> Result<Instant> {
         let t0 = Instant::now();
-        self.child.kill()?;
+        self.kill_process();
         Ok(t0)
     }
 
@@ -197,67 +146,46 @@ impl Session {
             &self.dir,
             "daemon-completion.toml",
             "exit_code = 0\nstatus = \"success\"\n",
-        )?;
-        self.child.kill()?;
+        );
+        self.kill_process();
         Ok(t0)
     }
 
     /// The process's pid.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.inner.pid().unwrap_or(0)
     }
 
     /// Kills without timing (for many sessions at once).
     pub fn kill(&mut self) -> Result<()> {
-        Ok(self.child.kill()?)
-    }
-
-    pub fn reap(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill_process();
+        Ok(())
     }
 }
 
-impl Drop for Session {
-    fn drop(&mut self) {
-        self.reap();
-    }
-}
-
-pub fn write_atomic(dir: &Path, name: &str, contents: &str) -> Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, contents)?;
-    std::fs::rename(&tmp, dir.join(name))?;
-    Ok(())
-}
-
-/// A blocking NDJSON client.
+/// A blocking NDJSON client with the benchmarks' two steps.
 pub struct Client {
-    reader: BufReader<UnixStream>,
+    inner: verdict_support::Client,
 }
 
 impl Client {
-    pub fn connect(socket: &Path) -> Result<Client> {
-        let stream = UnixStream::connect(socket).context("connect to verdictd")?;
-        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    pub fn connect(socket: &std::path::Path) -> Result<Client> {
+        let stream =
+            std::os::unix::net::UnixStream::connect(socket).context("connect to verdictd")?;
         Ok(Client {
-            reader: BufReader::new(stream),
+            inner: verdict_support::Client::from_stream(stream),
         })
     }
 
     pub fn send(&mut self, line: &str) -> Result<()> {
-        let stream = self.reader.get_mut();
-        stream.write_all(line.as_bytes())?;
-        stream.write_all(b"\n")?;
+        self.inner.send(line);
         Ok(())
     }
 
     pub fn recv(&mut self) -> Result<Value> {
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
-            bail!("verdictd closed the connection");
-        }
-        Ok(serde_json::from_str(&line)?)
+        self.inner
+            .try_recv()
+            .context("verdictd closed the connection")
     }
 
     /// Sends a wait and returns once it is `watching`.
