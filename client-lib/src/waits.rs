@@ -11,20 +11,18 @@
 //! one thread each, stopped when the [`Waits`] is dropped.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::mpsc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use verdict_proto::codec::{encode_line, CodecError};
-use verdict_proto::resolve::{resolve, Index, Root};
-use verdict_proto::wire::{ErrorCode, Event, Reply, Request, WireOutcome, DEFAULT_CAP_MS};
+use verdict_proto::codec::encode_line;
+use verdict_proto::wire::{Request, WireOutcome, DEFAULT_CAP_MS};
 
 use crate::client::{Cap, Client, Link};
-use crate::degraded::{self, Timing};
 use crate::error::{Error, Refusal, EXIT_BAD_USE, EXIT_UNREACHABLE};
 use crate::{Stopper, Verdict};
+
+mod alone;
+mod conn;
 
 /// Reconnections in a row that never reached `watching` before giving up.
 pub const MAX_FAILED_RECONNECTS: u32 = 5;
@@ -106,17 +104,6 @@ struct Entry {
     slot: Slot,
 }
 
-/// Sessions waited for here, one thread each.
-#[derive(Debug)]
-struct Alone {
-    answers: mpsc::Receiver<(
-        usize,
-        Result<verdict_proto::wire::VerdictEvent, degraded::Error>,
-    )>,
-    /// A byte written here (or the last copy closed) stops every thread.
-    stop: OwnedFd,
-}
-
 /// A call in flight: iterate it for [`Update`]s; it ends when the call is
 /// over. See [`Client::wait_many`].
 #[derive(Debug)]
@@ -133,7 +120,7 @@ pub struct Waits<'c> {
     sent: bool,
     /// The daemon accepted a wait on the current connection.
     watched: bool,
-    alone: Option<Alone>,
+    alone: Option<alone::Alone>,
     queue: VecDeque<Update>,
     over: bool,
     stopper: Option<Stopper>,
@@ -320,116 +307,6 @@ impl<'c> Waits<'c> {
         self.step_alone()
     }
 
-    fn step_daemon(&mut self) -> Result<(), Error> {
-        if !self.sent {
-            if let Err(err) = self.send_waits() {
-                return self.lost(err.to_string());
-            }
-        }
-        let timeout = self.read_timeout();
-        let Link::Daemon(conn) = &mut self.client.link else {
-            return Ok(());
-        };
-        let _ = conn.stream.set_read_timeout(Some(timeout));
-        let (reply, raw) = match conn.reader.read_reply() {
-            Ok(Some(pair)) => pair,
-            Ok(None) => return self.lost("the daemon closed the connection".into()),
-            Err(CodecError::Io(err))
-                if matches!(
-                    err.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                if self.deadline().is_some_and(|at| Instant::now() >= at) {
-                    return self.lost("no answer".into());
-                }
-                if self.tick.is_some() {
-                    self.queue.push_back(Update::Tick);
-                }
-                return Ok(());
-            }
-            Err(CodecError::Io(err)) => return self.lost(err.to_string()),
-            Err(err) => return Err(Error::Protocol(err.to_string())),
-        };
-        self.handle(reply, &raw);
-        Ok(())
-    }
-
-    fn send_waits(&mut self) -> std::io::Result<()> {
-        let remaining = self.remaining_cap();
-        let cwd = self.client.options.cwd.clone();
-        let mut lines = Vec::new();
-        for entry in self
-            .entries
-            .iter()
-            .filter(|e| matches!(e.slot, Slot::Pending))
-        {
-            let request = Request::Wait {
-                session: entry.session.clone(),
-                cap_ms: remaining,
-                cwd: cwd.clone(),
-            };
-            lines.extend(encode_line(&request.to_json(&entry.id.into())));
-        }
-        self.sent = true;
-        match &self.client.link {
-            Link::Daemon(conn) => conn.send(&lines),
-            Link::Alone(_) => Ok(()),
-        }
-    }
-
-    fn handle(&mut self, reply: Reply, raw: &[u8]) {
-        let Some(index) = self
-            .entries
-            .iter()
-            .position(|e| reply.id.as_u64() == Some(e.id))
-        else {
-            return;
-        };
-        if !matches!(self.entries[index].slot, Slot::Pending) {
-            return;
-        }
-        match reply.event {
-            Event::Watching(watching) => {
-                self.watched = true;
-                self.cap_ms.get_or_insert(watching.cap_ms);
-                let dir = PathBuf::from(&watching.dir);
-                let earlier = self.entries[..index]
-                    .iter()
-                    .any(|e| e.dir.as_ref() == Some(&dir) && !matches!(e.slot, Slot::Duplicate));
-                self.entries[index].dir = Some(dir.clone());
-                if earlier {
-                    // Named twice (say as an id and as a path): answer once.
-                    self.cancel(index);
-                    return;
-                }
-                self.queue.push_back(Update::Watching {
-                    index,
-                    session: watching.session,
-                    dir,
-                    pid: watching.pid,
-                });
-            }
-            Event::Verdict(event) => {
-                let dir = self.entries[index].dir.clone();
-                let verdict = Verdict::from_line(event, dir, raw, self.started);
-                self.answer(index, verdict);
-            }
-            Event::Error { code, message } => {
-                let line = String::from_utf8_lossy(raw).into_owned();
-                self.refuse(
-                    index,
-                    Refusal {
-                        code,
-                        message,
-                        line,
-                    },
-                );
-            }
-            _ => {}
-        }
-    }
-
     fn answer(&mut self, index: usize, verdict: Verdict) {
         self.entries[index].slot = Slot::Answered {
             exit: verdict.exit_code(),
@@ -444,206 +321,6 @@ impl<'c> Waits<'c> {
             completed: false,
         };
         self.queue.push_back(Update::Refused { index, refusal });
-    }
-
-    /// The connection is gone: reconnect, go on alone, or give up.
-    fn lost(&mut self, why: String) -> Result<(), Error> {
-        if self.stopped() {
-            return Err(Error::Stopped);
-        }
-        self.failures = if self.watched { 1 } else { self.failures + 1 };
-        let socket = self.client.options.socket.display().to_string();
-        if self.deadline().is_some_and(|at| Instant::now() >= at) {
-            return Err(Error::Lost(format!(
-                "verdictd at {socket} did not answer within {}s of the cap ({why}); giving up",
-                ANSWER_MARGIN.as_secs()
-            )));
-        }
-        if self.failures > MAX_FAILED_RECONNECTS {
-            return Err(Error::Lost(format!(
-                "lost the connection to verdictd at {socket} ({why}); giving up"
-            )));
-        }
-        self.client.reconnect()?;
-        if let Some(stopper) = &self.stopper {
-            stopper.watch_stream(self.stream_copy());
-        }
-        self.sent = false;
-        self.watched = false;
-        Ok(())
-    }
-
-    /// Wake up for the tick, and in time for the deadline.
-    fn read_timeout(&self) -> Duration {
-        let until_deadline = self
-            .deadline()
-            .map(|at| at.saturating_duration_since(Instant::now()))
-            .unwrap_or(MAX_BLOCK);
-        // A zero timeout means "block forever" to the socket: never pass it.
-        until_deadline
-            .min(self.tick.unwrap_or(MAX_BLOCK))
-            .min(MAX_BLOCK)
-            .max(Duration::from_millis(1))
-    }
-
-    /// Starts waiting here for every pending session.
-    fn start_alone(&mut self) {
-        let why = match &self.client.link {
-            Link::Alone(why) => why.clone(),
-            Link::Daemon(_) => None,
-        };
-        let roots: Vec<Root> = verdict_proto::paths::default_session_roots()
-            .into_iter()
-            .map(|path| Root { path, poll: false })
-            .collect();
-        let cwd = self.client.options.cwd.clone();
-        let cap_ms = self.remaining_cap().unwrap_or(DEFAULT_CAP_MS);
-        self.cap_ms.get_or_insert(DEFAULT_CAP_MS);
-        let cap = (cap_ms > 0).then(|| Duration::from_millis(cap_ms));
-        let (stop_read, stop_write) =
-            match rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) {
-                Ok(pair) => pair,
-                Err(err) => {
-                    self.refuse_pending(
-                        ErrorCode::Internal,
-                        &format!("cannot wait without verdictd: {err}"),
-                    );
-                    return;
-                }
-            };
-        if let Some(stopper) = &self.stopper {
-            match rustix::io::fcntl_dupfd_cloexec(&stop_write, 0) {
-                Ok(copy) => stopper.watch_pipe(copy),
-                Err(err) => {
-                    let message = format!("cannot wait without verdictd: {err}");
-                    self.refuse_pending(ErrorCode::Internal, &message);
-                    return;
-                }
-            }
-        }
-        let stop_read = Arc::new(stop_read);
-        let (send, answers) = mpsc::channel();
-        let mut index = Index::default();
-        let mut started = 0;
-        for i in 0..self.entries.len() {
-            if !matches!(self.entries[i].slot, Slot::Pending) {
-                continue;
-            }
-            let resolved = resolve(&self.entries[i].session, cwd.as_deref(), &roots, &mut index);
-            let dir = match resolved {
-                Ok(resolved) => resolved.dir,
-                Err((code, message)) => {
-                    let message = match &why {
-                        Some(why) => format!("{why}; and without it: {message}"),
-                        None => message,
-                    };
-                    self.refuse_with(i, code, message);
-                    continue;
-                }
-            };
-            if self.entries[..i]
-                .iter()
-                .any(|e| e.dir.as_ref() == Some(&dir))
-            {
-                self.entries[i].slot = Slot::Duplicate;
-                continue;
-            }
-            self.entries[i].dir = Some(dir.clone());
-            let (send, stop) = (send.clone(), Arc::clone(&stop_read));
-            let spawned = std::thread::Builder::new()
-                .name("verdict-degraded".into())
-                .spawn(move || {
-                    let answer =
-                        degraded::wait_or_stop(&dir, cap, Timing::default(), Some(stop.as_fd()));
-                    let _ = send.send((i, answer));
-                });
-            if let Err(err) = spawned {
-                self.refuse_with(
-                    i,
-                    ErrorCode::Internal,
-                    format!("cannot wait without verdictd: {err}"),
-                );
-                continue;
-            }
-            started += 1;
-        }
-        if started > 0 {
-            self.queue.push_back(Update::Degraded { why });
-        }
-        self.alone = Some(Alone {
-            answers,
-            stop: stop_write,
-        });
-    }
-
-    fn refuse_pending(&mut self, code: ErrorCode, message: &str) {
-        for i in 0..self.entries.len() {
-            if matches!(self.entries[i].slot, Slot::Pending) {
-                self.refuse_with(i, code, message.to_string());
-            }
-        }
-    }
-
-    fn refuse_with(&mut self, index: usize, code: ErrorCode, message: String) {
-        let event = Event::Error {
-            code,
-            message: message.clone(),
-        };
-        let mut line = encode_line(&Reply::new(self.entries[index].id.into(), event));
-        line.pop();
-        let line = String::from_utf8_lossy(&line).into_owned();
-        self.refuse(
-            index,
-            Refusal {
-                code,
-                message,
-                line,
-            },
-        );
-    }
-
-    /// Queues the next answer from the threads (or a tick).
-    fn step_alone(&mut self) -> Result<(), Error> {
-        if self.finished() {
-            return Ok(());
-        }
-        let Some(alone) = &self.alone else {
-            return Ok(());
-        };
-        let received = match self.tick {
-            Some(tick) => alone
-                .answers
-                .recv_timeout(tick)
-                .map_err(|err| err == mpsc::RecvTimeoutError::Timeout),
-            None => alone.answers.recv().map_err(|_| false),
-        };
-        match received {
-            Ok((i, Ok(event))) => {
-                let (dir, id) = (
-                    self.entries[i].dir.clone().unwrap_or_default(),
-                    self.entries[i].id,
-                );
-                let verdict = Verdict::made(event, dir, id, self.started);
-                self.answer(i, verdict);
-            }
-            Ok((i, Err(degraded::Error::NoSession(dir)))) => {
-                let message = format!(
-                    "session directory {} was removed while waiting",
-                    dir.display()
-                );
-                self.refuse_with(i, ErrorCode::SessionRemoved, message);
-            }
-            Ok((_, Err(degraded::Error::Stopped))) if self.stopped() => return Err(Error::Stopped),
-            Ok((_, Err(degraded::Error::Stopped))) => {}
-            Ok((i, Err(err))) => self.refuse_with(i, ErrorCode::Internal, err.to_string()),
-            Err(true) => self.queue.push_back(Update::Tick),
-            // Every thread is gone: nothing more will come.
-            Err(false) => self.refuse_pending(
-                ErrorCode::Internal,
-                "waiting without verdictd ended without an answer",
-            ),
-        }
-        Ok(())
     }
 }
 

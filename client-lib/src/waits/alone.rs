@@ -1,0 +1,187 @@
+//! The sessions of a [`Waits`] waited for here, without a daemon: one
+//! thread each running [`degraded::wait_or_stop`], their answers sent
+//! back on a channel, all stopped through one pipe.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use verdict_proto::codec::encode_line;
+use verdict_proto::resolve::{resolve, Index, Root};
+use verdict_proto::wire::{ErrorCode, Event, Reply, VerdictEvent, DEFAULT_CAP_MS};
+
+use super::{Slot, Update, Waits};
+use crate::client::Link;
+use crate::degraded::{self, Timing};
+use crate::error::{Error, Refusal};
+use crate::Verdict;
+
+/// Sessions waited for here, one thread each.
+#[derive(Debug)]
+pub(super) struct Alone {
+    pub(super) answers: mpsc::Receiver<(usize, Result<VerdictEvent, degraded::Error>)>,
+    /// A byte written here (or the last copy closed) stops every thread.
+    pub(super) stop: OwnedFd,
+}
+
+impl Waits<'_> {
+    /// Starts waiting here for every pending session.
+    pub(super) fn start_alone(&mut self) {
+        let why = match &self.client.link {
+            Link::Alone(why) => why.clone(),
+            Link::Daemon(_) => None,
+        };
+        let roots: Vec<Root> = verdict_proto::paths::default_session_roots()
+            .into_iter()
+            .map(|path| Root { path, poll: false })
+            .collect();
+        let cwd = self.client.options.cwd.clone();
+        let cap_ms = self.remaining_cap().unwrap_or(DEFAULT_CAP_MS);
+        self.cap_ms.get_or_insert(DEFAULT_CAP_MS);
+        let cap = (cap_ms > 0).then(|| Duration::from_millis(cap_ms));
+        let (stop_read, stop_write) =
+            match rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) {
+                Ok(pair) => pair,
+                Err(err) => {
+                    self.refuse_pending(
+                        ErrorCode::Internal,
+                        &format!("cannot wait without verdictd: {err}"),
+                    );
+                    return;
+                }
+            };
+        if let Some(stopper) = &self.stopper {
+            match rustix::io::fcntl_dupfd_cloexec(&stop_write, 0) {
+                Ok(copy) => stopper.watch_pipe(copy),
+                Err(err) => {
+                    let message = format!("cannot wait without verdictd: {err}");
+                    self.refuse_pending(ErrorCode::Internal, &message);
+                    return;
+                }
+            }
+        }
+        let stop_read = Arc::new(stop_read);
+        let (send, answers) = mpsc::channel();
+        let mut index = Index::default();
+        let mut started = 0;
+        for i in 0..self.entries.len() {
+            if !matches!(self.entries[i].slot, Slot::Pending) {
+                continue;
+            }
+            let resolved = resolve(&self.entries[i].session, cwd.as_deref(), &roots, &mut index);
+            let dir = match resolved {
+                Ok(resolved) => resolved.dir,
+                Err((code, message)) => {
+                    let message = match &why {
+                        Some(why) => format!("{why}; and without it: {message}"),
+                        None => message,
+                    };
+                    self.refuse_with(i, code, message);
+                    continue;
+                }
+            };
+            if self.entries[..i]
+                .iter()
+                .any(|e| e.dir.as_ref() == Some(&dir))
+            {
+                self.entries[i].slot = Slot::Duplicate;
+                continue;
+            }
+            self.entries[i].dir = Some(dir.clone());
+            let (send, stop) = (send.clone(), Arc::clone(&stop_read));
+            let spawned = std::thread::Builder::new()
+                .name("verdict-degraded".into())
+                .spawn(move || {
+                    let answer =
+                        degraded::wait_or_stop(&dir, cap, Timing::default(), Some(stop.as_fd()));
+                    let _ = send.send((i, answer));
+                });
+            if let Err(err) = spawned {
+                self.refuse_with(
+                    i,
+                    ErrorCode::Internal,
+                    format!("cannot wait without verdictd: {err}"),
+                );
+                continue;
+            }
+            started += 1;
+        }
+        if started > 0 {
+            self.queue.push_back(Update::Degraded { why });
+        }
+        self.alone = Some(Alone {
+            answers,
+            stop: stop_write,
+        });
+    }
+
+    pub(super) fn refuse_pending(&mut self, code: ErrorCode, message: &str) {
+        for i in 0..self.entries.len() {
+            if matches!(self.entries[i].slot, Slot::Pending) {
+                self.refuse_with(i, code, message.to_string());
+            }
+        }
+    }
+
+    fn refuse_with(&mut self, index: usize, code: ErrorCode, message: String) {
+        let event = Event::Error {
+            code,
+            message: message.clone(),
+        };
+        let mut line = encode_line(&Reply::new(self.entries[index].id.into(), event));
+        line.pop();
+        let line = String::from_utf8_lossy(&line).into_owned();
+        self.refuse(
+            index,
+            Refusal {
+                code,
+                message,
+                line,
+            },
+        );
+    }
+
+    /// Queues the next answer from the threads (or a tick).
+    pub(super) fn step_alone(&mut self) -> Result<(), Error> {
+        if self.finished() {
+            return Ok(());
+        }
+        let Some(alone) = &self.alone else {
+            return Ok(());
+        };
+        let received = match self.tick {
+            Some(tick) => alone
+                .answers
+                .recv_timeout(tick)
+                .map_err(|err| err == mpsc::RecvTimeoutError::Timeout),
+            None => alone.answers.recv().map_err(|_| false),
+        };
+        match received {
+            Ok((i, Ok(event))) => {
+                let (dir, id) = (
+                    self.entries[i].dir.clone().unwrap_or_default(),
+                    self.entries[i].id,
+                );
+                let verdict = Verdict::made(event, dir, id, self.started);
+                self.answer(i, verdict);
+            }
+            Ok((i, Err(degraded::Error::NoSession(dir)))) => {
+                let message = format!(
+                    "session directory {} was removed while waiting",
+                    dir.display()
+                );
+                self.refuse_with(i, ErrorCode::SessionRemoved, message);
+            }
+            Ok((_, Err(degraded::Error::Stopped))) if self.stopped() => return Err(Error::Stopped),
+            Ok((_, Err(degraded::Error::Stopped))) => {}
+            Ok((i, Err(err))) => self.refuse_with(i, ErrorCode::Internal, err.to_string()),
+            Err(true) => self.queue.push_back(Update::Tick),
+            // Every thread is gone: nothing more will come.
+            Err(false) => self.refuse_pending(
+                ErrorCode::Internal,
+                "waiting without verdictd ended without an answer",
+            ),
+        }
+        Ok(())
+    }
+}
