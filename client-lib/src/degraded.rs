@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
-use rustix::process::{pidfd_open, Pid, PidfdFlags};
 use verdict_proto::liveness::{self, Watch};
 use verdict_proto::rules::{
     decide, decide_at_cap, Decision, Liveness, Phase, Snapshot, SnapshotCache,
@@ -215,9 +214,7 @@ impl State<'_> {
             self.pidfds.entry(watch.pid).or_insert_with(|| {
                 // Opened after liveness was read: a process that died in
                 // between has a readable pidfd at once.
-                let fd = Pid::from_raw(watch.pid)
-                    .and_then(|pid| pidfd_open(pid, PidfdFlags::empty()).ok());
-                (fd, watch.group_leader)
+                (liveness::open_pidfd(watch.pid), watch.group_leader)
             });
         }
         Ok(Some((snap, seen.liveness)))

@@ -6,11 +6,9 @@
 
 mod config;
 mod conn;
-mod process;
+mod registry;
 mod server;
 mod service;
-mod session;
-mod sessions;
 mod socket;
 mod timers;
 

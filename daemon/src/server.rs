@@ -2,7 +2,7 @@
 //! every client connection, every pidfd, the inotify fd and signals. Timers set the poll timeout, so an idle daemon sleeps.
 //!
 //! This module accepts, reads, answers and writes; what a wait means is the
-//! registry's business ([`crate::sessions`]).
+//! registry's business ([`crate::registry`]).
 
 use std::io;
 use std::time::Instant;
@@ -18,8 +18,8 @@ use verdict_proto::wire::{parse_request, ErrorCode, Event, Reply, Request, Statu
 
 use crate::config::Config;
 use crate::conn::{Conn, Conns, Input};
+use crate::registry::{Ctx, Registry, Sink, Stats, PIDFD_TAG};
 use crate::service::Service;
-use crate::sessions::{Ctx, Registry, Sink, Stats, PIDFD_TAG};
 use crate::socket::Listening;
 use crate::timers::{Timer, Timers};
 use verdict_proto::watch::Watcher;

@@ -311,3 +311,24 @@ mod tests {
         );
     }
 }
+
+/// A pidfd for `pid`: readable the moment the process exits. `None` when
+/// it is already gone or pidfds are not available (the caller then looks
+/// at the process now and then instead). Opened *after* liveness was read,
+/// a process that died in between gives a pidfd readable at once, so the
+/// exit is not missed. Used by verdictd and by the client's degraded mode.
+pub fn open_pidfd(pid: i32) -> Option<std::os::fd::OwnedFd> {
+    let pid = rustix::process::Pid::from_raw(pid)?;
+    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+}
+
+#[cfg(test)]
+mod pidfd_tests {
+    use super::open_pidfd;
+
+    #[test]
+    fn a_live_process_has_a_pidfd_and_pid_0_none() {
+        assert!(open_pidfd(std::process::id() as i32).is_some());
+        assert!(open_pidfd(0).is_none());
+    }
+}

@@ -8,8 +8,9 @@ use mio::Token;
 use verdict_proto::files::PID_FILE;
 use verdict_proto::rules::decide_at_cap;
 
-use super::{send_verdict, Ctx, Registry};
-use crate::session::{Grace, Session};
+use super::decide::{reset, send_verdict};
+use super::session::{Grace, Session};
+use super::{Ctx, Registry};
 use crate::timers::Timer;
 use verdict_proto::watch::{Change, Watcher};
 
@@ -131,7 +132,7 @@ impl Registry {
                 // A session whose process is watched has no launch grace
                 // armed, and is not looked at again for it.
                 if session.launch.timer().is_some() {
-                    super::reset(ctx, &mut session.launch);
+                    reset(ctx, &mut session.launch);
                     keys.insert(*key);
                 }
             }

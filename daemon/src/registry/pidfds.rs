@@ -1,119 +1,26 @@
-//! One watched session directory and its waiters, as the registry keeps
-//! them: the last look, the grace periods, and a pidfd for every process
-//! whose exit can change the verdict. Plain state and the pidfd
-//! bookkeeping; deciding and replying is the registry's business
-//! ([`crate::sessions`]).
+//! pidfd set-up and tear-down: a pidfd for every process whose exit can
+//! change a session's verdict, registered in the loop under a token with
+//! [`PIDFD_TAG`] set, and the map back from token to session and pid.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
-use serde_json::Value;
-use verdict_proto::liveness::Watch;
-use verdict_proto::rules::{Liveness, Snapshot, SnapshotCache};
+use verdict_proto::liveness::{open_pidfd, Watch};
 
-use crate::process;
-use crate::timers::TimerId;
+use super::session::Session;
 
 /// Tokens with this bit set are pidfds; connections and the loop's own
 /// sources never reach it.
 pub const PIDFD_TAG: usize = 1 << (usize::BITS - 2);
 
-/// The last look at a session: its files and whether anything of it runs.
-#[derive(Debug)]
-pub struct Look {
-    /// The files.
-    pub snap: Snapshot,
-    /// What runs.
-    pub live: Liveness,
-}
-
-#[derive(Debug)]
-pub struct Session {
-    pub dir: PathBuf,
-    pub id: String,
-    /// (dev, ino) of the directory when the watch was added.
-    pub inode: (u64, u64),
-    pub waiters: HashSet<u64>,
-    pub inotify: bool,
-    pub poll_timer: Option<TimerId>,
-    /// pid → its pidfd (None where none could be opened: polled instead).
-    pub tracked: HashMap<i32, Tracked>,
-    /// Tracked processes whose pidfd fired since the last look: the next
-    /// look does not read `/proc` for them.
-    pub exited: Vec<Watch>,
-    pub grace: Grace,
-    /// Rule C5: no process known; any change in the directory restarts it.
-    pub launch: Grace,
-    /// The last reading of each file, to skip unchanged ones.
-    pub cache: SnapshotCache,
-    /// The directory went missing: grace before `session_removed`.
-    pub vanished: Grace,
-    pub last: Look,
-    /// Followed for subscriptions: kept without waiters, ends reported.
-    pub followed: bool,
-    /// `started` was sent (or is not to be: it ran before the subscription).
-    pub announced: bool,
-}
-
-impl Session {
-    /// Something of the session runs and every such process has an armed
-    /// pidfd: its end will be an event.
-    pub fn process_watched(&self) -> bool {
-        self.last.live == Liveness::Alive
-            && !self.tracked.is_empty()
-            && self.tracked.values().all(|t| t.token.is_some())
-    }
-
-    /// A live process without a pidfd: only a poll will see its end.
-    pub fn blind(&self) -> bool {
-        self.last.live == Liveness::Alive && self.tracked.values().any(|t| t.token.is_none())
-    }
-}
-
 #[derive(Debug)]
 pub struct Tracked {
     pidfd: Option<OwnedFd>,
+    /// The loop's token; `None` when no pidfd could be opened (polled).
     pub token: Option<Token>,
     group_leader: bool,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum Grace {
-    Idle,
-    Armed(TimerId),
-    Over,
-}
-
-impl Grace {
-    pub fn timer(&self) -> Option<TimerId> {
-        match self {
-            Grace::Armed(timer) => Some(*timer),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug)]
-pub struct Waiter {
-    pub conn: Token,
-    pub id: Value,
-    /// `id` as text: the key of the connection's waits.
-    pub id_key: String,
-    pub session: u64,
-    pub started: Instant,
-    pub cap_timer: Option<TimerId>,
-}
-
-pub fn dir_inode(dir: &Path) -> Option<(u64, u64)> {
-    std::fs::metadata(dir)
-        .ok()
-        .filter(|m| m.is_dir())
-        .map(|m| (m.dev(), m.ino()))
 }
 
 /// Hands out pidfd tokens and remembers whose they are.
@@ -150,7 +57,7 @@ impl PidfdTokens {
             // The pidfd is opened after liveness was read: if the process
             // died in between, the pidfd is readable at once and the next
             // look sees it dead, so the exit is not missed.
-            let pidfd = process::open_pidfd(pid);
+            let pidfd = open_pidfd(pid);
             let token = pidfd.as_ref().and_then(|fd| {
                 let token = Token(PIDFD_TAG | self.next);
                 self.next = (self.next + 1) & !PIDFD_TAG;
