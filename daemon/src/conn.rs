@@ -29,6 +29,20 @@ pub enum Input {
     TooLong,
 }
 
+/// Where a connection stands. Only [`Conns`] moves it on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Reading requests and answering them.
+    Open,
+    /// The peer shut down its sending side (`printf … | socat`): serve the
+    /// waits in flight, then close.
+    HalfClosed,
+    /// Close once the output is flushed (after `line_too_long`).
+    Closing,
+    /// Writing failed or the client fell too far behind: close it now.
+    Broken,
+}
+
 /// A client connection.
 #[derive(Debug)]
 pub struct Conn {
@@ -38,14 +52,8 @@ pub struct Conn {
     output: Vec<u8>,
     written: usize,
     /// Registered for WRITABLE as well as READABLE.
-    pub wants_write: bool,
-    /// Close once the output is flushed (after `line_too_long`).
-    pub closing: bool,
-    /// The peer shut down its sending side (`printf … | socat`): serve the
-    /// waits in flight, then close.
-    pub half_closed: bool,
-    /// Writing failed or the client fell too far behind: close it.
-    pub broken: bool,
+    wants_write: bool,
+    state: State,
     /// The round of the event loop in which it was last written to.
     last_round: u64,
 }
@@ -59,9 +67,7 @@ impl Conn {
             output: Vec::new(),
             written: 0,
             wants_write: false,
-            closing: false,
-            half_closed: false,
-            broken: false,
+            state: State::Open,
             last_round: 0,
         }
     }
@@ -147,6 +153,22 @@ impl Conn {
     pub fn has_output(&self) -> bool {
         self.written < self.output.len()
     }
+
+    /// Where it stands.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Moves to `state`; a broken connection stays broken.
+    fn set(&mut self, state: State) {
+        if self.state != State::Broken {
+            self.state = state;
+        }
+    }
+
+    fn broken(&self) -> bool {
+        self.state == State::Broken
+    }
 }
 
 /// Writes as much of `bytes` as the non-blocking socket takes now; returns
@@ -169,8 +191,7 @@ fn write_available(stream: &mut UnixStream, bytes: &[u8]) -> io::Result<usize> {
 /// (broken, or closing once their output or their waits are done).
 #[derive(Debug)]
 pub struct Conns {
-    /// Connections by token.
-    pub map: HashMap<Token, Conn>,
+    map: HashMap<Token, Conn>,
     followup: Vec<Token>,
     /// Rounds of the event loop so far (starts at 1: a new connection's
     /// `last_round` of 0 is never the current one).
@@ -188,6 +209,47 @@ impl Default for Conns {
 }
 
 impl Conns {
+    /// Connections open now.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// No connection is open.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Takes in a new connection.
+    pub fn insert(&mut self, token: Token, conn: Conn) {
+        self.map.insert(token, conn);
+    }
+
+    /// The connection, if open.
+    pub fn get_mut(&mut self, token: Token) -> Option<&mut Conn> {
+        self.map.get_mut(&token)
+    }
+
+    /// Where connection `token` stands, and whether it has output left.
+    pub fn state(&self, token: Token) -> Option<(State, bool)> {
+        self.map
+            .get(&token)
+            .map(|conn| (conn.state, conn.has_output()))
+    }
+
+    /// Takes connection `token` out (to close it).
+    pub fn remove(&mut self, token: Token) -> Option<Conn> {
+        self.map.remove(&token)
+    }
+
+    /// Moves `token` to `state` (`HalfClosed` or `Closing`), and looks at
+    /// it again after this round.
+    pub fn stop_reading(&mut self, token: Token, state: State) {
+        if let Some(conn) = self.map.get_mut(&token) {
+            conn.set(state);
+        }
+        self.followup.push(token);
+    }
+
     /// Sends `line`. The first line a connection gets in a round is
     /// written at once (without a copy when nothing is queued), so that
     /// with thousands of waiters the first are reading while the last are
@@ -199,7 +261,7 @@ impl Conns {
         let Some(conn) = self.map.get_mut(&token) else {
             return;
         };
-        if conn.broken {
+        if conn.broken() {
             return;
         }
         let sent = if conn.last_round == round {
@@ -210,9 +272,9 @@ impl Conns {
         };
         if sent.is_err() {
             log::warn!("dropping a client that does not read its replies");
-            conn.broken = true;
+            conn.set(State::Broken);
         }
-        if conn.has_output() || conn.broken || conn.closing || conn.half_closed {
+        if conn.has_output() || conn.state != State::Open {
             self.followup.push(token);
         }
     }
@@ -223,11 +285,11 @@ impl Conns {
         let Some(conn) = self.map.get_mut(&token) else {
             return;
         };
-        if !conn.broken && conn.flush().is_err() {
-            conn.broken = true;
+        if !conn.broken() && conn.flush().is_err() {
+            conn.set(State::Broken);
         }
         let wants_write = conn.has_output();
-        if !conn.broken && wants_write != conn.wants_write {
+        if !conn.broken() && wants_write != conn.wants_write {
             let interest = if wants_write {
                 Interest::READABLE | Interest::WRITABLE
             } else {
@@ -235,17 +297,12 @@ impl Conns {
             };
             match poll.reregister(&mut conn.stream, token, interest) {
                 Ok(()) => conn.wants_write = wants_write,
-                Err(_) => conn.broken = true,
+                Err(_) => conn.set(State::Broken),
             }
         }
-        if conn.broken || conn.closing || conn.half_closed {
+        if conn.state != State::Open {
             self.followup.push(token);
         }
-    }
-
-    /// Asks the server to look at `token` after this round.
-    pub fn mark(&mut self, token: Token) {
-        self.followup.push(token);
     }
 
     /// Ends the round: writes what was batched, and returns the
@@ -263,5 +320,12 @@ impl Conns {
         // `write` may have queued tokens again; they are in `tokens` already.
         self.followup.clear();
         tokens
+    }
+}
+
+/// The registry's replies, written to their connections at once.
+impl crate::registry::Sink for Conns {
+    fn send(&mut self, conn: Token, line: Vec<u8>) {
+        Conns::send(self, conn, &line);
     }
 }

@@ -17,8 +17,8 @@ use verdict_proto::codec::encode_line;
 use verdict_proto::wire::{parse_request, ErrorCode, Event, Reply, Request, StatusCounters};
 
 use crate::config::Config;
-use crate::conn::{Conn, Conns, Input};
-use crate::registry::{Ctx, Registry, Sink, Stats, PIDFD_TAG};
+use crate::conn::{Conn, Conns, Input, State};
+use crate::registry::{Ctx, Registry, Stats, PIDFD_TAG};
 use crate::service::Service;
 use crate::socket::Listening;
 use crate::timers::{Timer, Timers};
@@ -38,17 +38,12 @@ pub type Reloader = Box<dyn Fn() -> Result<Config>>;
 
 /// The daemon.
 pub struct Server {
-    poll: Poll,
+    core: Core,
     listener: UnixListener,
     _listening_guards: Option<crate::socket::Guards>,
-    conns: Conns,
     next_conn: usize,
     registry: Registry,
-    timers: Timers,
-    watcher: Watcher,
-    config: Config,
     reload: Reloader,
-    stats: Stats,
     signals: Signals,
     service: Service,
     uid: u32,
@@ -65,25 +60,34 @@ pub struct Server {
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
-            .field("conns", &self.conns.map.len())
+            .field("conns", &self.core.conns.len())
             .finish_non_exhaustive()
     }
 }
 
-/// Builds a [`Ctx`] from disjoint fields of the server.
-macro_rules! ctx {
-    ($s:ident) => {
-        &mut Ctx {
-            poll: $s.poll.registry(),
-            timers: &mut $s.timers,
-            watcher: &mut $s.watcher,
-            config: &$s.config,
-            out: &mut Writer {
-                conns: &mut $s.conns,
-            },
-            stats: &mut $s.stats,
+/// What the registry works with, apart from the server's own parts: the
+/// registry borrows it whole ([`Core::ctx`]) while the server holds on to
+/// the registry.
+struct Core {
+    poll: Poll,
+    conns: Conns,
+    timers: Timers,
+    watcher: Watcher,
+    config: Config,
+    stats: Stats,
+}
+
+impl Core {
+    fn ctx(&mut self) -> Ctx<'_> {
+        Ctx {
+            poll: self.poll.registry(),
+            timers: &mut self.timers,
+            watcher: &mut self.watcher,
+            config: &self.config,
+            out: &mut self.conns,
+            stats: &mut self.stats,
         }
-    };
+    }
 }
 
 impl Server {
@@ -111,17 +115,19 @@ impl Server {
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         Ok(Server {
-            poll,
+            core: Core {
+                poll,
+                conns: Conns::default(),
+                timers: Timers::default(),
+                watcher,
+                config,
+                stats: Stats::default(),
+            },
             listener,
             _listening_guards: listening.guards,
-            conns: Conns::default(),
             next_conn: FIRST_CONN,
             registry: Registry::default(),
-            timers: Timers::default(),
-            watcher,
-            config,
             reload,
-            stats: Stats::default(),
             signals,
             service: Service::new(idle_after),
             uid,
@@ -136,7 +142,7 @@ impl Server {
     pub fn run(&mut self) -> Result<()> {
         let mut events = Events::with_capacity(1024);
         while !self.shutdown {
-            if let Err(err) = self.poll.poll(&mut events, self.timers.timeout()) {
+            if let Err(err) = self.core.poll.poll(&mut events, self.core.timers.timeout()) {
                 if err.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -146,12 +152,12 @@ impl Server {
                 match event.token() {
                     LISTENER => self.accept(),
                     WATCHER => {
-                        let changes = self.watcher.drain();
-                        self.registry.on_changes(ctx!(self), changes);
+                        let changes = self.core.watcher.drain();
+                        self.registry.on_changes(&mut self.core.ctx(), changes);
                     }
                     SIGNALS => self.on_signals(),
                     token if token.0 & PIDFD_TAG != 0 => {
-                        self.registry.process_exited(ctx!(self), token)
+                        self.registry.process_exited(&mut self.core.ctx(), token)
                     }
                     token => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -159,27 +165,27 @@ impl Server {
                             self.on_readable(token, event.is_write_closed() || event.is_error());
                         }
                         if event.is_writable() {
-                            self.conns.write(self.poll.registry(), token);
+                            self.core.conns.write(self.core.poll.registry(), token);
                         }
                     }
                 }
             }
-            for timer in self.timers.due() {
+            for timer in self.core.timers.due() {
                 match timer {
                     Timer::Idle | Timer::Status => self.shutdown |= self.service.on_timer(timer),
                     Timer::Accept => {
                         self.accept_retry = None;
                         self.accept();
                     }
-                    timer => self.registry.on_timer(ctx!(self), timer),
+                    timer => self.registry.on_timer(&mut self.core.ctx(), timer),
                 }
             }
             self.follow_up();
-            self.registry.end_round(&mut self.watcher);
-            let idle = self.conns.map.is_empty() && self.registry.waiters() == 0;
+            self.registry.end_round(&mut self.core.watcher);
+            let idle = self.core.conns.is_empty() && self.registry.waiters() == 0;
             let (sessions, waiters) = (self.registry.sessions(), self.registry.waiters());
             self.service
-                .update(&mut self.timers, sessions, waiters, idle);
+                .update(&mut self.core.timers, sessions, waiters, idle);
         }
         Ok(())
     }
@@ -191,8 +197,8 @@ impl Server {
                 SIGHUP => match (self.reload)() {
                     Ok(config) => {
                         log::info!("configuration reloaded");
-                        self.config = config;
-                        self.registry.rescan_all(ctx!(self));
+                        self.core.config = config;
+                        self.registry.rescan_all(&mut self.core.ctx());
                     }
                     Err(err) => {
                         log::error!("reload failed, keeping the old configuration: {err:#}")
@@ -223,13 +229,13 @@ impl Server {
                             );
                             self.accept_failing = true;
                         }
-                        self.accept_retry = Some(self.timers.add(ACCEPT_RETRY, Timer::Accept));
+                        self.accept_retry = Some(self.core.timers.add(ACCEPT_RETRY, Timer::Accept));
                     }
                     return;
                 }
             };
             if let Some(timer) = self.accept_retry.take() {
-                self.timers.cancel(timer);
+                self.core.timers.cancel(timer);
             }
             if std::mem::take(&mut self.accept_failing) {
                 log::info!("accepting connections again");
@@ -249,29 +255,30 @@ impl Server {
                     continue;
                 }
             }
-            if self.conns.map.len() >= self.config.max_connections {
-                refuse_busy(&mut stream, self.config.max_connections);
+            if self.core.conns.len() >= self.core.config.max_connections {
+                refuse_busy(&mut stream, self.core.config.max_connections);
                 continue;
             }
             let token = Token(self.next_conn);
             self.next_conn += 1;
-            if let Err(err) = self
-                .poll
-                .registry()
-                .register(&mut stream, token, Interest::READABLE)
+            if let Err(err) =
+                self.core
+                    .poll
+                    .registry()
+                    .register(&mut stream, token, Interest::READABLE)
             {
                 log::error!("cannot register a connection: {err}");
                 continue;
             }
-            self.conns.map.insert(token, Conn::new(stream));
+            self.core.conns.insert(token, Conn::new(stream));
         }
     }
 
     fn on_readable(&mut self, token: Token, hung_up: bool) {
-        let Some(conn) = self.conns.map.get_mut(&token) else {
+        let Some(conn) = self.core.conns.get_mut(token) else {
             return;
         };
-        if conn.closing || conn.half_closed {
+        if conn.state() != State::Open {
             if hung_up {
                 self.close(token);
             }
@@ -294,20 +301,14 @@ impl Server {
                             message,
                         },
                     );
-                    if let Some(conn) = self.conns.map.get_mut(&token) {
-                        conn.closing = true;
-                    }
-                    self.conns.mark(token);
+                    self.core.conns.stop_reading(token, State::Closing);
                 }
             }
         }
         if closed && hung_up {
             self.close(token);
         } else if closed {
-            if let Some(conn) = self.conns.map.get_mut(&token) {
-                conn.half_closed = true;
-            }
-            self.conns.mark(token);
+            self.core.conns.stop_reading(token, State::HalfClosed);
         }
     }
 
@@ -330,7 +331,7 @@ impl Server {
             Request::Ping => Event::Pong,
             Request::Status => Event::Status(self.counters()),
             Request::Cancel { target } => {
-                if self.registry.cancel(ctx!(self), token, &target) {
+                if self.registry.cancel(&mut self.core.ctx(), token, &target) {
                     Event::Cancelled { target }
                 } else {
                     let message = format!(
@@ -345,7 +346,7 @@ impl Server {
             Request::Subscribe { under } => {
                 match self
                     .registry
-                    .subscribe(ctx!(self), token, id.clone(), &under)
+                    .subscribe(&mut self.core.ctx(), token, id.clone(), &under)
                 {
                     Ok(()) => return,
                     Err((code, message)) => Event::Error { code, message },
@@ -357,7 +358,7 @@ impl Server {
                 cwd,
             } => {
                 match self.registry.wait(
-                    ctx!(self),
+                    &mut self.core.ctx(),
                     token,
                     id.clone(),
                     &session,
@@ -383,7 +384,7 @@ impl Server {
             event => event,
         };
         let line = encode_line(&Reply::new(id, event));
-        self.conns.send(token, &line);
+        self.core.conns.send(token, &line);
     }
 
     fn counters(&self) -> StatusCounters {
@@ -393,12 +394,12 @@ impl Server {
             uptime_ms: self.started.elapsed().as_millis() as u64,
             sessions: self.registry.sessions() as u64,
             waiters: self.registry.waiters() as u64,
-            connections: self.conns.map.len() as u64,
+            connections: self.core.conns.len() as u64,
             watches: self.registry.watches() as u64,
             polled: (self.registry.sessions() - self.registry.watches()) as u64,
-            verdicts_sent: self.stats.verdicts_sent,
-            queue_overflows: self.stats.queue_overflows,
-            rescans: self.stats.rescans,
+            verdicts_sent: self.core.stats.verdicts_sent,
+            queue_overflows: self.core.stats.queue_overflows,
+            rescans: self.core.stats.rescans,
             subscribers: self.registry.subscribers() as u64,
             watched: self
                 .registry
@@ -409,36 +410,28 @@ impl Server {
     /// Closes the connections that are broken, or done: closing after
     /// their last output, or half-closed with no wait left.
     fn follow_up(&mut self) {
-        for token in self.conns.end_round(self.poll.registry()) {
-            let Some(conn) = self.conns.map.get(&token) else {
+        for token in self.core.conns.end_round(self.core.poll.registry()) {
+            let Some((state, output_left)) = self.core.conns.state(token) else {
                 continue;
             };
-            let idle = !conn.has_output();
-            let waits_done = self.registry.conn_waits(token) == 0;
-            if conn.broken || (idle && (conn.closing || (conn.half_closed && waits_done))) {
+            let done = match state {
+                State::Open => false,
+                State::Broken => true,
+                State::Closing => !output_left,
+                State::HalfClosed => !output_left && self.registry.conn_waits(token) == 0,
+            };
+            if done {
                 self.close(token);
             }
         }
     }
 
     fn close(&mut self, token: Token) {
-        if let Some(mut conn) = self.conns.map.remove(&token) {
-            let _ = self.poll.registry().deregister(&mut conn.stream);
+        if let Some(mut conn) = self.core.conns.remove(token) {
+            let _ = self.core.poll.registry().deregister(&mut conn.stream);
             discard_input(&mut conn.stream);
-            self.registry.drop_conn(ctx!(self), token);
+            self.registry.drop_conn(&mut self.core.ctx(), token);
         }
-    }
-}
-
-/// The registry's replies, written to their connections at once.
-#[derive(Debug)]
-struct Writer<'a> {
-    conns: &'a mut Conns,
-}
-
-impl Sink for Writer<'_> {
-    fn send(&mut self, conn: Token, line: Vec<u8>) {
-        self.conns.send(conn, &line);
     }
 }
 
