@@ -1,0 +1,251 @@
+//! The clients' side of the loop: accept connections (peer credentials,
+//! the connection limit), read their lines, answer them, and close the
+//! ones that are done.
+
+use std::io;
+
+use mio::net::UnixStream;
+use mio::{Interest, Token};
+use serde_json::Value;
+use verdict_proto::codec::encode_line;
+use verdict_proto::wire::{parse_request, ErrorCode, Event, Reply, Request};
+
+use super::{Server, ACCEPT_RETRY, MAX_MESSAGE_CHARS};
+use crate::conn::{Conn, Input, State};
+use crate::timers::Timer;
+
+impl Server {
+    pub(super) fn accept(&mut self) {
+        loop {
+            let mut stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    // EMFILE and friends: the pending connections stay
+                    // queued, but the edge-triggered listener will not
+                    // say so again. Retry on a timer while this lasts.
+                    if self.accept_retry.is_none() {
+                        if !self.accept_failing {
+                            log::error!(
+                                "accept failed: {err}; retrying every {ACCEPT_RETRY:?} until it works"
+                            );
+                            self.accept_failing = true;
+                        }
+                        self.accept_retry = Some(self.core.timers.add(ACCEPT_RETRY, Timer::Accept));
+                    }
+                    return;
+                }
+            };
+            if let Some(timer) = self.accept_retry.take() {
+                self.core.timers.cancel(timer);
+            }
+            if std::mem::take(&mut self.accept_failing) {
+                log::info!("accepting connections again");
+            }
+            match rustix::net::sockopt::socket_peercred(&stream) {
+                Ok(cred) if cred.uid.as_raw() == self.uid => {}
+                Ok(cred) => {
+                    log::warn!(
+                        "refused a connection from uid {} (pid {})",
+                        cred.uid.as_raw(),
+                        cred.pid.as_raw_nonzero()
+                    );
+                    continue;
+                }
+                Err(err) => {
+                    log::warn!("refused a connection without peer credentials: {err}");
+                    continue;
+                }
+            }
+            if self.core.conns.len() >= self.core.config.max_connections {
+                refuse_busy(&mut stream, self.core.config.max_connections);
+                continue;
+            }
+            let token = Token(self.next_conn);
+            self.next_conn += 1;
+            if let Err(err) =
+                self.core
+                    .poll
+                    .registry()
+                    .register(&mut stream, token, Interest::READABLE)
+            {
+                log::error!("cannot register a connection: {err}");
+                continue;
+            }
+            self.core.conns.insert(token, Conn::new(stream));
+        }
+    }
+
+    pub(super) fn on_readable(&mut self, token: Token, hung_up: bool) {
+        let Some(conn) = self.core.conns.get_mut(token) else {
+            return;
+        };
+        if conn.state() != State::Open {
+            if hung_up {
+                self.close(token);
+            }
+            return;
+        }
+        let (inputs, closed) = conn.read_available();
+        for input in inputs {
+            match input {
+                Input::Line(line) => self.handle_line(token, &line),
+                Input::TooLong => {
+                    let message = format!(
+                        "request line longer than {} bytes; closing the connection",
+                        verdict_proto::codec::MAX_LINE_BYTES
+                    );
+                    self.reply(
+                        token,
+                        Value::Null,
+                        Event::Error {
+                            code: ErrorCode::LineTooLong,
+                            message,
+                        },
+                    );
+                    self.core.conns.stop_reading(token, State::Closing);
+                }
+            }
+        }
+        if closed && hung_up {
+            self.close(token);
+        } else if closed {
+            self.core.conns.stop_reading(token, State::HalfClosed);
+        }
+    }
+
+    fn handle_line(&mut self, token: Token, line: &[u8]) {
+        let (id, request) = match parse_request(line) {
+            Ok(parsed) => parsed,
+            Err(err) => {
+                self.reply(
+                    token,
+                    err.id,
+                    Event::Error {
+                        code: err.code,
+                        message: err.message,
+                    },
+                );
+                return;
+            }
+        };
+        let event = match request {
+            Request::Ping => Event::Pong,
+            Request::Status => Event::Status(self.counters()),
+            Request::Cancel { target } => {
+                if self.registry.cancel(&mut self.core.ctx(), token, &target) {
+                    Event::Cancelled { target }
+                } else {
+                    let message = format!(
+                        "no wait or subscription with id {target} is in force on this connection"
+                    );
+                    Event::Error {
+                        code: ErrorCode::BadRequest,
+                        message,
+                    }
+                }
+            }
+            Request::Subscribe { under } => {
+                match self
+                    .registry
+                    .subscribe(&mut self.core.ctx(), token, id.clone(), &under)
+                {
+                    Ok(()) => return,
+                    Err((code, message)) => Event::Error { code, message },
+                }
+            }
+            Request::Wait {
+                session,
+                cap_ms,
+                cwd,
+            } => {
+                match self.registry.wait(
+                    &mut self.core.ctx(),
+                    token,
+                    id.clone(),
+                    &session,
+                    cap_ms,
+                    cwd.as_deref(),
+                ) {
+                    Ok(()) => return,
+                    Err((code, message)) => Event::Error { code, message },
+                }
+            }
+        };
+        self.reply(token, id, event);
+    }
+
+    fn reply(&mut self, token: Token, id: Value, event: Event) {
+        // An error message may quote the request (a session name, a
+        // field's value): bounded, so the reply always fits in one line.
+        let event = match event {
+            Event::Error { code, message } => Event::Error {
+                code,
+                message: verdict_proto::wire::bounded(&message, MAX_MESSAGE_CHARS),
+            },
+            event => event,
+        };
+        let line = encode_line(&Reply::new(id, event));
+        self.core.conns.send(token, &line);
+    }
+
+    /// Closes the connections that are broken, or done: closing after
+    /// their last output, or half-closed with no wait left.
+    pub(super) fn follow_up(&mut self) {
+        for token in self.core.conns.end_round(self.core.poll.registry()) {
+            let Some((state, output_left)) = self.core.conns.state(token) else {
+                continue;
+            };
+            let done = match state {
+                State::Open => false,
+                State::Broken => true,
+                State::Closing => !output_left,
+                State::HalfClosed => !output_left && self.registry.conn_waits(token) == 0,
+            };
+            if done {
+                self.close(token);
+            }
+        }
+    }
+
+    pub(super) fn close(&mut self, token: Token) {
+        if let Some(mut conn) = self.core.conns.remove(token) {
+            let _ = self.core.poll.registry().deregister(&mut conn.stream);
+            discard_input(&mut conn.stream);
+            self.registry.drop_conn(&mut self.core.ctx(), token);
+        }
+    }
+}
+
+/// Closing a Unix socket with unread input makes the peer's reads fail
+/// with ECONNRESET, losing the replies it has not read yet. Stop the peer
+/// from sending more, then drop what it sent (bounded), so it reads our
+/// last replies and a clean end of stream.
+fn discard_input(stream: &mut UnixStream) {
+    /// Bytes thrown away at most; past it the peer may see a reset.
+    const MAX_DISCARD: usize = 4 * 1024 * 1024;
+    let _ = stream.shutdown(std::net::Shutdown::Read);
+    let mut buf = [0u8; 16 * 1024];
+    let mut discarded = 0;
+    while discarded < MAX_DISCARD {
+        match io::Read::read(stream, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => discarded += n,
+        }
+    }
+}
+
+fn refuse_busy(stream: &mut UnixStream, max: usize) {
+    use std::io::Write;
+    let message = format!("verdictd is at its limit of {max} connections; try again later");
+    let line = encode_line(&Reply::new(
+        Value::Null,
+        Event::Error {
+            code: ErrorCode::Busy,
+            message,
+        },
+    ));
+    let _ = stream.write(&line);
+    log::warn!("refused a connection: {max} connections open");
+}
