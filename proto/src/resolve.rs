@@ -40,9 +40,58 @@ pub struct Resolved {
     pub poll: bool,
 }
 
-/// Why a session could not be resolved: the error code and a sentence that
-/// names the path, the roots searched or the candidates.
-pub type Refusal = (ErrorCode, String);
+/// Why a session could not be resolved; each says what was searched or
+/// matched, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// An absolute path that is not a directory.
+    #[error("{0} is not a session directory (no such directory)")]
+    NoDirectory(String),
+    /// Neither an id nor an absolute path.
+    #[error(
+        "session {0:?} is neither an id nor an absolute path; clients must send absolute paths"
+    )]
+    RelativePath(String),
+    /// No session has this id (or prefix) under the roots.
+    #[error("no session {id} under the roots [{roots}]; pass the session's path, or add its root with --root")]
+    UnknownId {
+        /// The id or prefix asked for.
+        id: String,
+        /// The roots searched, comma-separated.
+        roots: String,
+    },
+    /// A prefix that matches several sessions.
+    #[error("session {id} is ambiguous, it matches {} sessions: {}; give more of the id, or the path", .candidates.len(), .candidates.join(", "))]
+    Ambiguous {
+        /// The prefix asked for.
+        id: String,
+        /// The directories it matches, sorted.
+        candidates: Vec<String>,
+    },
+    /// A `resume-target.toml` names a session that cannot be found.
+    #[error("{file} redirects to session {target}, which cannot be found: {cause}")]
+    BrokenRedirect {
+        /// The redirect file.
+        file: String,
+        /// The session it names.
+        target: String,
+        /// Why that one is not found.
+        cause: Box<LookupError>,
+    },
+}
+
+impl LookupError {
+    /// The protocol's code for it.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            LookupError::RelativePath(_) => ErrorCode::BadRequest,
+            LookupError::BrokenRedirect { cause, .. } => cause.code(),
+            LookupError::NoDirectory(_)
+            | LookupError::UnknownId { .. }
+            | LookupError::Ambiguous { .. } => ErrorCode::UnknownSession,
+        }
+    }
+}
 
 /// Depth below a root at which `sessions/` directories are still looked
 /// for: csa nests them under the project's full path.
@@ -150,17 +199,12 @@ pub fn resolve(
     cwd: Option<&str>,
     roots: &[Root],
     index: &mut Index,
-) -> Result<Resolved, Refusal> {
+) -> Result<Resolved, LookupError> {
     let mut dir = if session.starts_with('/') {
-        canonical_dir(Path::new(session)).ok_or_else(|| {
-            let message = format!("{session} is not a session directory (no such directory)");
-            (ErrorCode::UnknownSession, message)
-        })?
+        canonical_dir(Path::new(session))
+            .ok_or_else(|| LookupError::NoDirectory(session.to_string()))?
     } else if session.contains('/') || session == "." || session == ".." {
-        let message = format!(
-            "session {session:?} is neither an id nor an absolute path; clients must send absolute paths"
-        );
-        return Err((ErrorCode::BadRequest, message));
+        return Err(LookupError::RelativePath(session.to_string()));
     } else {
         lookup_id(session, cwd, roots, index)?
     };
@@ -170,12 +214,10 @@ pub fn resolve(
         };
         let next = canonical_dir(&dir.with_file_name(&target))
             .map_or_else(|| lookup_id(&target, cwd, roots, index), Ok)
-            .map_err(|(code, message)| {
-                let message = format!(
-                    "{} redirects to session {target}, which cannot be found: {message}",
-                    dir.join(RESUME_TARGET_FILE).display()
-                );
-                (code, message)
+            .map_err(|cause| LookupError::BrokenRedirect {
+                file: dir.join(RESUME_TARGET_FILE).display().to_string(),
+                target: target.clone(),
+                cause: Box::new(cause),
             })?;
         dir = next;
     }
@@ -231,7 +273,7 @@ fn lookup_id(
     cwd: Option<&str>,
     roots: &[Root],
     index: &mut Index,
-) -> Result<PathBuf, Refusal> {
+) -> Result<PathBuf, LookupError> {
     // The caller's project first, root by root, as csa does.
     if let Some(project) = cwd.and_then(|cwd| cwd.strip_prefix('/')) {
         for root in roots {
@@ -249,11 +291,10 @@ fn lookup_id(
     }
     if found.is_empty() {
         let searched: Vec<String> = roots.iter().map(|r| r.path.display().to_string()).collect();
-        let message = format!(
-            "no session {id} under the roots [{}]; pass the session's path, or add its root with --root",
-            searched.join(", ")
-        );
-        return Err((ErrorCode::UnknownSession, message));
+        return Err(LookupError::UnknownId {
+            id: id.to_string(),
+            roots: searched.join(", "),
+        });
     }
     one(id, found)
 }
@@ -283,18 +324,15 @@ fn everywhere(id: &str, roots: &[Root], sessions_dirs: &[PathBuf]) -> Vec<PathBu
     }
 }
 
-fn one(id: &str, mut found: Vec<PathBuf>) -> Result<PathBuf, Refusal> {
+fn one(id: &str, mut found: Vec<PathBuf>) -> Result<PathBuf, LookupError> {
     if found.len() == 1 {
         return Ok(found.remove(0));
     }
     found.sort();
-    let all: Vec<String> = found.iter().map(|d| d.display().to_string()).collect();
-    let message = format!(
-        "session {id} is ambiguous, it matches {} sessions: {}; give more of the id, or the path",
-        all.len(),
-        all.join(", ")
-    );
-    Err((ErrorCode::UnknownSession, message))
+    Err(LookupError::Ambiguous {
+        id: id.to_string(),
+        candidates: found.iter().map(|d| d.display().to_string()).collect(),
+    })
 }
 
 #[cfg(test)]
@@ -337,7 +375,8 @@ mod tests {
             let got = resolve(id, None, &roots, &mut index).map(|r| r.dir);
             assert_eq!(got, Ok(canon.join(want)), "{id}");
         }
-        let (code, message) = resolve("D4", None, &roots, &mut index).expect_err("ambiguous");
+        let err = resolve("D4", None, &roots, &mut index).expect_err("ambiguous");
+        let (code, message) = (err.code(), err.to_string());
         assert_eq!(code, ErrorCode::UnknownSession);
         assert!(message.contains("p1/sessions/D4") && message.contains("p2/sessions/D4"));
         // The caller's project settles it.
@@ -352,11 +391,12 @@ mod tests {
         );
         let want = canon.join("state").join(cwd.trim_start_matches('/'));
         assert_eq!(got.map(|r| r.dir), Ok(want.join("sessions/D4")));
-        let (code, message) = resolve("NOPE", None, &roots, &mut index).expect_err("missing");
+        let err = resolve("NOPE", None, &roots, &mut index).expect_err("missing");
+        let (code, message) = (err.code(), err.to_string());
         assert_eq!(code, ErrorCode::UnknownSession);
         assert!(message.contains(&root.display().to_string()), "{message}");
         assert_eq!(
-            resolve("rel/x", None, &roots, &mut index).map_err(|e| e.0),
+            resolve("rel/x", None, &roots, &mut index).map_err(|e| e.code()),
             Err(ErrorCode::BadRequest)
         );
         // A project created after the index was built is found (refresh on a miss).

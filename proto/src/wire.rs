@@ -343,7 +343,7 @@ pub struct VerdictEvent {
     pub exit_code: Option<i32>,
     /// `result`, `packet` or `none` (completed only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
+    pub source: Option<WireSource>,
     /// Whether the rules made the verdict up (completed only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synthetic: Option<bool>,
@@ -436,6 +436,21 @@ pub enum WireOutcome {
     Timeout,
 }
 
+/// `source` on the wire: which file a completed verdict came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireSource {
+    /// `result.toml` (rule C1).
+    Result,
+    /// `daemon-completion.toml` or `.complete` (rule C2).
+    Packet,
+    /// Made up by the rules (C3, C4).
+    None,
+    /// A source this version does not know (newer daemon).
+    #[serde(other)]
+    Unknown,
+}
+
 /// Longest `summary` copied from `result.toml`, in characters.
 pub const MAX_SUMMARY_CHARS: usize = 4096;
 /// Longest `session`, `status` or `reason`, in characters.
@@ -462,9 +477,9 @@ impl VerdictEvent {
     pub fn new(session: &str, verdict: &Verdict, elapsed_ms: u64) -> VerdictEvent {
         let completed = verdict.outcome == Outcome::Completed;
         let source = match verdict.source {
-            Source::Result => "result",
-            Source::Packet => "packet",
-            Source::None => "none",
+            Source::Result => WireSource::Result,
+            Source::Packet => WireSource::Packet,
+            Source::None => WireSource::None,
         };
         VerdictEvent {
             outcome: match verdict.outcome {
@@ -475,7 +490,7 @@ impl VerdictEvent {
             session: bounded(session, MAX_WORD_CHARS),
             status: bounded(&verdict.status, MAX_WORD_CHARS),
             exit_code: verdict.exit_code,
-            source: completed.then(|| source.into()),
+            source: completed.then_some(source),
             synthetic: completed.then_some(verdict.synthetic),
             summary: verdict
                 .summary

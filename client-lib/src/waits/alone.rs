@@ -71,12 +71,12 @@ impl Waits<'_> {
             let resolved = resolve(&self.entries[i].session, cwd.as_deref(), &roots, &mut index);
             let dir = match resolved {
                 Ok(resolved) => resolved.dir,
-                Err((code, message)) => {
+                Err(err) => {
                     let message = match &why {
-                        Some(why) => format!("{why}; and without it: {message}"),
-                        None => message,
+                        Some(why) => format!("{why}; and without it: {err}"),
+                        None => err.to_string(),
                     };
-                    self.refuse_with(i, code, message);
+                    self.refuse_with(i, err.code(), message);
                     continue;
                 }
             };

@@ -26,7 +26,7 @@ use serde_json::Value;
 use verdict_proto::codec::encode_line;
 use verdict_proto::liveness;
 use verdict_proto::rules::{decide, Decision, Liveness, Phase, Snapshot, Verdict};
-use verdict_proto::wire::{ErrorCode, Event, Reply, Started, VerdictEvent};
+use verdict_proto::wire::{Event, Reply, Started, VerdictEvent};
 
 use super::{push, Ctx, Refusal, Registry};
 use verdict_proto::resolve::Resolved;
@@ -98,16 +98,16 @@ impl Registry {
     ) -> Result<(), Refusal> {
         let key = (conn, id.to_string());
         if self.follow.subs.contains_key(&key) {
-            let message = format!("a subscription with id {} is already in force", key.1);
-            return Err((ErrorCode::BadRequest, message));
+            return Err(Refusal::DuplicateId {
+                what: "subscription",
+                id: key.1,
+            });
         }
         let mut dirs = Vec::new();
         for dir in under {
-            let canonical = std::fs::canonicalize(dir).map_err(|err| {
-                (
-                    ErrorCode::BadRequest,
-                    format!("cannot subscribe under {dir}: {err}"),
-                )
+            let canonical = std::fs::canonicalize(dir).map_err(|err| Refusal::BadUnder {
+                dir: dir.clone(),
+                reason: err.to_string(),
             })?;
             let related =
                 ctx.config.roots.iter().any(|root| {
@@ -120,11 +120,13 @@ impl Registry {
                     .iter()
                     .map(|r| r.path.display().to_string())
                     .collect();
-                let message = format!(
-                    "{dir} is not under any of the daemon's roots ({}); add it as a root",
-                    roots.join(", ")
-                );
-                return Err((ErrorCode::BadRequest, message));
+                return Err(Refusal::BadUnder {
+                    dir: dir.clone(),
+                    reason: format!(
+                        "it is not under any of the daemon's roots ({}); add it as a root",
+                        roots.join(", ")
+                    ),
+                });
             }
             dirs.push(canonical);
         }

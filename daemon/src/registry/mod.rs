@@ -19,7 +19,7 @@ use verdict_proto::wire::{ErrorCode, Event, Reply, WatchedSession, Watching};
 
 use crate::config::Config;
 pub use pidfds::PIDFD_TAG;
-use verdict_proto::resolve::{resolve, Index, Resolved};
+use verdict_proto::resolve::{resolve, Index, LookupError, Resolved};
 
 mod decide;
 mod events;
@@ -94,8 +94,70 @@ pub struct Registry {
     follow: follow::Follow,
 }
 
-/// A request the registry refused, to be answered with an `error` event.
-pub type Refusal = (ErrorCode, String);
+/// A request the registry refused, answered with an `error` event whose
+/// code is [`Refusal::code`] and whose message is the error's text.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The session named cannot be found.
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    /// The directory went away (or is not one) as it was being watched.
+    #[error("{0} is not a session directory")]
+    NotADirectory(PathBuf),
+    /// inotify refused the directory for a reason other than its limit.
+    #[error("cannot watch {dir}: {reason}")]
+    Unwatchable {
+        /// The directory.
+        dir: PathBuf,
+        /// What inotify said.
+        reason: String,
+    },
+    /// The request's id is already in use on this connection.
+    #[error("a {what} with id {id} is already in flight on this connection")]
+    DuplicateId {
+        /// `wait` or `subscription`.
+        what: &'static str,
+        /// The id.
+        id: String,
+    },
+    /// This connection has [`MAX_WAITS_PER_CONNECTION`] waits in flight.
+    #[error("at most {MAX_WAITS_PER_CONNECTION} waits per connection")]
+    ConnectionFull,
+    /// The daemon has `max_waits` waits in flight.
+    #[error(
+        "verdictd has {0} waits in flight, its limit (max_waits); \
+         try again later, or raise max_waits in its config"
+    )]
+    DaemonFull(usize),
+    /// A subscription's `under` that cannot be used.
+    #[error("cannot subscribe under {dir}: {reason}")]
+    BadUnder {
+        /// The directory given.
+        dir: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Refusal {
+    /// The protocol's code for it.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Refusal::Lookup(err) => err.code(),
+            Refusal::NotADirectory(_) | Refusal::Unwatchable { .. } => ErrorCode::UnknownSession,
+            Refusal::DuplicateId { .. } | Refusal::BadUnder { .. } => ErrorCode::BadRequest,
+            Refusal::ConnectionFull | Refusal::DaemonFull(_) => ErrorCode::Busy,
+        }
+    }
+
+    /// The `error` event that answers it.
+    pub fn event(&self) -> Event {
+        Event::Error {
+            code: self.code(),
+            message: self.to_string(),
+        }
+    }
+}
 
 fn push(out: &mut dyn Sink, conn: Token, id: &Value, event: Event) {
     out.send(conn, encode_line(&Reply::new(id.clone(), event)));
@@ -149,26 +211,16 @@ impl Registry {
         let id_key = id.to_string();
         let in_flight = self.by_conn.get(&conn);
         if in_flight.is_some_and(|waits| waits.contains_key(&id_key)) {
-            return Err((
-                ErrorCode::BadRequest,
-                format!("a wait with id {id_key} is already in flight on this connection"),
-            ));
+            return Err(Refusal::DuplicateId {
+                what: "wait",
+                id: id_key,
+            });
         }
         if in_flight.is_some_and(|waits| waits.len() >= MAX_WAITS_PER_CONNECTION) {
-            return Err((
-                ErrorCode::Busy,
-                format!("at most {MAX_WAITS_PER_CONNECTION} waits per connection"),
-            ));
+            return Err(Refusal::ConnectionFull);
         }
         if self.waiters.len() >= ctx.config.max_waits {
-            return Err((
-                ErrorCode::Busy,
-                format!(
-                    "verdictd has {} waits in flight, its limit (max_waits); \
-                     try again later, or raise max_waits in its config",
-                    ctx.config.max_waits
-                ),
-            ));
+            return Err(Refusal::DaemonFull(ctx.config.max_waits));
         }
         let resolved = resolve(session, cwd, &ctx.config.roots, &mut self.index);
         if self.index.truncated() && !self.warned_index {
@@ -194,7 +246,7 @@ impl Registry {
         let session = self
             .sessions
             .get_mut(&key)
-            .ok_or((ErrorCode::Internal, "session vanished".into()))?;
+            .ok_or_else(|| Refusal::NotADirectory(PathBuf::from(session)))?;
         session.waiters.insert(wkey);
         let watching = Watching {
             session: session.id.clone(),
@@ -233,9 +285,7 @@ impl Registry {
 
     fn open_session(&mut self, ctx: &mut Ctx, resolved: Resolved) -> Result<u64, Refusal> {
         let Resolved { dir, poll } = resolved;
-        let message = format!("{} is not a session directory", dir.display());
-        let gone = move || (ErrorCode::UnknownSession, message.clone());
-        let inode = dir_inode(&dir).ok_or_else(&gone)?;
+        let inode = dir_inode(&dir).ok_or_else(|| Refusal::NotADirectory(dir.clone()))?;
         let mut inotify = false;
         if !poll && self.watches < ctx.config.max_watches {
             match ctx.watcher.add(&dir) {
@@ -247,10 +297,10 @@ impl Registry {
                     }
                 }
                 Err(AddError::Other(err)) => {
-                    return Err((
-                        ErrorCode::UnknownSession,
-                        format!("cannot watch {}: {err}", dir.display()),
-                    ));
+                    return Err(Refusal::Unwatchable {
+                        dir,
+                        reason: err.to_string(),
+                    });
                 }
             }
         } else if !poll && !self.warned_limit {
@@ -294,10 +344,13 @@ impl Registry {
         };
         self.sessions.insert(key, Box::new(session));
         if !self.observe(ctx, key) {
-            if let Some(session) = self.sessions.remove(&key) {
+            let session = self.sessions.remove(&key);
+            let gone =
+                Refusal::NotADirectory(session.as_ref().map(|s| s.dir.clone()).unwrap_or_default());
+            if let Some(session) = session {
                 self.close_session(ctx, session);
             }
-            return Err(gone());
+            return Err(gone);
         }
         Ok(key)
     }

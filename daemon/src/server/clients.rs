@@ -152,7 +152,7 @@ impl Server {
                     .subscribe(&mut self.core.ctx(), token, id.clone(), &under)
                 {
                     Ok(()) => return,
-                    Err((code, message)) => Event::Error { code, message },
+                    Err(refusal) => refusal.event(),
                 }
             }
             Request::Wait {
@@ -169,7 +169,7 @@ impl Server {
                     cwd.as_deref(),
                 ) {
                     Ok(()) => return,
-                    Err((code, message)) => Event::Error { code, message },
+                    Err(refusal) => refusal.event(),
                 }
             }
         };
