@@ -2,6 +2,7 @@
 //! arrives from `verdictd` and exits with its code; `verdict status` shows
 //! the daemon's counters. Small on purpose: no runtime, no config file.
 
+mod cli;
 mod events;
 mod out;
 mod service;
@@ -12,128 +13,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+
+use crate::cli::{Cli, Command, ServiceAction};
 use verdict_client::{Cap, Client, Mode, Options};
 
 use crate::out::{err_line, out_line};
 use crate::wait::socket_path;
 
 pub use verdict_client::{EXIT_BAD_USE, EXIT_UNREACHABLE};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "verdict",
-    version,
-    about = "Wait for an agent session's completion verdict from verdictd",
-    after_help = "\
-Exit codes of `verdict wait`:
-  0    completed with status success and exit code 0, or still running at the cap (kv_warm)
-  1    completed otherwise (failure, signal, synthetic failure), or the session directory was removed
-  2    bad invocation, unknown session, or an ambiguous id prefix (the candidates are listed)
-  3    verdictd unreachable and could not be started, did not answer by the cap + 5 s, or a protocol error
-  124  the cap fired with no verdict and no live process
-
-The socket is --socket, else $VERDICT_SOCKET, else $XDG_RUNTIME_DIR/verdictd.sock, \
-else /tmp/verdictd-<uid>/verdictd.sock."
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Block until SESSION has a verdict, then print what `csa session wait` prints:
-    /// the session's stdout.log and the COMPLETED marker on stdout, sentences,
-    /// markers and hints on stderr. With several sessions, one call waits for
-    /// all of them (--all) or the first to complete (--any), printing each
-    /// session's output under a `==> SESSION <==` header as it ends.
-    #[command(allow_negative_numbers = true)]
-    Wait {
-        /// Session directory (a path), or a session id or unique prefix of one,
-        /// looked up in the current project's csa sessions first, then under every root.
-        #[arg(required = true, value_name = "SESSION")]
-        sessions: Vec<String>,
-        /// With several sessions: return when every one has an answer (the default).
-        /// Exit 0 if every session's code is 0, else 1 if any is 1, else 124;
-        /// 2 if a session is unknown (the others are still waited for).
-        #[arg(long, conflicts_with = "any")]
-        all: bool,
-        /// With several sessions: return at the first completed one, with its code,
-        /// and cancel the rest. At the cap: 0 if any still runs, else 124.
-        #[arg(long)]
-        any: bool,
-        /// Give up after SECONDS: exit 0 (kv_warm) if the session still runs, 124 if not.
-        /// 0 waits without a cap; the default is the daemon's (240 s).
-        #[arg(long, value_name = "SECONDS")]
-        cap: Option<String>,
-        /// Print each verdict object as one JSON line on stdout (in arrival order),
-        /// instead of the session's output and the marker.
-        #[arg(long)]
-        json: bool,
-        /// The daemon's socket.
-        #[arg(long, value_name = "PATH")]
-        socket: Option<PathBuf>,
-        /// Do not start verdictd when nothing listens; exit 3 instead.
-        #[arg(long, conflicts_with = "no_daemon")]
-        no_spawn: bool,
-        /// Wait without verdictd: watch each session directory and its process
-        /// here, with the daemon's rules. Also what happens by itself when no
-        /// daemon can be reached or started.
-        #[arg(long)]
-        no_daemon: bool,
-    },
-    /// Print every session's start and end under the daemon's roots as they
-    /// happen, one line each (`started ID pid N DIR`, `ended ID STATUS exit=N
-    /// synthetic=B DIR`), until interrupted. Sessions that had ended before
-    /// are not listed.
-    Events {
-        /// Only sessions under DIR (repeatable); DIR must lie under a root.
-        #[arg(long, value_name = "DIR")]
-        root: Vec<PathBuf>,
-        /// Print the protocol's event lines (JSON) instead.
-        #[arg(long)]
-        json: bool,
-        /// The daemon's socket.
-        #[arg(long, value_name = "PATH")]
-        socket: Option<PathBuf>,
-        /// Do not start verdictd when nothing listens; exit 3 instead.
-        #[arg(long)]
-        no_spawn: bool,
-    },
-    /// Install verdictd as a systemd user service (socket-activated).
-    Service {
-        #[command(subcommand)]
-        action: ServiceAction,
-    },
-    /// Stop your verdictd on this socket (the pid in its lock file), and
-    /// wait until it has gone. Other users' daemons are never touched.
-    Stop {
-        /// The daemon's socket.
-        #[arg(long, value_name = "PATH")]
-        socket: Option<PathBuf>,
-    },
-    /// Show the daemon's counters (sessions, waiters, verdicts sent, ...).
-    Status {
-        /// Print the status object as one JSON line.
-        #[arg(long)]
-        json: bool,
-        /// The daemon's socket.
-        #[arg(long, value_name = "PATH")]
-        socket: Option<PathBuf>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum ServiceAction {
-    /// Write verdictd.socket and verdictd.service into ~/.config/systemd/user/
-    /// and enable the socket (or print the systemctl commands to do so).
-    Install {
-        /// Print the units instead of writing them.
-        #[arg(long)]
-        print: bool,
-    },
-}
 
 fn main() -> ExitCode {
     let code = match Cli::parse().command {

@@ -4,6 +4,7 @@
 //! Start-up problems are fatal and printed with what to do; everything
 //! after start-up is logged and survived.
 
+mod cli;
 mod config;
 mod conn;
 mod registry;
@@ -18,51 +19,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+
+use crate::cli::Args;
 use sd_notify::NotifyState;
 use verdict_proto::paths;
 
 use crate::config::Config;
-
-/// Tells waiting agents, the moment it is decided, how their sub-agent
-/// sessions ended.
-#[derive(Debug, Parser)]
-#[command(
-    name = "verdictd",
-    version,
-    about = "Watch agent session directories and push completion verdicts to waiters over a Unix socket",
-    long_about = None,
-    after_help = "\
-The socket is --socket, else $VERDICT_SOCKET, else $XDG_RUNTIME_DIR/verdictd.sock, \
-else /tmp/verdictd-<uid>/verdictd.sock. When started by systemd with LISTEN_FDS, the \
-inherited socket is used instead.
-
-The config file is TOML with keys default_cap_ms, grace_ms, launch_grace_ms, \
-max_connections, max_waits, max_watches and [[root]] tables (path, poll). Session ids are \
-looked up under the configured and --root directories and, always, csa's \
-$XDG_STATE_HOME/cli-sub-agent and $XDG_STATE_HOME/csa. SIGHUP reloads it; SIGTERM and SIGINT \
-shut down cleanly. Logs go to stderr; set the level with RUST_LOG (default info).
-
-You rarely start verdictd by hand: `verdict wait` starts it when nothing listens."
-)]
-struct Args {
-    /// Unix socket to listen on.
-    #[arg(long, value_name = "PATH")]
-    socket: Option<PathBuf>,
-    /// Config file [default: $XDG_CONFIG_HOME/verdict/verdictd.toml].
-    #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
-    /// Also look session ids up under DIR (repeatable).
-    #[arg(long = "root", value_name = "DIR")]
-    roots: Vec<PathBuf>,
-    /// Exit after SECONDS with no connections and no waits (for socket
-    /// activation: the service manager starts it again on the next client).
-    #[arg(long, value_name = "SECONDS")]
-    exit_idle_after: Option<u64>,
-    /// Started by a client that found nobody listening: losing the start-up
-    /// race to another daemon is not an error worth a log line.
-    #[arg(long, hide = true)]
-    spawned: bool,
-}
 
 fn main() -> ExitCode {
     let args = Args::parse();

@@ -246,3 +246,49 @@ fn killing_the_client_does_not_kill_a_spawned_daemon() {
     h.wait_for_waiters(0);
     assert_eq!(h.status()["pid"], pid);
 }
+
+/// `verdict status`'s text, with what varies between runs replaced by
+/// placeholders, against `tests/fixtures/snapshots/status.txt`.
+#[test]
+fn status_text_matches_its_snapshot() {
+    let h = Harness::start();
+    let mut live = h.session("01JSTATUSTEXT");
+    live.start_process();
+    let mut waiting = h.spawn_wait(live.path(), &[]);
+    h.wait_for_waiters(1);
+    let run = Run::from(verdict_e2e::output_within(h.verdict(&["status"])));
+    assert_eq!(run.code, 0, "{run:?}");
+    let pid = h.status()["pid"].to_string();
+    let text = run
+        .stdout
+        .replace(&h.socket.display().to_string(), "$SOCKET")
+        .replace(live.path(), "$SESSION")
+        .replace(&format!("(pid {pid})"), "(pid $PID)")
+        .replace(env!("CARGO_PKG_VERSION"), "$VERSION");
+    let text: String = text
+        .lines()
+        .map(|line| {
+            // The uptime, and the connections (the harness's own status
+            // connections may not be closed yet), vary between runs.
+            if line.starts_with("  uptime") {
+                "  uptime         $UPTIME\n".to_string()
+            } else if line.starts_with("  connections") {
+                "  connections    $N\n".to_string()
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/snapshots/status.txt");
+    if std::env::var_os("VERDICT_BLESS").is_some() {
+        std::fs::write(&path, &text).expect("bless the snapshot");
+    }
+    let want = std::fs::read_to_string(&path).expect("snapshot (VERDICT_BLESS=1 writes it)");
+    assert_eq!(
+        text, want,
+        "verdict status changed; VERDICT_BLESS=1 re-records it"
+    );
+    live.end_process();
+    let _ = verdict_e2e::finish(&mut waiting);
+}
