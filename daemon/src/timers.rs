@@ -73,6 +73,23 @@ impl Timers {
 }
 
 #[cfg(test)]
+impl Timers {
+    /// Removes and returns the pending timers for which `which` holds, as
+    /// if their time had come (for tests: no waiting on the clock).
+    pub fn fire(&mut self, which: impl Fn(&Timer) -> bool) -> Vec<Timer> {
+        let ids: Vec<TimerId> = self
+            .pending
+            .iter()
+            .filter(|(_, timer)| which(timer))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| self.pending.remove(&id))
+            .collect()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -26,6 +26,8 @@ mod events;
 mod follow;
 mod pidfds;
 mod session;
+#[cfg(test)]
+mod tests;
 use crate::timers::{Timer, Timers};
 use pidfds::PidfdTokens;
 use session::{dir_inode, Grace, Look, Session, Waiter};

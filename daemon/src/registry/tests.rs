@@ -1,0 +1,306 @@
+//! The registry through its seams, without a server: requests go in as
+//! calls, replies come out of a recording [`Sink`], timers fire when the
+//! test says so, file events come from a real inotify watcher on a
+//! temporary directory (drained by the test, so nothing races).
+
+use std::path::{Path, PathBuf};
+
+use mio::Token;
+use serde_json::{json, Value};
+use verdict_proto::watch::Watcher;
+
+use super::{Ctx, Registry, Sink, Stats};
+use crate::config::Config;
+use crate::timers::{Timer, Timers};
+
+/// Every reply, with the connection it went to.
+#[derive(Debug, Default)]
+struct Recorder(Vec<(Token, Value)>);
+
+impl Sink for Recorder {
+    fn send(&mut self, conn: Token, line: Vec<u8>) {
+        let value = serde_json::from_slice(&line).expect("replies are JSON lines");
+        self.0.push((conn, value));
+    }
+}
+
+struct World {
+    registry: Registry,
+    poll: mio::Poll,
+    timers: Timers,
+    watcher: Watcher,
+    config: Config,
+    out: Recorder,
+    stats: Stats,
+    tmp: tempfile::TempDir,
+}
+
+const CONN: Token = Token(100);
+
+impl World {
+    fn new() -> World {
+        World {
+            registry: Registry::default(),
+            poll: mio::Poll::new().expect("poll"),
+            timers: Timers::default(),
+            watcher: Watcher::new().expect("inotify"),
+            config: Config::parse("", Path::new("test.toml")).expect("defaults"),
+            out: Recorder::default(),
+            stats: Stats::default(),
+            tmp: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// Runs `call` with the registry and a context made of the rest.
+    fn with<T>(&mut self, call: impl FnOnce(&mut Registry, &mut Ctx) -> T) -> T {
+        let mut ctx = Ctx {
+            poll: self.poll.registry(),
+            timers: &mut self.timers,
+            watcher: &mut self.watcher,
+            config: &self.config,
+            out: &mut self.out,
+            stats: &mut self.stats,
+        };
+        call(&mut self.registry, &mut ctx)
+    }
+
+    /// A session directory with `files` in it.
+    fn session(&self, id: &str, files: &[(&str, &str)]) -> PathBuf {
+        let dir = self.tmp.path().join(id);
+        std::fs::create_dir(&dir).expect("session dir");
+        for (name, contents) in files {
+            std::fs::write(dir.join(name), contents).expect("session file");
+        }
+        dir
+    }
+
+    fn wait(&mut self, id: u64, dir: &Path, cap_ms: Option<u64>) {
+        let session = dir.to_str().expect("utf-8").to_string();
+        self.with(|registry, ctx| registry.wait(ctx, CONN, json!(id), &session, cap_ms, None))
+            .expect("the wait is accepted");
+    }
+
+    /// Fires the pending timers `which` selects.
+    fn fire(&mut self, which: impl Fn(&Timer) -> bool) {
+        let fired = self.timers.fire(which);
+        assert!(!fired.is_empty(), "no such timer pending");
+        for timer in fired {
+            self.with(|registry, ctx| registry.on_timer(ctx, timer));
+        }
+    }
+
+    /// Hands the file events so far to the registry.
+    fn changes(&mut self) {
+        let changes = self.watcher.drain();
+        self.with(|registry, ctx| registry.on_changes(ctx, changes));
+        self.registry.end_round(&mut self.watcher);
+    }
+
+    /// The events sent for request `id`, in order (`watching` left out).
+    fn replies(&self, id: u64) -> Vec<&Value> {
+        self.out
+            .0
+            .iter()
+            .map(|(_, reply)| reply)
+            .filter(|reply| reply["id"] == id && reply["event"] != "watching")
+            .collect()
+    }
+
+    fn only_reply(&self, id: u64) -> &Value {
+        let replies = self.replies(id);
+        assert_eq!(replies.len(), 1, "{:?}", self.out.0);
+        replies[0]
+    }
+}
+
+/// `daemon.pid` naming this test process: alive for the whole test.
+fn alive() -> (&'static str, String) {
+    let pid = std::process::id() as i32;
+    let start = verdict_proto::liveness::proc_stat(pid)
+        .expect("own stat")
+        .starttime;
+    ("daemon.pid", format!("{pid} {start}\n"))
+}
+
+/// `daemon.pid` naming a process that has exited and been reaped.
+fn dead() -> (&'static str, String) {
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
+    let pid = child.id();
+    child.wait().expect("reap");
+    ("daemon.pid", format!("{pid}\n"))
+}
+
+const RESULT_OK: (&str, &str) = ("result.toml", "status = \"success\"\nexit_code = 0\n");
+
+#[test]
+fn the_cap_answers_kv_warm_while_alive_and_timeout_when_nothing_runs() {
+    let mut w = World::new();
+    let (name, pid) = alive();
+    let live = w.session("01JLIVE", &[(name, &pid)]);
+    let empty = w.session("01JEMPTY", &[]);
+    w.wait(1, &live, Some(60_000));
+    w.wait(2, &empty, Some(60_000));
+    assert!(w.replies(1).is_empty() && w.replies(2).is_empty());
+    w.fire(|timer| matches!(timer, Timer::Cap(_)));
+    let (kv, timeout) = (w.only_reply(1), w.only_reply(2));
+    assert_eq!(
+        (&kv["outcome"], &kv["exit"]),
+        (&json!("kv_warm"), &json!(0)),
+        "{kv}"
+    );
+    assert_eq!(
+        (&timeout["outcome"], &timeout["exit"]),
+        (&json!("timeout"), &json!(124)),
+        "{timeout}"
+    );
+    assert_eq!((w.registry.waiters(), w.registry.sessions()), (0, 0));
+}
+
+#[test]
+fn a_finished_session_is_answered_at_once_and_keeps_nothing() {
+    let mut w = World::new();
+    let done = w.session("01JDONE", &[RESULT_OK]);
+    w.wait(1, &done, None);
+    let verdict = w.only_reply(1);
+    assert_eq!(
+        (&verdict["status"], &verdict["exit"]),
+        (&json!("success"), &json!(0)),
+        "{verdict}"
+    );
+    w.registry.end_round(&mut w.watcher);
+    assert_eq!((w.registry.waiters(), w.registry.watches()), (0, 0));
+    assert_eq!(w.stats.verdicts_sent, 1);
+}
+
+#[test]
+fn a_result_landing_later_is_seen_through_the_watcher() {
+    let mut w = World::new();
+    let (name, pid) = alive();
+    let dir = w.session("01JLATER", &[(name, &pid)]);
+    w.wait(1, &dir, None);
+    // Alive with a result is not final (rule C0): the process must end.
+    std::fs::write(dir.join("result.toml"), RESULT_OK.1).expect("write");
+    w.changes();
+    assert!(w.replies(1).is_empty(), "{:?}", w.out.0);
+    let (name, pid) = dead();
+    std::fs::write(dir.join(name), pid).expect("rewrite daemon.pid");
+    w.changes();
+    assert_eq!(w.only_reply(1)["status"], "success");
+}
+
+#[test]
+fn cancel_and_a_dropped_connection_release_everything() {
+    let mut w = World::new();
+    let (name, pid) = alive();
+    let dir = w.session("01JCANCEL", &[(name, &pid)]);
+    w.wait(1, &dir, None);
+    w.wait(2, &dir, None);
+    assert_eq!(
+        (
+            w.registry.waiters(),
+            w.registry.sessions(),
+            w.registry.watches()
+        ),
+        (2, 1, 1)
+    );
+    assert!(w.with(|registry, ctx| registry.cancel(ctx, CONN, &json!(1))));
+    assert!(
+        !w.with(|registry, ctx| registry.cancel(ctx, CONN, &json!(1))),
+        "twice"
+    );
+    assert_eq!(w.registry.waiters(), 1);
+    w.with(|registry, ctx| registry.drop_conn(ctx, CONN));
+    w.registry.end_round(&mut w.watcher);
+    assert_eq!(
+        (
+            w.registry.waiters(),
+            w.registry.sessions(),
+            w.registry.watches()
+        ),
+        (0, 0, 0)
+    );
+    assert!(
+        w.replies(1).is_empty() && w.replies(2).is_empty(),
+        "no verdicts: {:?}",
+        w.out.0
+    );
+    assert_eq!(w.registry.conn_waits(CONN), 0);
+}
+
+#[test]
+fn a_dead_process_gets_its_grace_then_a_synthetic_failure() {
+    let mut w = World::new();
+    let (name, pid) = dead();
+    let dir = w.session("01JGRACE", &[(name, &pid)]);
+    w.wait(1, &dir, None);
+    assert!(w.replies(1).is_empty(), "grace first: {:?}", w.out.0);
+    w.fire(|timer| matches!(timer, Timer::Grace(_)));
+    let verdict = w.only_reply(1);
+    assert_eq!(verdict["reason"], "died_without_result", "{verdict}");
+    assert_eq!(
+        (&verdict["synthetic"], &verdict["exit"]),
+        (&json!(true), &json!(1))
+    );
+}
+
+#[test]
+fn a_result_within_the_grace_wins() {
+    let mut w = World::new();
+    let (name, pid) = dead();
+    let dir = w.session("01JGRACEWIN", &[(name, &pid)]);
+    w.wait(1, &dir, None);
+    std::fs::write(dir.join("result.toml"), RESULT_OK.1).expect("write");
+    w.changes();
+    let verdict = w.only_reply(1);
+    assert_eq!(
+        (&verdict["status"], &verdict["synthetic"]),
+        (&json!("success"), &json!(false))
+    );
+}
+
+#[test]
+fn a_vanished_directory_is_session_removed_after_its_grace() {
+    let mut w = World::new();
+    let (name, pid) = alive();
+    let dir = w.session("01JGONE", &[(name, &pid)]);
+    w.wait(1, &dir, None);
+    std::fs::remove_dir_all(&dir).expect("remove");
+    w.changes();
+    assert!(w.replies(1).is_empty(), "it may come back: {:?}", w.out.0);
+    w.fire(|timer| matches!(timer, Timer::Vanished(_)));
+    let error = w.only_reply(1);
+    assert_eq!(
+        (&error["event"], &error["code"]),
+        (&json!("error"), &json!("session_removed")),
+        "{error}"
+    );
+    assert_eq!(w.registry.sessions(), 0);
+}
+
+#[test]
+fn refusals_carry_their_code() {
+    let mut w = World::new();
+    let (name, pid) = alive();
+    let dir = w.session("01JDUP", &[(name, &pid)]);
+    w.wait(1, &dir, None);
+    let session = dir.to_str().expect("utf-8").to_string();
+    let duplicate =
+        w.with(|registry, ctx| registry.wait(ctx, CONN, json!(1), &session, None, None));
+    let err = duplicate.expect_err("same id twice");
+    assert_eq!(err.code(), verdict_proto::wire::ErrorCode::BadRequest);
+    let unknown =
+        w.with(|registry, ctx| registry.wait(ctx, CONN, json!(2), "01JNOSUCH", None, None));
+    assert_eq!(
+        unknown.expect_err("unknown").code(),
+        verdict_proto::wire::ErrorCode::UnknownSession
+    );
+    w.config.max_waits = 1;
+    let full =
+        w.with(|registry, ctx| registry.wait(ctx, Token(101), json!(3), &session, None, None));
+    assert_eq!(
+        full.expect_err("full").code(),
+        verdict_proto::wire::ErrorCode::Busy
+    );
+}
