@@ -184,12 +184,10 @@ fn start_daemon(socket: &Path) -> Result<std::process::Child, String> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
-    // SAFETY: setsid is async-signal-safe and touches no memory of ours; it
-    // detaches the daemon from our session so that killing us (or our
-    // terminal going away) does not kill it.
-    unsafe {
-        command.pre_exec(|| rustix::process::setsid().map(drop).map_err(io::Error::from));
-    }
+    // A process group of its own: Ctrl-C at our terminal (sent to the
+    // foreground group) and our death do not reach the daemon, and a
+    // terminal hang-up signals only the foreground group.
+    command.process_group(0);
     command.spawn().map_err(|err| {
         format!(
             "cannot start {}: {err}; install verdictd or put it on PATH",

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use thiserror::Error;
+use toml::Spanned;
 
 /// Cap applied when a wait names none: csa's own default wait.
 pub const DEFAULT_CAP_MS: u64 = verdict_proto::wire::DEFAULT_CAP_MS;
@@ -75,8 +76,8 @@ struct RawConfig {
     default_cap_ms: Option<u64>,
     grace_ms: Option<u64>,
     launch_grace_ms: Option<u64>,
-    max_connections: Option<usize>,
-    max_waits: Option<usize>,
+    max_connections: Option<Spanned<usize>>,
+    max_waits: Option<Spanned<usize>>,
     max_watches: Option<usize>,
     #[serde(default, rename = "root")]
     roots: Vec<RawRoot>,
@@ -85,7 +86,7 @@ struct RawConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRoot {
-    path: PathBuf,
+    path: Spanned<PathBuf>,
     #[serde(default)]
     poll: bool,
 }
@@ -136,12 +137,12 @@ impl Config {
         })?;
         let mut roots = Vec::new();
         for raw_root in raw.roots {
-            let root_path = expand_home(&raw_root.path);
+            let root_path = expand_home(raw_root.path.get_ref());
             if !root_path.is_absolute() {
-                let line = find_line(text, &raw_root.path.to_string_lossy());
+                let line = line_of(text, raw_root.path.span().start);
                 let message = format!(
                     "[[root]] path {:?} must be absolute (or start with ~/)",
-                    raw_root.path
+                    raw_root.path.get_ref()
                 );
                 return Err(invalid(line, message));
             }
@@ -151,14 +152,12 @@ impl Config {
             });
         }
         for (key, value) in [
-            ("max_connections", raw.max_connections),
-            ("max_waits", raw.max_waits),
+            ("max_connections", &raw.max_connections),
+            ("max_waits", &raw.max_waits),
         ] {
-            if value == Some(0) {
-                return Err(invalid(
-                    find_line(text, key),
-                    format!("{key} must be at least 1"),
-                ));
+            if let Some(value) = value.as_ref().filter(|value| *value.get_ref() == 0) {
+                let line = line_of(text, value.span().start);
+                return Err(invalid(line, format!("{key} must be at least 1")));
             }
         }
         Ok(Config {
@@ -167,8 +166,10 @@ impl Config {
             launch_grace: Duration::from_millis(
                 raw.launch_grace_ms.unwrap_or(DEFAULT_LAUNCH_GRACE_MS),
             ),
-            max_connections: raw.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
-            max_waits: raw.max_waits.unwrap_or(DEFAULT_MAX_WAITS),
+            max_connections: raw
+                .max_connections
+                .map_or(DEFAULT_MAX_CONNECTIONS, Spanned::into_inner),
+            max_waits: raw.max_waits.map_or(DEFAULT_MAX_WAITS, Spanned::into_inner),
             max_watches: raw.max_watches.unwrap_or(DEFAULT_MAX_WATCHES),
             roots,
         })
@@ -188,10 +189,6 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
-}
-
-fn find_line(text: &str, needle: &str) -> usize {
-    text.find(needle).map_or(0, |offset| line_of(text, offset))
 }
 
 #[cfg(test)]
@@ -240,5 +237,9 @@ mod tests {
             .to_string();
         assert!(err.contains("rel/dir") && err.contains("line 2"), "{err}");
         assert!(parse("max_connections = 0").is_err());
+        let err = parse("grace_ms = 5\n\nmax_waits = 0\n")
+            .expect_err("zero")
+            .to_string();
+        assert!(err.contains("max_waits") && err.contains("line 3"), "{err}");
     }
 }

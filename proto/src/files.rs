@@ -14,6 +14,7 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::SystemTime;
 
+use rustix::fs::OFlags;
 use serde::Deserialize;
 
 /// Largest session file that is read at all. Real files are a few KiB; the
@@ -114,7 +115,7 @@ fn read_checked(path: &Path, meta: &std::fs::Metadata) -> Result<Option<Contents
     check_kind_and_size(meta)?;
     let file = match OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .custom_flags((OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC).bits() as i32)
         .open(path)
     {
         Ok(file) => file,
@@ -555,9 +556,12 @@ mod tests {
     fn read_bounded_refuses_fifo_dir_and_big_files() {
         let dir = tempfile::tempdir().expect("tempdir");
         let fifo = dir.path().join("fifo");
-        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
-        // SAFETY: c_path is a valid NUL-terminated path for the duration of the call.
-        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .expect("mkfifo");
         assert!(read_bounded(&fifo).expect_err("fifo").contains("FIFO"));
         assert!(read_bounded(dir.path())
             .expect_err("dir")

@@ -103,7 +103,8 @@ impl Watcher {
     /// Adds a non-recursive watch on `dir`; it is armed when this returns.
     pub fn add(&mut self, dir: &Path) -> Result<(), AddError> {
         let wd = self.inotify.watches().add(dir, mask()).map_err(|err| {
-            if err.raw_os_error() == Some(libc_enospc()) {
+            // ENOSPC is inotify's answer when max_user_watches is reached.
+            if err.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
                 AddError::Limit
             } else {
                 AddError::Other(err)
@@ -182,11 +183,6 @@ impl Watcher {
         }
         changes
     }
-}
-
-/// `ENOSPC`: inotify's answer when `max_user_watches` is reached.
-fn libc_enospc() -> i32 {
-    libc::ENOSPC
 }
 
 #[cfg(test)]

@@ -147,6 +147,7 @@ impl Registry {
 
     /// Looks at every session again (after a config reload, say).
     pub fn rescan_all(&mut self, ctx: &mut Ctx) {
+        ctx.stats.rescans += 1;
         let keys: Vec<u64> = self.sessions.keys().copied().collect();
         for key in keys {
             self.refresh(ctx, key);
