@@ -3,6 +3,8 @@
 //!
 //! `verdict-bench [--quick]`; build with `cargo build --release` first.
 
+mod compare;
+mod cost;
 mod exitpath;
 mod many;
 mod peers;
@@ -139,10 +141,10 @@ fn main() -> Result<()> {
         scenarios::fanout(&plan)?;
     }
     if wanted("peers") {
-        scenarios::peers(&plan)?;
+        compare::peers(&plan)?;
     }
     if wanted("cost") {
-        scenarios::cost(&plan)?;
+        cost::cost(&plan)?;
     }
     if wanted("streaming") {
         streaming::streaming(&plan)?;
