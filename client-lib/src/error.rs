@@ -72,6 +72,14 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    pub(crate) fn new(code: ErrorCode, message: String, line: String) -> Refusal {
+        Refusal {
+            code,
+            message,
+            line,
+        }
+    }
+
     /// The exit code `verdict wait` returns for it.
     pub fn exit_code(&self) -> i32 {
         match self.code {

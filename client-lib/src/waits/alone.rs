@@ -131,14 +131,7 @@ impl Waits<'_> {
         let mut line = encode_line(&Reply::new(self.entries[index].id.into(), event));
         line.pop();
         let line = String::from_utf8_lossy(&line).into_owned();
-        self.refuse(
-            index,
-            Refusal {
-                code,
-                message,
-                line,
-            },
-        );
+        self.refuse(index, Refusal::new(code, message, line));
     }
 
     /// Queues the next answer from the threads (or a tick).

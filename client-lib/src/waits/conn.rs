@@ -111,14 +111,7 @@ impl Waits<'_> {
             }
             Event::Error { code, message } => {
                 let line = String::from_utf8_lossy(raw).into_owned();
-                self.refuse(
-                    index,
-                    Refusal {
-                        code,
-                        message,
-                        line,
-                    },
-                );
+                self.refuse(index, Refusal::new(code, message, line));
             }
             _ => {}
         }
