@@ -117,19 +117,26 @@ impl World {
 fn alive() -> (&'static str, String) {
     let pid = std::process::id() as i32;
     let start = verdict_proto::liveness::proc_stat(pid)
-        .expect("own stat")
-        .starttime;
+        .and_then(|stat| stat.starttime)
+        .expect("own start time");
     ("daemon.pid", format!("{pid} {start}\n"))
 }
 
-/// `daemon.pid` naming a process that has exited and been reaped.
+/// `daemon.pid` naming a process that has exited and been reaped, with
+/// its start time: pids wrap quickly here (`pid_max` can be 32768), and a
+/// reused pid must not pass for it.
 fn dead() -> (&'static str, String) {
-    let mut child = std::process::Command::new("true")
+    let mut child = std::process::Command::new("sleep")
+        .arg("600")
         .spawn()
-        .expect("spawn true");
-    let pid = child.id();
+        .expect("spawn sleep");
+    let pid = child.id() as i32;
+    let start = verdict_proto::liveness::proc_stat(pid)
+        .and_then(|stat| stat.starttime)
+        .expect("its start time");
+    child.kill().expect("kill");
     child.wait().expect("reap");
-    ("daemon.pid", format!("{pid}\n"))
+    ("daemon.pid", format!("{pid} {start}\n"))
 }
 
 const RESULT_OK: (&str, &str) = ("result.toml", "status = \"success\"\nexit_code = 0\n");
@@ -180,11 +187,13 @@ fn a_result_landing_later_is_seen_through_the_watcher() {
     let (name, pid) = alive();
     let dir = w.session("01JLATER", &[(name, &pid)]);
     w.wait(1, &dir, None);
+    // The process that will stand for the session's end started before
+    // its result was written (a result older than its process is stale).
+    let (name, pid) = dead();
     // Alive with a result is not final (rule C0): the process must end.
     std::fs::write(dir.join("result.toml"), RESULT_OK.1).expect("write");
     w.changes();
     assert!(w.replies(1).is_empty(), "{:?}", w.out.0);
-    let (name, pid) = dead();
     std::fs::write(dir.join(name), pid).expect("rewrite daemon.pid");
     w.changes();
     assert_eq!(w.only_reply(1)["status"], "success");
