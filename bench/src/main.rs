@@ -133,7 +133,7 @@ fn main() -> Result<()> {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .map(String::as_str);
-    let wanted = |name: &str| !only.is_some_and(|o| o != name);
+    let wanted = |name: &str| only.is_none_or(|o| o == name);
     if wanted("single") {
         scenarios::single_waiter(&plan)?;
     }

@@ -156,7 +156,7 @@ fn one_line(value: &str) -> String {
 
 /// A cap in seconds as csa prints it: whole seconds without a fraction.
 pub fn seconds(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         (ms / 1000).to_string()
     } else {
         format!("{}", ms as f64 / 1000.0)

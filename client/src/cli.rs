@@ -88,7 +88,8 @@ pub enum Command {
         #[arg(long)]
         no_spawn: bool,
     },
-    /// Install verdictd as a systemd user service (socket-activated).
+    /// Install verdictd as a per-user service: systemd user units (socket-activated)
+    /// on Linux, a launchd agent on macOS.
     Service {
         #[command(subcommand)]
         action: ServiceAction,
@@ -113,8 +114,10 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ServiceAction {
-    /// Write verdictd.socket and verdictd.service into ~/.config/systemd/user/
-    /// and enable the socket (or print the systemctl commands to do so).
+    /// Linux: write verdictd.socket and verdictd.service into ~/.config/systemd/user/
+    /// and enable the socket (or print the systemctl commands to do so). macOS: write
+    /// ~/Library/LaunchAgents/dev.verdict.verdictd.plist and print the launchctl
+    /// command that loads it.
     Install {
         /// Print the units instead of writing them.
         #[arg(long)]

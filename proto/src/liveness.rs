@@ -15,10 +15,21 @@
 //! heuristic; verdict replaces it with a launch grace period in the rules
 //! (see [`crate::rules::Phase::launch_over`]).
 //!
-//! This module reads `/proc`; it decides no verdict.
+//! The process table is read by `liveness/procfs.rs` on Linux and
+//! `liveness/bsd.rs` on macOS and FreeBSD; this module decides no verdict.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
+
+#[cfg(any(target_os = "macos", target_os = "freebsd"))]
+#[path = "liveness/bsd.rs"]
+mod os;
+#[cfg(target_os = "linux")]
+#[path = "liveness/procfs.rs"]
+mod os;
+
+use os::{cmdline_names, group_members, threads};
+pub use os::{open_pidfd, proc_stat};
 
 use crate::files::{self, PidFile};
 use crate::rules::Liveness;
@@ -38,8 +49,9 @@ pub struct ProcStat {
     pub state: char,
     /// Process group id (field 5).
     pub pgrp: i32,
-    /// Start time in clock ticks since boot (field 22).
-    pub starttime: u64,
+    /// Start time in clock ticks since boot (field 22); `None` where it
+    /// is not comparable with what launchers record (macOS, FreeBSD).
+    pub starttime: Option<u64>,
 }
 
 impl ProcStat {
@@ -57,30 +69,12 @@ pub fn parse_proc_stat(line: &str) -> Option<ProcStat> {
     let _ppid = fields.next()?;
     let pgrp = fields.next()?.parse().ok()?;
     // Fields 6..21 lie between the group and the start time (field 22).
-    let starttime = fields.nth(22 - 6)?.parse().ok()?;
+    let starttime = Some(fields.nth(22 - 6)?.parse().ok()?);
     Some(ProcStat {
         state,
         pgrp,
         starttime,
     })
-}
-
-/// `/proc/<pid>/stat`, or `None` when there is no such process.
-pub fn proc_stat(pid: i32) -> Option<ProcStat> {
-    parse_proc_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-}
-
-/// Threads in `pid`'s thread group (`Threads:` in `/proc/<pid>/status`).
-fn threads(pid: i32) -> usize {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("Threads:"))
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// A pid whose exit can change the answer, as it was when last seen.
@@ -142,7 +136,11 @@ pub fn daemon_pid_watch(pid: &PidFile) -> Vec<Watch> {
     let Some(stat) = proc_stat(pid.pid) else {
         return Vec::new();
     };
-    if pid.starttime.is_some_and(|want| want != stat.starttime) {
+    if pid
+        .starttime
+        .zip(stat.starttime)
+        .is_some_and(|(want, have)| want != have)
+    {
         return Vec::new();
     }
     let leader = stat.pgrp == pid.pid;
@@ -173,24 +171,6 @@ pub fn process_liveness(pid: &PidFile) -> Liveness {
     } else {
         Liveness::Alive
     }
-}
-
-/// Live members of process group `leader` other than the leader itself.
-/// Scans `/proc` once; only called when the leader is a zombie.
-fn group_members(leader: i32) -> Vec<Watch> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid != leader)
-        .filter(|&pid| proc_stat(pid).is_some_and(|s| s.pgrp == leader && !s.exited()))
-        .map(|pid| Watch {
-            pid,
-            group_leader: false,
-        })
-        .collect()
 }
 
 /// Pids of `locks/*.lock` (csa writes `{"pid": N, …}`) that run and belong
@@ -244,16 +224,6 @@ pub fn parse_lock_pid(bytes: &[u8]) -> Option<i32> {
     (pid > 1).then_some(pid)
 }
 
-fn cmdline_names(pid: i32, words: &[&str]) -> bool {
-    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return false;
-    };
-    let cmdline = String::from_utf8_lossy(&raw);
-    words
-        .iter()
-        .any(|word| !word.is_empty() && cmdline.contains(word))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,7 +237,7 @@ mod tests {
             Some(ProcStat {
                 state: 'S',
                 pgrp: 777,
-                starttime: 987654
+                starttime: Some(987654)
             })
         );
         assert_eq!(parse_proc_stat("garbage"), None);
@@ -276,7 +246,7 @@ mod tests {
     #[test]
     fn own_process_is_alive_and_starttime_is_checked() {
         let me = std::process::id() as i32;
-        let started = proc_stat(me).expect("own stat").starttime;
+        let started = proc_stat(me).expect("own stat").starttime.expect("start");
         let with = |starttime| PidFile { pid: me, starttime };
         assert_eq!(process_liveness(&with(Some(started))), Liveness::Alive);
         assert_eq!(process_liveness(&with(None)), Liveness::Alive);
@@ -309,26 +279,5 @@ mod tests {
             observe(dir.path(), None, &[gone]).liveness,
             Liveness::Unknown
         );
-    }
-}
-
-/// A pidfd for `pid`: readable the moment the process exits. `None` when
-/// it is already gone or pidfds are not available (the caller then looks
-/// at the process now and then instead). Opened *after* liveness was read,
-/// a process that died in between gives a pidfd readable at once, so the
-/// exit is not missed. Used by verdictd and by the client's degraded mode.
-pub fn open_pidfd(pid: i32) -> Option<std::os::fd::OwnedFd> {
-    let pid = rustix::process::Pid::from_raw(pid)?;
-    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
-}
-
-#[cfg(test)]
-mod pidfd_tests {
-    use super::open_pidfd;
-
-    #[test]
-    fn a_live_process_has_a_pidfd_and_pid_0_none() {
-        assert!(open_pidfd(std::process::id() as i32).is_some());
-        assert!(open_pidfd(0).is_none());
     }
 }

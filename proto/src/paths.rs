@@ -25,9 +25,16 @@ pub fn socket_path(explicit: Option<PathBuf>, uid: u32) -> PathBuf {
         .unwrap_or_else(|| fallback_socket_dir(uid).join(SOCKET_NAME))
 }
 
-/// The private directory used when there is no `$XDG_RUNTIME_DIR`.
+/// The private directory used when there is no `$XDG_RUNTIME_DIR`:
+/// `/tmp/verdictd-<uid>`; on macOS under `$TMPDIR`, which is per user
+/// there.
 pub fn fallback_socket_dir(uid: u32) -> PathBuf {
-    PathBuf::from(format!("/tmp/verdictd-{uid}"))
+    let tmp = if cfg!(target_os = "macos") {
+        env_path("TMPDIR").unwrap_or_else(|| PathBuf::from("/tmp"))
+    } else {
+        PathBuf::from("/tmp")
+    };
+    tmp.join(format!("verdictd-{uid}"))
 }
 
 fn xdg_home(var: &str, fallback: &str) -> Option<PathBuf> {

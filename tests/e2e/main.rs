@@ -16,5 +16,6 @@ mod mcp;
 mod protocol;
 mod python;
 mod rules;
+#[cfg(target_os = "linux")]
 mod systemd;
 mod vectors;

@@ -39,17 +39,16 @@ impl Waits<'_> {
         let cap_ms = self.remaining_cap().unwrap_or(DEFAULT_CAP_MS);
         self.cap_ms.get_or_insert(DEFAULT_CAP_MS);
         let cap = (cap_ms > 0).then(|| Duration::from_millis(cap_ms));
-        let (stop_read, stop_write) =
-            match rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) {
-                Ok(pair) => pair,
-                Err(err) => {
-                    self.refuse_pending(
-                        ErrorCode::Internal,
-                        &format!("cannot wait without verdictd: {err}"),
-                    );
-                    return;
-                }
-            };
+        let (stop_read, stop_write): (OwnedFd, OwnedFd) = match std::io::pipe() {
+            Ok((read, write)) => (read.into(), write.into()),
+            Err(err) => {
+                self.refuse_pending(
+                    ErrorCode::Internal,
+                    &format!("cannot wait without verdictd: {err}"),
+                );
+                return;
+            }
+        };
         if let Some(stopper) = &self.stopper {
             match rustix::io::fcntl_dupfd_cloexec(&stop_write, 0) {
                 Ok(copy) => stopper.watch_pipe(copy),

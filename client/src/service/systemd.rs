@@ -1,15 +1,14 @@
-//! `verdict service install`: write the systemd user units (socket and
-//! service, from `systemd/`) into `~/.config/systemd/user/` with an absolute
-//! `ExecStart`, then enable the socket when a user manager is reachable.
-//! `--print` shows the units and writes nothing.
+//! The systemd user units (socket and service, from `systemd/`): written
+//! into `~/.config/systemd/user/` with an absolute `ExecStart`, then the
+//! socket is enabled when a user manager is reachable.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::out::{err_line, out_line};
 
-const SOCKET_UNIT: &str = include_str!("../../systemd/verdictd.socket");
-const SERVICE_UNIT: &str = include_str!("../../systemd/verdictd.service");
+const SOCKET_UNIT: &str = include_str!("../../../systemd/verdictd.socket");
+const SERVICE_UNIT: &str = include_str!("../../../systemd/verdictd.service");
 const ENABLE: [&[&str]; 2] = [
     &["--user", "daemon-reload"],
     &["--user", "enable", "--now", "verdictd.socket"],

@@ -43,14 +43,11 @@ impl Server {
             if std::mem::take(&mut self.accept_failing) {
                 log::info!("accepting connections again");
             }
-            match rustix::net::sockopt::socket_peercred(&stream) {
-                Ok(cred) if cred.uid.as_raw() == self.uid => {}
-                Ok(cred) => {
-                    log::warn!(
-                        "refused a connection from uid {} (pid {})",
-                        cred.uid.as_raw(),
-                        cred.pid.as_raw_nonzero()
-                    );
+            match crate::peer::peer(&stream) {
+                Ok(peer) if peer.uid == self.uid => {}
+                Ok(peer) => {
+                    let pid = peer.pid.map_or_else(|| "?".into(), |pid| pid.to_string());
+                    log::warn!("refused a connection from uid {} (pid {pid})", peer.uid);
                     continue;
                 }
                 Err(err) => {
