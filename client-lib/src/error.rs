@@ -28,6 +28,9 @@ pub enum Error {
     Degraded(degraded::Error),
     /// The caller stopped the wait ([`crate::Stopper`]).
     Stopped,
+    /// The request cannot be made as asked (a bad argument, a directory
+    /// that cannot be used).
+    Usage(String),
 }
 
 impl Error {
@@ -35,6 +38,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Refused(refusal) => refusal.exit_code(),
+            Error::Usage(_) => EXIT_BAD_USE,
             Error::Degraded(degraded::Error::NoSession(_)) => 1,
             Error::Unreachable(_)
             | Error::Lost(_)
@@ -48,7 +52,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Unreachable(message) | Error::Lost(message) => f.write_str(message),
+            Error::Unreachable(message) | Error::Lost(message) | Error::Usage(message) => {
+                f.write_str(message)
+            }
             Error::Protocol(message) => write!(f, "protocol error: {message}"),
             Error::Refused(refusal) => f.write_str(&refusal.message),
             Error::Degraded(err) => err.fmt(f),

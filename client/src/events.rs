@@ -12,21 +12,16 @@ use verdict_proto::codec::{encode_line, CodecError, ReplyReader};
 use verdict_proto::wire::{Event, Request};
 
 use crate::out::{err_line, out_line};
-use crate::{EXIT_BAD_USE, EXIT_UNREACHABLE};
-use verdict_client::{connect, MAX_FAILED_RECONNECTS};
+use verdict_client::{connect, Error, MAX_FAILED_RECONNECTS};
 
-/// Runs `verdict events`; returns the exit code (it ends only on errors).
-pub fn run(socket: &std::path::Path, under: &[PathBuf], json: bool, no_spawn: bool) -> i32 {
+/// Runs `verdict events`; it ends only on errors.
+pub fn run(socket: &std::path::Path, under: &[PathBuf], json: bool, no_spawn: bool) -> Error {
     let mut under_abs = Vec::new();
     for dir in under {
         match std::fs::canonicalize(dir) {
             Ok(dir) => under_abs.push(dir.to_string_lossy().into_owned()),
             Err(err) => {
-                err_line(&format!(
-                    "verdict: cannot use --root {}: {err}",
-                    dir.display()
-                ));
-                return EXIT_BAD_USE;
+                return Error::Usage(format!("cannot use --root {}: {err}", dir.display()));
             }
         }
     }
@@ -37,10 +32,7 @@ pub fn run(socket: &std::path::Path, under: &[PathBuf], json: bool, no_spawn: bo
     loop {
         let stream = match connect::connect(socket, !no_spawn) {
             Ok(stream) => stream,
-            Err(message) => {
-                err_line(&format!("verdict: {message}"));
-                return EXIT_UNREACHABLE;
-            }
+            Err(message) => return Error::Unreachable(message),
         };
         if (&stream).write_all(&line).is_err() {
             failures += 1;
@@ -50,10 +42,7 @@ pub fn run(socket: &std::path::Path, under: &[PathBuf], json: bool, no_spawn: bo
                 let (reply, raw) = match reader.read_reply() {
                     Ok(Some(pair)) => pair,
                     Ok(None) | Err(CodecError::Io(_)) => break,
-                    Err(err) => {
-                        err_line(&format!("verdict: protocol error: {err}"));
-                        return EXIT_UNREACHABLE;
-                    }
+                    Err(err) => return Error::Protocol(err.to_string()),
                 };
                 if json && !matches!(reply.event, Event::Subscribed { .. }) {
                     out_line(&String::from_utf8_lossy(&raw));
@@ -84,21 +73,15 @@ pub fn run(socket: &std::path::Path, under: &[PathBuf], json: bool, no_spawn: bo
                         v.synthetic.unwrap_or(false),
                         v.dir.unwrap_or_default()
                     )),
-                    Event::Error { message, .. } => {
-                        err_line(&format!("verdict: {message}"));
-                        return EXIT_BAD_USE;
-                    }
+                    // `--root` outside the daemon's roots, say.
+                    Event::Error { message, .. } => return Error::Usage(message),
                     _ => {}
                 }
             }
             failures += 1;
         }
         if failures > MAX_FAILED_RECONNECTS {
-            err_line(&format!(
-                "verdict: lost verdictd at {}; giving up",
-                socket.display()
-            ));
-            return EXIT_UNREACHABLE;
+            return Error::Lost(format!("lost verdictd at {}; giving up", socket.display()));
         }
     }
 }

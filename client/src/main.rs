@@ -49,7 +49,7 @@ fn main() -> ExitCode {
             json,
             socket,
             no_spawn,
-        } => events::run(&socket_path(socket), &root, json, no_spawn),
+        } => fail(events::run(&socket_path(socket), &root, json, no_spawn)),
         Command::Status { json, socket } => status(json, socket_path(socket)),
         Command::Stop { socket } => stop::stop(&socket_path(socket)),
         Command::Service {
@@ -118,6 +118,12 @@ fn parse_cap(text: &str) -> Result<u64, String> {
     Ok((ms as u64).max(1))
 }
 
+/// Says what went wrong on stderr; returns the exit code that stands for it.
+fn fail(err: verdict_client::Error) -> i32 {
+    err_line(&format!("verdict: {err}"));
+    err.exit_code()
+}
+
 fn status(json: bool, socket: PathBuf) -> i32 {
     let options = Options {
         socket: socket.clone(),
@@ -127,10 +133,7 @@ fn status(json: bool, socket: PathBuf) -> i32 {
     };
     let status = match Client::connect(options).and_then(|mut client| client.status()) {
         Ok(status) => status,
-        Err(err) => {
-            err_line(&format!("verdict: {err}"));
-            return EXIT_UNREACHABLE;
-        }
+        Err(err) => return fail(err),
     };
     if json {
         out_line(&status.line);

@@ -3,7 +3,6 @@
 //! is a `verdictd` run by the caller. Unlike `pkill verdictd`, it cannot
 //! touch another user's daemon or another socket's.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -50,7 +49,7 @@ pub fn stop(socket: &Path) -> i32 {
     }
     let deadline = Instant::now() + STOP_DEADLINE;
     let mut pause = Duration::from_millis(1);
-    while Path::new(&format!("/proc/{pid}")).exists() && ours(pid).is_ok() {
+    while ours(pid).is_ok() {
         if Instant::now() >= deadline {
             err_line(&format!(
                 "verdict: verdictd (pid {pid}) is still running {}s after SIGTERM",
@@ -69,7 +68,9 @@ pub fn stop(socket: &Path) -> i32 {
 }
 
 /// The pid is a `verdictd` owned by us, or why not.
+#[cfg(target_os = "linux")]
 fn ours(pid: i32) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(format!("/proc/{pid}"))
         .map_err(|_| "which is not running (a stale lock file)".to_string())?;
     if meta.uid() != rustix::process::getuid().as_raw() {
@@ -84,4 +85,15 @@ fn ours(pid: i32) -> Result<(), String> {
         return Err(format!("which is {:?}, not verdictd", comm.trim()));
     }
     Ok(())
+}
+
+/// The pid runs and has not exited (elsewhere than Linux the owner and the
+/// name are not read: `kill` itself refuses another user's process).
+#[cfg(not(target_os = "linux"))]
+fn ours(pid: i32) -> Result<(), String> {
+    match verdict_proto::liveness::proc_stat(pid) {
+        None => Err("which is not running (a stale lock file)".into()),
+        Some(stat) if matches!(stat.state, 'Z' | 'X') => Err("which has exited".into()),
+        Some(_) => Ok(()),
+    }
 }

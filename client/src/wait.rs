@@ -42,10 +42,7 @@ pub struct WaitArgs {
 pub fn run(args: WaitArgs) -> i32 {
     let mut client = match Client::connect(args.options) {
         Ok(client) => client,
-        Err(err) => {
-            err_line(&format!("verdict: {err}"));
-            return err.exit_code();
-        }
+        Err(err) => return crate::fail(err),
     };
     let many = args.sessions.len() > 1;
     let mut status_line = StatusLine::new(args.sessions.len());
@@ -59,8 +56,7 @@ pub fn run(args: WaitArgs) -> i32 {
             Ok(update) => update,
             Err(err) => {
                 status_line.clear();
-                err_line(&format!("verdict: {err}"));
-                return err.exit_code();
+                return crate::fail(err);
             }
         };
         match update {

@@ -129,8 +129,11 @@ fn hundreds_of_clients_survive_a_sigkilled_daemon() {
     daemon.kill().expect("SIGKILL");
     daemon.wait().expect("reap");
     h.wait_for_waiters(300);
-    let serving = daemons_serving(&h.socket);
-    assert_eq!(serving.len(), 1, "exactly one new daemon: {serving:?}");
+    // Daemons that lost the start race go as soon as they see the winner
+    // answer (they may still be looking when the clients are all back).
+    verdict_e2e::eventually("exactly one new daemon", || {
+        (daemons_serving(&h.socket).len() == 1).then_some(())
+    });
     ending.write_result("success", 0);
     ending.end_process();
     let mut right = 0;
@@ -162,10 +165,7 @@ fn hundreds_of_clients_survive_a_sigkilled_daemon() {
         );
         right += 1;
     }
-    eprintln!(
-        "SIGKILL under load: {right}/300 clients right, {} daemon serving",
-        serving.len()
-    );
+    eprintln!("SIGKILL under load: {right}/300 clients right, one daemon serving");
 }
 
 #[test]
