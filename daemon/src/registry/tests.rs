@@ -96,6 +96,29 @@ impl World {
         self.registry.end_round(&mut self.watcher);
     }
 
+    /// Blocks (within a deadline) until a pidfd is readable, then hands
+    /// every readable pidfd to the registry, as the server's loop does.
+    fn exits(&mut self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut events = mio::Events::with_capacity(16);
+        let mut fired = Vec::new();
+        while fired.is_empty() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(!left.is_zero(), "no pidfd became readable");
+            self.poll.poll(&mut events, Some(left)).expect("poll");
+            fired.extend(
+                events
+                    .iter()
+                    .map(mio::event::Event::token)
+                    .filter(|token| token.0 & super::PIDFD_TAG != 0),
+            );
+        }
+        for token in fired {
+            self.with(|registry, ctx| registry.process_exited(ctx, token));
+        }
+        self.registry.end_round(&mut self.watcher);
+    }
+
     /// The events sent for request `id`, in order (`watching` left out).
     fn replies(&self, id: u64) -> Vec<&Value> {
         self.out
@@ -182,20 +205,25 @@ fn a_finished_session_is_answered_at_once_and_keeps_nothing() {
 }
 
 #[test]
-fn a_result_landing_later_is_seen_through_the_watcher() {
+fn a_result_then_the_exit_through_the_watcher_and_the_pidfd() {
     let mut w = World::new();
-    let (name, pid) = alive();
-    let dir = w.session("01JLATER", &[(name, &pid)]);
+    let mut child = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .expect("spawn sleep");
+    let pid = child.id() as i32;
+    let start = verdict_proto::liveness::proc_stat(pid)
+        .and_then(|stat| stat.starttime)
+        .expect("its start time");
+    let dir = w.session("01JLATER", &[("daemon.pid", &format!("{pid} {start}\n"))]);
     w.wait(1, &dir, None);
-    // The process that will stand for the session's end started before
-    // its result was written (a result older than its process is stale).
-    let (name, pid) = dead();
     // Alive with a result is not final (rule C0): the process must end.
     std::fs::write(dir.join("result.toml"), RESULT_OK.1).expect("write");
     w.changes();
     assert!(w.replies(1).is_empty(), "{:?}", w.out.0);
-    std::fs::write(dir.join(name), pid).expect("rewrite daemon.pid");
-    w.changes();
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    w.exits();
     assert_eq!(w.only_reply(1)["status"], "success");
 }
 
