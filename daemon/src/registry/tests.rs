@@ -12,6 +12,7 @@ use verdict_proto::watch::Watcher;
 use super::{Ctx, Registry, Sink, Stats};
 use crate::config::Config;
 use crate::timers::{Timer, Timers};
+use verdict_support::{sleeper, starttime};
 
 /// Every reply, with the connection it went to.
 #[derive(Debug, Default)]
@@ -136,30 +137,20 @@ impl World {
     }
 }
 
-/// `daemon.pid` naming this test process: alive for the whole test.
+/// `daemon.pid` naming this test process (with its start time: pids wrap
+/// quickly here, and a reused pid must not pass for the writer).
 fn alive() -> (&'static str, String) {
     let pid = std::process::id() as i32;
-    let start = verdict_proto::liveness::proc_stat(pid)
-        .and_then(|stat| stat.starttime)
-        .expect("own start time");
-    ("daemon.pid", format!("{pid} {start}\n"))
+    ("daemon.pid", format!("{pid} {}\n", starttime(pid)))
 }
 
-/// `daemon.pid` naming a process that has exited and been reaped, with
-/// its start time: pids wrap quickly here (`pid_max` can be 32768), and a
-/// reused pid must not pass for it.
+/// `daemon.pid` naming a process that has exited and been reaped (the
+/// harness's stand-in session process, ended).
 fn dead() -> (&'static str, String) {
-    let mut child = std::process::Command::new("sleep")
-        .arg("600")
-        .spawn()
-        .expect("spawn sleep");
-    let pid = child.id() as i32;
-    let start = verdict_proto::liveness::proc_stat(pid)
-        .and_then(|stat| stat.starttime)
-        .expect("its start time");
+    let (mut child, record) = sleeper();
     child.kill().expect("kill");
     child.wait().expect("reap");
-    ("daemon.pid", format!("{pid} {start}\n"))
+    ("daemon.pid", record)
 }
 
 const RESULT_OK: (&str, &str) = ("result.toml", "status = \"success\"\nexit_code = 0\n");
@@ -207,15 +198,8 @@ fn a_finished_session_is_answered_at_once_and_keeps_nothing() {
 #[test]
 fn a_result_then_the_exit_through_the_watcher_and_the_pidfd() {
     let mut w = World::new();
-    let mut child = std::process::Command::new("sleep")
-        .arg("600")
-        .spawn()
-        .expect("spawn sleep");
-    let pid = child.id() as i32;
-    let start = verdict_proto::liveness::proc_stat(pid)
-        .and_then(|stat| stat.starttime)
-        .expect("its start time");
-    let dir = w.session("01JLATER", &[("daemon.pid", &format!("{pid} {start}\n"))]);
+    let (mut child, record) = sleeper();
+    let dir = w.session("01JLATER", &[("daemon.pid", &record)]);
     w.wait(1, &dir, None);
     // Alive with a result is not final (rule C0): the process must end.
     std::fs::write(dir.join("result.toml"), RESULT_OK.1).expect("write");
