@@ -165,8 +165,9 @@ impl Client {
         &self.options
     }
 
-    /// Whether waits are made here, without a daemon, and why (`Some("")`
-    /// is never returned: `Some(None)` means it was asked for).
+    /// `None` while a daemon is used. `Some(why)` when waits are made here:
+    /// `why` says why no daemon could be used, `None` when `no_daemon`
+    /// asked for it.
     pub fn degraded(&self) -> Option<Option<&str>> {
         match &self.link {
             Link::Daemon(_) => None,

@@ -41,12 +41,8 @@ impl Verdict {
     /// A verdict made here (without a daemon), with the line the daemon
     /// would have sent for request `id`.
     pub(crate) fn made(event: VerdictEvent, dir: PathBuf, id: u64, started: Instant) -> Verdict {
-        let mut raw = encode_line(&Reply::new(
-            RequestId::from(id),
-            Event::Verdict(event.clone()),
-        ));
-        raw.pop();
-        Verdict::from_line(event, Some(dir), &raw, started)
+        let line = reply_line(id, Event::Verdict(event.clone()));
+        Verdict::from_line(event, Some(dir), line.as_bytes(), started)
     }
 
     /// The exit code for this answer: 0, 1, or 124 (see the README).
@@ -132,6 +128,14 @@ fn stream_output(dir: &Path, out: &mut dyn Write, err: &mut dyn Write) -> bool {
             false
         }
     }
+}
+
+/// What the daemon would have sent for request `id`: one protocol line
+/// (no newline). For answers made without a daemon.
+pub(crate) fn reply_line(id: u64, event: Event) -> String {
+    let mut line = encode_line(&Reply::new(RequestId::from(id), event));
+    line.pop();
+    String::from_utf8_lossy(&line).into_owned()
 }
 
 /// The reply line with `elapsed_ms` counted from `started`.

@@ -91,8 +91,9 @@ enum Slot {
         exit: i32,
         completed: bool,
     },
-    /// The same directory as an earlier session of the call.
-    Duplicate,
+    /// No answer is expected: cancelled, or the same directory as an
+    /// earlier session of the call.
+    Dropped,
 }
 
 #[derive(Debug)]
@@ -240,7 +241,7 @@ impl<'c> Waits<'c> {
     pub fn cancel(&mut self, index: usize) {
         if let Some(entry) = self.entries.get_mut(index) {
             if matches!(entry.slot, Slot::Pending) {
-                entry.slot = Slot::Duplicate;
+                entry.slot = Slot::Dropped;
                 let id = entry.id;
                 self.send_cancel(id);
             }
@@ -305,6 +306,14 @@ impl<'c> Waits<'c> {
             self.start_alone();
         }
         self.step_alone()
+    }
+
+    /// An earlier session of the call, still expecting or holding its
+    /// answer, is in `dir`: session `index` would be answered twice.
+    fn named_earlier(&self, index: usize, dir: &PathBuf) -> bool {
+        self.entries[..index]
+            .iter()
+            .any(|e| e.dir.as_ref() == Some(dir) && !matches!(e.slot, Slot::Dropped))
     }
 
     fn answer(&mut self, index: usize, verdict: Verdict) {

@@ -6,15 +6,14 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use verdict_proto::codec::encode_line;
 use verdict_proto::resolve::{resolve, Index, Root};
-use verdict_proto::wire::{ErrorCode, Event, Reply, VerdictEvent, DEFAULT_CAP_MS};
+use verdict_proto::wire::{ErrorCode, Event, VerdictEvent, DEFAULT_CAP_MS};
 
 use super::{Slot, Update, Waits};
 use crate::client::Link;
 use crate::degraded::{self, Timing};
 use crate::error::{Error, Refusal};
-use crate::Verdict;
+use crate::verdict::{reply_line, Verdict};
 
 /// Sessions waited for here, one thread each.
 #[derive(Debug)]
@@ -79,11 +78,8 @@ impl Waits<'_> {
                     continue;
                 }
             };
-            if self.entries[..i]
-                .iter()
-                .any(|e| e.dir.as_ref() == Some(&dir))
-            {
-                self.entries[i].slot = Slot::Duplicate;
+            if self.named_earlier(i, &dir) {
+                self.entries[i].slot = Slot::Dropped;
                 continue;
             }
             self.entries[i].dir = Some(dir.clone());
@@ -127,9 +123,7 @@ impl Waits<'_> {
             code,
             message: message.clone(),
         };
-        let mut line = encode_line(&Reply::new(self.entries[index].id.into(), event));
-        line.pop();
-        let line = String::from_utf8_lossy(&line).into_owned();
+        let line = reply_line(self.entries[index].id, event);
         self.refuse(index, Refusal::new(code, message, line));
     }
 

@@ -88,9 +88,7 @@ impl Waits<'_> {
                 self.watched = true;
                 self.cap_ms.get_or_insert(watching.cap_ms);
                 let dir = PathBuf::from(&watching.dir);
-                let earlier = self.entries[..index]
-                    .iter()
-                    .any(|e| e.dir.as_ref() == Some(&dir) && !matches!(e.slot, Slot::Duplicate));
+                let earlier = self.named_earlier(index, &dir);
                 self.entries[index].dir = Some(dir.clone());
                 if earlier {
                     // Named twice (say as an id and as a path): answer once.
