@@ -12,7 +12,7 @@
 //! library's.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use verdict_client::{markers, Cap, Client, Mode, Options, Update, Verdict};
@@ -188,7 +188,7 @@ impl StatusLine {
             )
         } else {
             let process = match self.pid {
-                Some(pid) if Path::new(&format!("/proc/{pid}")).exists() => {
+                Some(pid) if verdict_proto::liveness::proc_stat(pid).is_some() => {
                     format!(" · pid {pid} alive")
                 }
                 Some(pid) => format!(" · pid {pid} gone"),
