@@ -21,8 +21,8 @@ use wait_timeout::ChildExt;
 pub use client::Client;
 pub use daemon::Harness;
 pub use proc::{
-    ctx_switches, daemons_serving, fd_count, inotify_watches, raise_fd_limit, rss_kib, signal,
-    starttime,
+    ctx_switches, daemons_serving, fd_count, inotify_watches, processes_of, raise_fd_limit,
+    rss_kib, signal, starttime,
 };
 pub use session::{sleeper, write_atomic, Session};
 

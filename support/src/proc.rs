@@ -75,6 +75,12 @@ pub fn raise_fd_limit() -> u64 {
 
 /// Processes (not zombies) whose command line names `verdictd` and `needle`.
 pub fn daemons_serving(needle: &Path) -> Vec<u32> {
+    processes_of("verdictd", needle)
+}
+
+/// Processes (not zombies: their command line is empty) whose program
+/// name ends with `program` and whose command line names `needle`.
+pub fn processes_of(program: &str, needle: &Path) -> Vec<u32> {
     let needle = needle.to_string_lossy().into_owned();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -86,7 +92,7 @@ pub fn daemons_serving(needle: &Path) -> Vec<u32> {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             let first = cmdline.split(' ').next().unwrap_or("");
-            first.ends_with("verdictd") && cmdline.contains(&needle)
+            first.ends_with(program) && cmdline.contains(&needle)
         })
         .collect()
 }

@@ -254,26 +254,11 @@ fn cancelling_a_call_or_leaving_drops_the_waits_at_the_daemon() {
     signal(mcp.child.id() as i32, rustix::process::Signal::KILL);
     waiters(&h, 0);
     eventually("verdict-mcp to exit", || {
-        (mcp_servers(&h.socket) == 0).then_some(())
+        verdict_e2e::processes_of("verdict-mcp", &h.socket)
+            .is_empty()
+            .then_some(())
     });
     live.end_process();
-}
-
-/// `verdict-mcp` processes serving `socket`.
-fn mcp_servers(socket: &Path) -> usize {
-    let socket = socket.to_string_lossy().into_owned();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
-        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
-        .filter(|cmdline| {
-            let first = cmdline.split(' ').next().unwrap_or("");
-            first.ends_with("verdict-mcp") && cmdline.contains(&socket)
-        })
-        .count()
 }
 
 #[test]
