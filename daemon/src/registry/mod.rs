@@ -323,6 +323,7 @@ impl Registry {
             dir.display(),
             if inotify { "inotify" } else { "poll" }
         );
+        let watched = dir.clone();
         self.by_dir.insert(dir.clone(), key);
         let session = Session {
             dir,
@@ -346,13 +347,10 @@ impl Registry {
         };
         self.sessions.insert(key, Box::new(session));
         if !self.observe(ctx, key) {
-            let session = self.sessions.remove(&key);
-            let gone =
-                Refusal::NotADirectory(session.as_ref().map(|s| s.dir.clone()).unwrap_or_default());
-            if let Some(session) = session {
+            if let Some(session) = self.sessions.remove(&key) {
                 self.close_session(ctx, session);
             }
-            return Err(gone);
+            return Err(Refusal::NotADirectory(watched));
         }
         Ok(key)
     }
