@@ -35,7 +35,7 @@ fn main() -> ExitCode {
         fallback: !cli.no_spawn,
         ..defaults
     };
-    let server = tools::Verdict::new(options, Duration::from_secs_f64(cli.max_timeout));
+    let server = tools::Server::new(options, Duration::from_secs_f64(cli.max_timeout));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -17,10 +17,10 @@ pub const MAX_SESSIONS: usize = 64;
 
 /// The server: how to reach verdictd, and the longest wait.
 #[derive(Debug, Clone)]
-pub struct Verdict {
+pub struct Server {
     options: Options,
     max_timeout: Duration,
-    tool_router: ToolRouter<Verdict>,
+    tool_router: ToolRouter<Server>,
 }
 
 /// `wait`'s parameters.
@@ -97,14 +97,14 @@ impl Drop for StopOnDrop {
 }
 
 #[tool_router]
-impl Verdict {
+impl Server {
     /// A server that reaches verdictd with `options` and lets a call wait
     /// `max_timeout` at most.
-    pub fn new(options: Options, max_timeout: Duration) -> Verdict {
-        Verdict {
+    pub fn new(options: Options, max_timeout: Duration) -> Server {
+        Server {
             options,
             max_timeout,
-            tool_router: Verdict::tool_router(),
+            tool_router: Server::tool_router(),
         }
     }
 
@@ -184,7 +184,7 @@ sessions it is waiting for."
     }
 }
 
-impl Verdict {
+impl Server {
     /// The sessions (as given, as sent) and the timeout, or what is wrong.
     fn check(&self, params: &WaitParams) -> Result<(Vec<(String, String)>, Duration), String> {
         let max = self.max_timeout.as_secs_f64();
@@ -297,7 +297,7 @@ fn summarize(
 }
 
 #[tool_handler(router = self.tool_router)]
-impl ServerHandler for Verdict {
+impl ServerHandler for Server {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("verdict-mcp", env!("CARGO_PKG_VERSION")))
