@@ -108,22 +108,22 @@ fn line(to: &mut dyn Write, text: &str) {
 /// Copies the session's `stdout.log` to `out`, as csa does; true when it
 /// held at least one byte.
 fn stream_output(dir: &Path, out: &mut dyn Write, err: &mut dyn Write) -> bool {
-    let path = dir.join(verdict_proto::files::STDOUT_FILE);
-    // A FIFO or device put in its place must not block or be read.
-    if !std::fs::metadata(&path).is_ok_and(|meta| meta.is_file()) {
-        return false;
-    }
-    match std::fs::File::open(&path) {
-        Ok(mut file) => {
-            let copied = std::io::copy(&mut file, out);
+    // The one safe opener: a FIFO or device put in its place is refused
+    // without blocking, and a log still growing is copied only up to the
+    // size it had when opened, so the wait ends once its verdict is in.
+    match verdict_proto::files::open_output(dir) {
+        Ok(Some((file, meta))) => {
+            let copied = std::io::copy(&mut std::io::Read::take(file, meta.len()), out);
             let _ = out.flush();
             // A closed stdout stops the copy, not the answer.
-            copied.map_or_else(|_| file.metadata().is_ok_and(|m| m.len() > 0), |n| n > 0)
+            copied.map_or(meta.len() > 0, |n| n > 0)
         }
-        Err(error) => {
+        Ok(None) => false,
+        Err(reason) => {
+            let path = dir.join(verdict_proto::files::STDOUT_FILE);
             line(
                 err,
-                &format!("verdict: cannot read {}: {error}", path.display()),
+                &format!("verdict: not copying {}: it {reason}", path.display()),
             );
             false
         }

@@ -199,7 +199,10 @@ def _lines(sock):
             if line.endswith(b"\r"):
                 line = line[:-1]
             if line:
-                yield json.loads(line.decode("utf-8")), line
+                reply = json.loads(line.decode("utf-8"))
+                if not isinstance(reply, dict):
+                    raise VerdictError("protocol error: a reply is not a JSON object")
+                yield reply, line
             continue
         if len(buf) > MAX_LINE_BYTES:
             raise VerdictError("protocol error: a reply line is longer than %d bytes" % MAX_LINE_BYTES)
@@ -220,6 +223,21 @@ def _deadline(state):
     return state["started"] + (DEFAULT_CAP_MS if cap_ms is None else cap_ms) / 1000.0 + ANSWER_MARGIN_S
 
 
+_OUTCOMES = ("completed", "kv_warm", "timeout")
+
+
+def _check_verdict(reply):
+    """A verdict this client can act on, or VerdictError (exit 3): a
+    malformed reply must never pass for the session's own failure, and an
+    exit beyond a byte would wrap (256 is 0)."""
+    exit_code = reply.get("exit")
+    if (reply.get("outcome") not in _OUTCOMES or not isinstance(reply.get("session"), str)
+            or not isinstance(reply.get("status"), str) or isinstance(exit_code, bool)
+            or not isinstance(exit_code, int) or not 0 <= exit_code <= 255):
+        raise VerdictError("protocol error: the daemon's verdict is malformed: %s"
+                           % _one_line(json.dumps(reply))[:200])
+
+
 def _attempt(sock, session, cap_ms, state):
     request = {"v": PROTOCOL_VERSION, "id": 1, "op": "wait", "session": session}
     if cap_ms is not None:
@@ -232,7 +250,7 @@ def _attempt(sock, session, cap_ms, state):
         sock.settimeout(max(deadline - time.monotonic(), 0.001))
     sock.sendall(json.dumps(request, separators=(",", ":")).encode("utf-8") + b"\n")
     for reply, raw in _lines(sock):
-        if reply.get("id") != 1:
+        if type(reply.get("id")) is not int or reply.get("id") != 1:
             continue
         event = reply.get("event")
         if event == "watching":
@@ -244,6 +262,7 @@ def _attempt(sock, session, cap_ms, state):
                 if deadline is not None:
                     sock.settimeout(max(deadline - time.monotonic(), 0.001))
         elif event == "verdict":
+            _check_verdict(reply)
             reply["_raw"] = raw
             return reply
         elif event == "error":
@@ -320,8 +339,10 @@ def wait_many(sessions, mode="all", cap=None, socket=None, spawn=True):
         pending = set(range(1, len(args) + 1))
         for reply, _raw in _lines(sock):
             rid = reply.get("id")
-            if rid not in pending or reply.get("event") not in ("verdict", "error"):
+            if type(rid) is not int or rid not in pending or reply.get("event") not in ("verdict", "error"):
                 continue
+            if reply.get("event") == "verdict":
+                _check_verdict(reply)
             pending.discard(rid)
             reply["_session"] = sessions[rid - 1]
             yield reply
@@ -474,20 +495,29 @@ class _Output:
             self.stdout_ok = False
 
     def copy(self, path):
-        """Copies a file to stdout in chunks; returns the bytes copied."""
+        """Copies a session's stdout.log to stdout in chunks; returns the
+        bytes copied. Opened as verdict opens it: non-blocking (a FIFO put
+        in its place cannot hang the wait), then fstat'ed (a regular file
+        only), and copied up to the size it had then (a log still growing
+        cannot keep the wait from ending)."""
         copied = 0
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
         try:
-            if not os.path.isfile(path):
-                return 0
-            with open(path, "rb") as f:
-                while self.stdout_ok:
-                    chunk = f.read(65536)
-                    if not chunk:
-                        break
-                    copied += len(chunk)
-                    self.out(chunk)
+            fd = os.open(path, flags)
+        except OSError:
+            return 0
+        try:
+            size = os.fstat(fd).st_size if stat.S_ISREG(os.fstat(fd).st_mode) else 0
+            while self.stdout_ok and copied < size:
+                chunk = os.read(fd, min(65536, size - copied))
+                if not chunk:
+                    break
+                copied += len(chunk)
+                self.out(chunk)
         except OSError:
             pass
+        finally:
+            os.close(fd)
         return copied
 
     @staticmethod

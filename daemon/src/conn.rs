@@ -17,6 +17,14 @@ use verdict_proto::codec::{LineSplitter, LineTooLong};
 pub const MAX_PENDING_OUTPUT: usize = 1024 * 1024;
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 16 * 1024;
+/// Requests handled for one connection in one turn of the loop: enough
+/// for any real client's burst, few enough that a flooding client delays
+/// the others by microseconds, not seconds.
+pub const MAX_LINES_PER_TURN: usize = 64;
+/// Bytes read from one connection in one turn of the loop (with
+/// [`MAX_LINES_PER_TURN`], the most input ever held for a connection is
+/// this plus one unfinished line).
+pub const MAX_BYTES_PER_TURN: usize = 4 * READ_CHUNK;
 /// Output buffer capacity kept once everything is written.
 const IDLE_OUTPUT_CAPACITY: usize = 1024;
 
@@ -27,6 +35,17 @@ pub enum Input {
     Line(Vec<u8>),
     /// The client sent a line longer than the limit.
     TooLong,
+}
+
+/// What one turn's read of a connection produced.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Lines received, in order.
+    pub inputs: Vec<Input>,
+    /// The peer closed its side (or the read failed).
+    pub closed: bool,
+    /// The budget ran out with input still to read: serve it again next turn.
+    pub more: bool,
 }
 
 /// Where a connection stands. Only [`Conns`] moves it on.
@@ -56,6 +75,9 @@ pub struct Conn {
     state: State,
     /// The round of the event loop in which it was last written to.
     last_round: u64,
+    /// Input was left unread at the end of a turn: the server serves it
+    /// from its backlog, not from poll events, so it is served once a turn.
+    backlogged: bool,
 }
 
 impl Conn {
@@ -69,39 +91,71 @@ impl Conn {
             wants_write: false,
             state: State::Open,
             last_round: 0,
+            backlogged: false,
         }
     }
 
-    /// Reads everything available (the poll is edge-triggered). Returns the
-    /// lines received, and whether the peer has closed or failed.
-    pub fn read_available(&mut self) -> (Vec<Input>, bool) {
-        let mut inputs = Vec::new();
+    /// Input is left for the next turn (see [`Conn::read_some`]).
+    pub fn backlogged(&self) -> bool {
+        self.backlogged
+    }
+
+    /// Marks input as left for the next turn, or served.
+    pub fn set_backlogged(&mut self, backlogged: bool) {
+        self.backlogged = backlogged;
+    }
+
+    /// Reads what the client sent, within one turn's budget
+    /// ([`MAX_LINES_PER_TURN`], [`MAX_BYTES_PER_TURN`]): a client that keeps
+    /// its socket full gets the same share of the loop as any other, and
+    /// never more than one turn's input is held for it. The poll is
+    /// edge-triggered, so a connection that still has input when the
+    /// budget runs out says so ([`Batch::more`]) and the server serves it
+    /// again on the next turn.
+    pub fn read_some(&mut self) -> Batch {
+        let mut batch = Batch::default();
+        let mut read = 0;
         let mut chunk = [0u8; READ_CHUNK];
         loop {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return (inputs, true),
-                Ok(n) => {
-                    self.splitter.push(&chunk[..n]);
-                    while let Some(line) = self.splitter.next_line() {
-                        match line {
-                            Ok(mut line) => {
-                                if line.last() == Some(&b'\r') {
-                                    line.pop();
-                                }
-                                if !line.is_empty() {
-                                    inputs.push(Input::Line(line));
-                                }
-                            }
-                            Err(LineTooLong) => {
-                                inputs.push(Input::TooLong);
-                                return (inputs, false);
-                            }
+            while let Some(line) = self.splitter.next_line() {
+                match line {
+                    Ok(mut line) => {
+                        if line.last() == Some(&b'\r') {
+                            line.pop();
+                        }
+                        if !line.is_empty() {
+                            batch.inputs.push(Input::Line(line));
                         }
                     }
+                    Err(LineTooLong) => {
+                        batch.inputs.push(Input::TooLong);
+                        return batch;
+                    }
                 }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return (inputs, false),
+                if batch.inputs.len() >= MAX_LINES_PER_TURN {
+                    batch.more = true;
+                    return batch;
+                }
+            }
+            if read >= MAX_BYTES_PER_TURN {
+                batch.more = true;
+                return batch;
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    batch.closed = true;
+                    return batch;
+                }
+                Ok(n) => {
+                    read += n;
+                    self.splitter.push(&chunk[..n]);
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return batch,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return (inputs, true),
+                Err(_) => {
+                    batch.closed = true;
+                    return batch;
+                }
             }
         }
     }

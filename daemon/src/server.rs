@@ -54,6 +54,29 @@ pub struct Server {
     accept_retry: Option<crate::timers::TimerId>,
     /// Logged once per episode of failing accepts.
     accept_failing: bool,
+    /// Work left over from this turn for the next one, each bounded per
+    /// turn so that no client, and no burst of file events, holds the loop.
+    backlog: Backlog,
+}
+
+/// What a turn of the loop left to do: the poll is edge-triggered, so
+/// input left unread at a bound is not reported again and must be
+/// remembered here. While anything is in it the poll does not sleep.
+#[derive(Debug, Default)]
+struct Backlog {
+    /// Connections with input still unread, served on the next turn after
+    /// that turn's own events (each once: see `Conn::backlogged`).
+    conns: Vec<Token>,
+    /// Connections still waiting in the listen queue.
+    accept: bool,
+    /// inotify events still queued.
+    watcher: bool,
+}
+
+impl Backlog {
+    fn is_empty(&self) -> bool {
+        self.conns.is_empty() && !self.accept && !self.watcher
+    }
 }
 
 mod clients;
@@ -136,6 +159,7 @@ impl Server {
             shutdown: false,
             accept_retry: None,
             accept_failing: false,
+            backlog: Backlog::default(),
         })
     }
 
@@ -143,19 +167,22 @@ impl Server {
     pub fn run(&mut self) -> Result<()> {
         let mut events = Events::with_capacity(1024);
         while !self.shutdown {
-            if let Err(err) = self.core.poll.poll(&mut events, self.core.timers.timeout()) {
+            let timeout = if self.backlog.is_empty() {
+                self.core.timers.timeout()
+            } else {
+                Some(std::time::Duration::ZERO)
+            };
+            if let Err(err) = self.core.poll.poll(&mut events, timeout) {
                 if err.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
                 return Err(err).context("event poll failed");
             }
+            let carried = std::mem::take(&mut self.backlog);
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
-                    WATCHER => {
-                        let changes = self.core.watcher.drain();
-                        self.registry.on_changes(&mut self.core.ctx(), changes);
-                    }
+                    WATCHER => self.drain_watcher(),
                     SIGNALS => self.on_signals(),
                     token if token.0 & PIDFD_TAG != 0 => {
                         self.registry.process_exited(&mut self.core.ctx(), token)
@@ -170,6 +197,17 @@ impl Server {
                         }
                     }
                 }
+            }
+            // Last turn's leftovers, after this turn's own events: a
+            // flooding client gets one budget per turn, like everyone.
+            if carried.accept {
+                self.accept();
+            }
+            if carried.watcher {
+                self.drain_watcher();
+            }
+            for token in carried.conns {
+                self.on_backlog(token);
             }
             for timer in self.core.timers.due() {
                 match timer {
@@ -189,6 +227,13 @@ impl Server {
                 .update(&mut self.core.timers, sessions, waiters, idle);
         }
         Ok(())
+    }
+
+    /// Reads what inotify has queued (bounded per turn) and hands it on.
+    fn drain_watcher(&mut self) {
+        let changes = self.core.watcher.drain();
+        self.backlog.watcher |= self.core.watcher.more();
+        self.registry.on_changes(&mut self.core.ctx(), changes);
     }
 
     fn on_signals(&mut self) {

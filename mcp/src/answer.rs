@@ -128,15 +128,13 @@ impl SessionAnswer {
 /// The end of `dir/stdout.log`, when it is a regular file.
 fn output(dir: &Path) -> Option<Output> {
     let path = dir.join(verdict_proto::files::STDOUT_FILE);
-    let meta = std::fs::metadata(&path)
-        .ok()
-        .filter(|meta| meta.is_file())?;
+    // The one safe opener: never blocks on a FIFO, refuses a device.
+    let (mut file, meta) = verdict_proto::files::open_output(dir).ok()??;
     let size = meta.len();
-    let mut file = std::fs::File::open(&path).ok()?;
     let start = size.saturating_sub(MAX_TAIL_BYTES);
     file.seek(SeekFrom::Start(start)).ok()?;
     let mut bytes = Vec::new();
-    file.take(MAX_TAIL_BYTES).read_to_end(&mut bytes).ok()?;
+    file.take(size - start).read_to_end(&mut bytes).ok()?;
     if start > 0 {
         // Cut at a line start, not in the middle of a line or a character.
         if let Some(newline) = bytes.iter().position(|b| *b == b'\n') {

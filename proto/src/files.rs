@@ -1,10 +1,12 @@
 //! Reading and parsing the files of one session directory (SPEC §2).
 //!
-//! Everything here is defensive: a file that is not a regular file, or is
-//! larger than [`MAX_FILE_BYTES`], is reported as [`FileState::Malformed`]
-//! without ever being read, and a file is opened with `O_NONBLOCK` so that a
-//! FIFO swapped in at the last moment cannot block the caller. Parsers turn
-//! bytes into plain domain values; they never panic on bad input.
+//! Everything here is defensive: every session file is opened one way,
+//! [`open_file`] (non-blocking, never through a link for metadata, then
+//! `fstat`ed: a regular file within the bound, or a reason), so a FIFO,
+//! a device or a link to a credentials file is reported as
+//! [`FileState::Malformed`] without being read. Parsers turn bytes into
+//! plain domain values; they never panic on bad input, and their reasons
+//! name the line and column of a problem, never the content.
 //!
 //! This module does not decide anything: [`crate::rules`] does.
 
@@ -99,52 +101,93 @@ pub struct Packet {
 /// The bytes of a file and its mtime.
 pub type Contents = (Vec<u8>, Option<SystemTime>);
 
-/// Reads at most [`MAX_FILE_BYTES`] of a regular file without blocking.
-///
-/// Returns `Ok(None)` when nothing is at `path`, and `Err(reason)` when the
-/// file exists but must not or cannot be read.
-pub fn read_bounded(path: &Path) -> Result<Option<Contents>, String> {
-    // stat before open: opening a device or FIFO can have side effects or block.
-    match std::fs::metadata(path) {
-        Ok(meta) => read_checked(path, &meta),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(describe_io(&err)),
-    }
+/// Whether a session file may be reached through a symbolic link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// Metadata (`daemon.pid`, `result.toml`, packets, `.complete`, locks):
+    /// a link is refused, so no file outside the session is ever read
+    /// into a verdict.
+    Refuse,
+    /// `stdout.log`: csa may copy it as a link, but only to a regular file.
+    Follow,
 }
 
-/// [`read_bounded`] for a file already `stat`ed as `meta`.
-fn read_checked(path: &Path, meta: &std::fs::Metadata) -> Result<Option<Contents>, String> {
-    check_kind_and_size(meta)?;
+/// The one way a session file is opened, by the daemon, degraded mode and
+/// every client: `O_NONBLOCK | O_CLOEXEC | O_NOCTTY` (and `O_NOFOLLOW` for
+/// [`Links::Refuse`]), then `fstat` on the open file, which must be a
+/// regular file of at most `max` bytes. Nothing is `stat`ed first and
+/// trusted: a FIFO swapped in at any moment is opened without blocking and
+/// refused by the `fstat`. (For [`Links::Follow`] a `stat` comes first
+/// too, only so that a link to a device is not even opened.)
+///
+/// `Ok(None)`: nothing at `path`. `Err(reason)`: something is there that
+/// must not or cannot be read; the reason names no content.
+pub fn open_file(
+    path: &Path,
+    links: Links,
+    max: u64,
+) -> Result<Option<(File, std::fs::Metadata)>, String> {
+    let mut flags = OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    match links {
+        Links::Refuse => flags |= OFlags::NOFOLLOW,
+        Links::Follow => match std::fs::metadata(path) {
+            Ok(meta) => check_kind_and_size(&meta, max)?,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(describe_io(&err)),
+        },
+    }
     let file = match OpenOptions::new()
         .read(true)
-        .custom_flags((OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC).bits() as i32)
+        .custom_flags(flags.bits() as i32)
         .open(path)
     {
         Ok(file) => file,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err)
+            if links == Links::Refuse
+                && err.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) =>
+        {
+            return Err("is a symbolic link; session files are not followed through links".into())
+        }
         Err(err) => return Err(describe_io(&err)),
     };
-    // Check again on the open file: it may have been replaced since the stat.
     let meta = file.metadata().map_err(|err| describe_io(&err))?;
-    check_kind_and_size(&meta)?;
-    let bytes = read_limited(file, meta.len())?;
+    check_kind_and_size(&meta, max)?;
+    Ok(Some((file, meta)))
+}
+
+/// Reads at most [`MAX_FILE_BYTES`] of a regular session file (never
+/// through a link) without blocking.
+///
+/// Returns `Ok(None)` when nothing is at `path`, and `Err(reason)` when the
+/// file exists but must not or cannot be read.
+pub fn read_bounded(path: &Path) -> Result<Option<Contents>, String> {
+    read_at_most(path, MAX_FILE_BYTES)
+}
+
+/// [`read_bounded`] with a smaller bound (a lock file is a few bytes).
+pub fn read_at_most(path: &Path, max: u64) -> Result<Option<Contents>, String> {
+    let Some((file, meta)) = open_file(path, Links::Refuse, max)? else {
+        return Ok(None);
+    };
+    let bytes = read_limited(file, meta.len(), max)?;
     Ok(Some((bytes, meta.modified().ok())))
 }
 
-fn read_limited(file: File, size: u64) -> Result<Vec<u8>, String> {
+fn read_limited(file: File, size: u64, max: u64) -> Result<Vec<u8>, String> {
     // Sized from the stat, so that a file is read in one call (and one
     // more to see its end), not in doubling chunks from 32 bytes.
-    let mut bytes = Vec::with_capacity(size.min(MAX_FILE_BYTES) as usize + 1);
-    file.take(MAX_FILE_BYTES + 1)
+    let mut bytes = Vec::with_capacity(size.min(max) as usize + 1);
+    file.take(max + 1)
         .read_to_end(&mut bytes)
         .map_err(|err| describe_io(&err))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!("larger than {MAX_FILE_BYTES} bytes"));
+    if bytes.len() as u64 > max {
+        return Err(format!("grew larger than {max} bytes while being read"));
     }
     Ok(bytes)
 }
 
-fn check_kind_and_size(meta: &std::fs::Metadata) -> Result<(), String> {
+fn check_kind_and_size(meta: &std::fs::Metadata, max: u64) -> Result<(), String> {
     let kind = meta.file_type();
     if !kind.is_file() {
         let what = if kind.is_dir() {
@@ -155,18 +198,28 @@ fn check_kind_and_size(meta: &std::fs::Metadata) -> Result<(), String> {
             "a device"
         } else if kind.is_socket() {
             "a socket"
+        } else if kind.is_symlink() {
+            "a symbolic link"
         } else {
             "not a regular file"
         };
         return Err(format!("is {what}, not a regular file"));
     }
-    if meta.len() > MAX_FILE_BYTES {
+    if meta.len() > max {
         return Err(format!(
-            "is {} bytes, larger than the {MAX_FILE_BYTES}-byte limit",
+            "is {} bytes, larger than the {max}-byte limit",
             meta.len()
         ));
     }
     Ok(())
+}
+
+/// The session's `stdout.log` in `dir`, opened the one safe way (a link is
+/// followed, to a regular file only), with what `fstat` said of it. Copy
+/// at most its `len()` bytes: a file still growing must not keep a caller
+/// reading after its verdict is in.
+pub fn open_output(dir: &Path) -> Result<Option<(File, std::fs::Metadata)>, String> {
+    open_file(&dir.join(STDOUT_FILE), Links::Follow, u64::MAX)
 }
 
 fn describe_io(err: &io::Error) -> String {
@@ -251,14 +304,16 @@ fn load_cached_at<T: Clone>(
     cache: &mut Cached<T>,
     now: SystemTime,
 ) -> FileState<T> {
-    let meta = match std::fs::metadata(path) {
+    // The link itself, not what it names: metadata files are never
+    // followed (see [`Links::Refuse`]); reading one says so.
+    let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(err) => {
             *cache = None;
             if err.kind() == io::ErrorKind::NotFound {
                 return FileState::Absent;
             }
-            // A symlink loop, a permission problem: `load` words it.
+            // A permission problem: `load` words it.
             return load(path, parse);
         }
     };
@@ -268,8 +323,9 @@ fn load_cached_at<T: Clone>(
             return state.clone();
         }
     }
-    // The stat above is the one `read_bounded` would make before opening.
-    let state = parsed(read_checked(path, &meta), parse);
+    // The stamp only says whether to read again; what is read is checked
+    // on the open file.
+    let state = load(path, parse);
     *cache = Some((stamp, state.clone()));
     state
 }
@@ -289,19 +345,27 @@ pub enum Output {
 /// [`Output::Content`]: up to the first byte that is not whitespace, and
 /// never past [`MAX_FILE_BYTES`] (a larger file counts as content).
 pub fn stdout_state(dir: &Path) -> Output {
-    let path = dir.join(STDOUT_FILE);
-    match std::fs::metadata(&path) {
-        Ok(meta) if meta.is_file() && meta.len() == 0 => return Output::Blank,
-        Ok(meta) if meta.is_file() && meta.len() > MAX_FILE_BYTES => return Output::Content,
-        Ok(meta) if meta.is_file() => {}
-        _ => return Output::Missing,
+    let (file, meta) = match open_output(dir) {
+        Ok(Some(opened)) => opened,
+        // Larger than anything is impossible; anything else is no output.
+        Ok(None) | Err(_) => return Output::Missing,
+    };
+    match meta.len() {
+        0 => return Output::Blank,
+        len if len > MAX_FILE_BYTES => return Output::Content,
+        _ => {}
     }
-    match read_bounded(&path) {
-        Ok(Some((bytes, _))) if bytes.iter().all(u8::is_ascii_whitespace) => Output::Blank,
-        Ok(Some(_)) => Output::Content,
-        Ok(None) => Output::Missing,
-        // Grown past the bound between the stat and the read.
-        Err(_) => Output::Content,
+    let mut chunk = [0u8; 4096];
+    let mut reader = file.take(meta.len().min(MAX_FILE_BYTES));
+    loop {
+        match reader.read(&mut chunk) {
+            Ok(0) => return Output::Blank,
+            Ok(n) if chunk[..n].iter().all(u8::is_ascii_whitespace) => {}
+            Ok(_) => return Output::Content,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            // Unreadable now but a regular file with bytes: it says something.
+            Err(_) => return Output::Content,
+        }
     }
 }
 

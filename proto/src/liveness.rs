@@ -39,8 +39,15 @@ pub const LOCKS_DIR: &str = "locks";
 /// A lock file this recent counts even when its process's command line does
 /// not name the session (csa's `LOCK_FILE_STALE_SECS`).
 const LOCK_RECENT: Duration = Duration::from_secs(60);
-/// Lock files looked at, at most: a session has one per tool.
-const MAX_LOCKS: usize = 64;
+/// Entries of `locks/` looked at, at most (names only: no file is opened
+/// for them). csa keeps one lock per tool and removes stale ones; a
+/// directory past this is refused work and its locks are not counted.
+const MAX_LOCK_ENTRIES: usize = 65_536;
+/// `.lock` files opened, at most, chosen newest first *after* the names
+/// are filtered: stale files, of any name, never hide a live lock.
+const MAX_LOCKS: usize = 256;
+/// A lock file is a line of JSON: read no more than this of one.
+const MAX_LOCK_BYTES: u64 = 4096;
 
 /// The fields of `/proc/<pid>/stat` that liveness needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,24 +187,50 @@ fn lock_pids(locks: &Path, session_id: &str, exited: &dyn Fn(i32) -> bool) -> Ve
         return Vec::new();
     };
     let now = SystemTime::now();
-    let mut pids = Vec::new();
-    for entry in entries.flatten().take(MAX_LOCKS) {
-        let path = entry.path();
+    let mut candidates = Vec::new();
+    for (seen, entry) in entries.flatten().enumerate() {
+        if seen == MAX_LOCK_ENTRIES {
+            // Not a directory of tool locks: counting on it would be
+            // unbounded work for whoever looks (the daemon's loop).
+            return Vec::new();
+        }
         let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some(tool) = name.strip_suffix(".lock") else {
+        let Some(tool) = name.to_str().and_then(|n| n.strip_suffix(".lock")) else {
             continue;
         };
         if name == ".reconcile.lock" {
             continue;
         }
-        let Ok(Some((bytes, mtime))) = files::read_bounded(&path) else {
+        candidates.push((entry.path(), tool.to_string()));
+    }
+    if candidates.len() > MAX_LOCKS {
+        // Bounded after filtering, newest first: a live tool's lock is
+        // the one it touched last.
+        let mtime = |path: &Path| {
+            std::fs::symlink_metadata(path)
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH)
+        };
+        let mut dated: Vec<_> = candidates
+            .into_iter()
+            .map(|(path, tool)| (mtime(&path), path, tool))
+            .collect();
+        dated.sort_by_key(|(mtime, _, _)| std::cmp::Reverse(*mtime));
+        dated.truncate(MAX_LOCKS);
+        candidates = dated
+            .into_iter()
+            .map(|(_, path, tool)| (path, tool))
+            .collect();
+    }
+    let mut pids = Vec::new();
+    for (path, tool) in candidates {
+        let Ok(Some((bytes, mtime))) = files::read_at_most(&path, MAX_LOCK_BYTES) else {
             continue;
         };
         let Some(pid) = parse_lock_pid(&bytes) else {
             continue;
         };
-        if exited(pid) {
+        if exited(pid) || pids.iter().any(|w: &Watch| w.pid == pid) {
             continue;
         }
         let stat = match proc_stat(pid) {
@@ -207,7 +240,7 @@ fn lock_pids(locks: &Path, session_id: &str, exited: &dyn Fn(i32) -> bool) -> Ve
         let recent = mtime
             .and_then(|m| now.duration_since(m).ok())
             .is_some_and(|age| age <= LOCK_RECENT);
-        if recent || cmdline_names(pid, &[tool, session_id]) {
+        if recent || cmdline_names(pid, &[&tool, session_id]) {
             pids.push(Watch {
                 pid,
                 group_leader: stat.pgrp == pid,

@@ -32,9 +32,15 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 /// Path of one of the workspace's binaries: beside the running executable
 /// (a benchmark in `target/release`) or one level up (a test in
 /// `target/<profile>/deps`). Built on first use when missing there.
+/// `VERDICT_BIN_DIR` names another directory to take them from.
 pub fn bin(name: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
+        // Another build's binaries (an older commit's, to see a
+        // regression test fail there).
+        if let Some(dir) = std::env::var_os("VERDICT_BIN_DIR") {
+            return PathBuf::from(dir);
+        }
         let exe = std::env::current_exe().expect("test executable path");
         let here = exe.parent().expect("executable dir").to_path_buf();
         let up = here.parent().map(Path::to_path_buf);

@@ -10,6 +10,8 @@ mod corpus;
 mod daemon;
 mod degraded;
 mod events;
+mod hostile;
+mod hostile_files;
 mod library;
 mod many;
 mod mcp;

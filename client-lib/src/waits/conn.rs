@@ -45,8 +45,7 @@ impl Waits<'_> {
             Err(CodecError::Io(err)) => return self.lost(err.to_string()),
             Err(err) => return Err(Error::Protocol(err.to_string())),
         };
-        self.handle(reply, &raw);
-        Ok(())
+        self.handle(reply, &raw)
     }
 
     fn send_waits(&mut self) -> std::io::Result<()> {
@@ -72,16 +71,16 @@ impl Waits<'_> {
         }
     }
 
-    fn handle(&mut self, reply: Reply, raw: &[u8]) {
+    fn handle(&mut self, reply: Reply, raw: &[u8]) -> Result<(), Error> {
         let Some(index) = self
             .entries
             .iter()
             .position(|e| reply.id.as_u64() == Some(e.id))
         else {
-            return;
+            return Ok(());
         };
         if !matches!(self.entries[index].slot, Slot::Pending) {
-            return;
+            return Ok(());
         }
         match reply.event {
             Event::Watching(watching) => {
@@ -93,7 +92,7 @@ impl Waits<'_> {
                 if earlier {
                     // Named twice (say as an id and as a path): answer once.
                     self.cancel(index);
-                    return;
+                    return Ok(());
                 }
                 self.queue.push_back(Update::Watching {
                     index,
@@ -101,6 +100,13 @@ impl Waits<'_> {
                     dir,
                     pid: watching.pid,
                 });
+            }
+            Event::Verdict(event) if !(0..=255).contains(&event.exit) => {
+                // An exit status outside a byte would wrap (256 is 0).
+                return Err(Error::Protocol(format!(
+                    "the daemon's verdict has \"exit\": {}, which is no exit status",
+                    event.exit
+                )));
             }
             Event::Verdict(event) => {
                 let dir = self.entries[index].dir.clone();
@@ -113,6 +119,7 @@ impl Waits<'_> {
             }
             _ => {}
         }
+        Ok(())
     }
 
     /// The connection is gone: reconnect, go on alone, or give up.

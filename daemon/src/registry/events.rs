@@ -15,13 +15,13 @@ use crate::timers::Timer;
 use verdict_proto::watch::{Change, Watcher};
 
 impl Registry {
-    /// Ends a round of the event loop: removes the watches of the sessions
-    /// that closed in it, unless a new waiter has reopened one since.
+    /// Ends a round of the event loop: gives up the watches of the
+    /// sessions that closed in it. Watches are counted by owner, so a new
+    /// waiter that reopened the directory in the same round keeps it (and
+    /// the kernel's watch was never dropped and re-added in between).
     pub fn end_round(&mut self, watcher: &mut Watcher) {
         for dir in std::mem::take(&mut self.unwatch) {
-            if !self.by_dir.contains_key(&dir) {
-                watcher.remove(&dir);
-            }
+            watcher.remove(&dir);
         }
     }
 

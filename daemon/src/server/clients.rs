@@ -14,9 +14,19 @@ use super::{Server, ACCEPT_RETRY, MAX_MESSAGE_CHARS};
 use crate::conn::{Conn, Input, State};
 use crate::timers::Timer;
 
+/// Connections accepted (or refused) per turn of the loop: a client
+/// connecting in a loop cannot keep the others waiting.
+const MAX_ACCEPTS_PER_TURN: usize = 256;
+
 impl Server {
     pub(super) fn accept(&mut self) {
-        loop {
+        for accepted in 0.. {
+            if accepted == MAX_ACCEPTS_PER_TURN {
+                // More may be queued: taken on the next turn, after the
+                // clients already connected have been served.
+                self.backlog.accept = true;
+                return;
+            }
             let mut stream = match self.listener.accept() {
                 Ok((stream, _)) => stream,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
@@ -84,8 +94,18 @@ impl Server {
             }
             return;
         }
-        let (inputs, closed) = conn.read_available();
-        for input in inputs {
+        if conn.backlogged() {
+            // Input is left from an earlier turn: it is served from the
+            // backlog, once a turn, whatever the poll says meanwhile.
+            return;
+        }
+        let batch = conn.read_some();
+        if batch.more {
+            conn.set_backlogged(true);
+            self.backlog.conns.push(token);
+        }
+        let closed = batch.closed;
+        for input in batch.inputs {
             match input {
                 Input::Line(line) => self.handle_line(token, &line),
                 Input::TooLong => {
@@ -109,6 +129,14 @@ impl Server {
             self.close(token);
         } else if closed {
             self.core.conns.stop_reading(token, State::HalfClosed);
+        }
+    }
+
+    /// Serves a connection that had input left at the end of a turn.
+    pub(super) fn on_backlog(&mut self, token: Token) {
+        if let Some(conn) = self.core.conns.get_mut(token) {
+            conn.set_backlogged(false);
+            self.on_readable(token, false);
         }
     }
 

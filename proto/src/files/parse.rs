@@ -10,18 +10,19 @@ pub fn parse_pid_file(bytes: &[u8]) -> Result<PidFile, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "is not UTF-8".to_string())?;
     let mut words = text.split_whitespace();
     let pid_word = words.next().ok_or("is empty")?;
+    // Reasons name the field, never what the file holds.
     let pid: i32 = pid_word
         .parse()
-        .map_err(|_| format!("pid {pid_word:?} is not a number"))?;
+        .map_err(|_| "its first field (the pid) is not a number".to_string())?;
     if pid <= 1 {
         return Err(format!("pid {pid} cannot be a session process"));
     }
     let starttime = match words.next() {
         None => None,
-        Some(word) => Some(
-            word.parse()
-                .map_err(|_| format!("starttime {word:?} is not a number"))?,
-        ),
+        Some(word) => Some(word.parse().map_err(|_| {
+            "its second field (the start time, field 22 of /proc/<pid>/stat) is not a number"
+                .to_string()
+        })?),
     };
     if words.next().is_some() {
         return Err("has more than two fields".into());
@@ -76,7 +77,7 @@ pub fn parse_legacy(bytes: &[u8]) -> Result<Packet, String> {
     let word = text.trim();
     let code: i64 = word
         .parse()
-        .map_err(|_| format!("{word:?} is not an integer exit code"))?;
+        .map_err(|_| "does not hold an integer exit code".to_string())?;
     let exit_code = to_exit_code(code)?;
     Ok(Packet {
         status: status_for(exit_code).into(),
@@ -99,7 +100,7 @@ fn status_for(exit_code: i32) -> &'static str {
 }
 
 fn to_exit_code(code: i64) -> Result<i32, String> {
-    i32::try_from(code).map_err(|_| format!("exit_code {code} is out of range for an exit code"))
+    i32::try_from(code).map_err(|_| "exit_code is out of range for an exit code (i32)".to_string())
 }
 
 /// Deepest `[`/`{` nesting accepted before TOML is handed to the parser: a
@@ -111,7 +112,7 @@ fn parse_toml<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
     if nesting_depth(text) > MAX_NESTING {
         return Err(format!("nests arrays or tables deeper than {MAX_NESTING}"));
     }
-    toml::from_str(text).map_err(|err| flatten_toml_error(&err))
+    toml::from_str(text).map_err(|err| flatten_toml_error(&err, text))
 }
 
 /// An upper bound on bracket nesting (brackets inside strings count too,
@@ -131,12 +132,40 @@ fn nesting_depth(text: &str) -> usize {
     max
 }
 
-fn flatten_toml_error(err: &toml::de::Error) -> String {
-    // toml's Display spans several lines with a source excerpt; one line
-    // is what a verdict note and a log line need.
+/// One line for a verdict's notes and the log: where the problem is (line
+/// and column) and what kind it is, never what the file says there. The
+/// parser's own messages quote the offending text (`invalid type: string
+/// "…"`), and a session file can be a copy of anything.
+fn flatten_toml_error(err: &toml::de::Error, text: &str) -> String {
     let message = err.message().trim();
+    let kind = if let Some(field) = message.strip_prefix("missing field ") {
+        // The field's name is ours, not the file's.
+        format!("the required key {field} is missing")
+    } else if message.starts_with("invalid type") {
+        format!("a value has the wrong type{}", expected(message))
+    } else if message.starts_with("invalid value") || message.starts_with("invalid length") {
+        format!("a value is out of range{}", expected(message))
+    } else {
+        "it is not valid TOML".to_string()
+    };
     match err.span() {
-        Some(span) => format!("is not valid: {message} (at byte {})", span.start),
-        None => format!("is not valid: {message}"),
+        Some(span) => {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            let column = before.len()
+                - before
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |i| i + 1)
+                + 1;
+            format!("is not valid at line {line}, column {column}: {kind}")
+        }
+        None => format!("is not valid: {kind}"),
     }
+}
+
+/// The parser's ", expected …" tail, which names our type, not the file's
+/// content.
+fn expected(message: &str) -> &str {
+    message.rfind(", expected ").map_or("", |at| &message[at..])
 }

@@ -31,14 +31,28 @@ impl std::os::fd::AsFd for Watcher {
     }
 }
 
-/// The inotify instance and which directory each watch is for.
+/// The inotify instance and which directories each watch is for.
+///
+/// The kernel gives one watch descriptor per inode: a directory renamed
+/// and watched again under its new name (or watched by two owners, a
+/// session and a subscription's tree) shares the descriptor of the first
+/// watch. So a watch is counted by what watches it, path by path, and the
+/// kernel's watch is removed only when the last of them is.
 #[derive(Debug)]
 pub struct Watcher {
     inotify: Inotify,
-    dirs: HashMap<WatchDescriptor, PathBuf>,
+    /// Descriptor → the paths watched through it, each with its count.
+    dirs: HashMap<WatchDescriptor, Vec<(PathBuf, usize)>>,
     by_dir: HashMap<PathBuf, WatchDescriptor>,
     buffer: Vec<u8>,
+    /// The last [`Watcher::drain`] stopped at its bound with events left.
+    more: bool,
 }
+
+/// Reads of the inotify fd per [`Watcher::drain`]: a writer creating files
+/// in a watched directory as fast as it can must not hold the caller's
+/// loop; what is left is read on the caller's next turn.
+const MAX_READS_PER_DRAIN: usize = 16;
 
 impl Watcher {
     /// Creates the inotify instance (non-blocking, close-on-exec).
@@ -49,6 +63,7 @@ impl Watcher {
             by_dir: HashMap::new(),
             // Room for many events per read; the kernel never splits one.
             buffer: vec![0; 64 * 1024],
+            more: false,
         })
     }
 
@@ -57,7 +72,8 @@ impl Watcher {
         self.inotify.as_raw_fd()
     }
 
-    /// Adds a non-recursive watch on `dir`; it is armed when this returns.
+    /// Adds a non-recursive watch on `dir` (or one more owner of it); it
+    /// is armed when this returns. Each `add` is undone by one `remove`.
     pub fn add(&mut self, dir: &Path) -> Result<(), AddError> {
         let wd = self.inotify.watches().add(dir, mask()).map_err(|err| {
             // ENOSPC is inotify's answer when max_user_watches is reached.
@@ -67,28 +83,86 @@ impl Watcher {
                 AddError::Other(err)
             }
         })?;
+        let mut owners = 1;
+        if let Some(old) = self.by_dir.get(dir).filter(|old| **old != wd).cloned() {
+            // The path names another inode now: its owners move with it.
+            owners += self.dirs.get(&old).map_or(0, |paths| {
+                paths
+                    .iter()
+                    .find(|(path, _)| path == dir)
+                    .map_or(0, |(_, count)| *count)
+            });
+            self.forget_path(&old, dir);
+        }
         // Adding a watch on an inode already watched returns the same wd.
-        self.dirs.insert(wd.clone(), dir.to_path_buf());
+        let paths = self.dirs.entry(wd.clone()).or_default();
+        match paths.iter_mut().find(|(path, _)| path == dir) {
+            Some((_, count)) => *count += owners,
+            None => paths.push((dir.to_path_buf(), owners)),
+        }
         self.by_dir.insert(dir.to_path_buf(), wd);
         Ok(())
     }
 
-    /// Removes the watch on `dir` (a directory that vanished has none left).
+    /// Undoes one [`Watcher::add`] of `dir`; the kernel's watch goes with
+    /// the last owner of its inode (a directory that vanished has none).
     pub fn remove(&mut self, dir: &Path) {
-        if let Some(wd) = self.by_dir.remove(dir) {
-            if self.dirs.get(&wd).is_some_and(|d| d == dir) {
-                self.dirs.remove(&wd);
+        let Some(wd) = self.by_dir.get(dir).cloned() else {
+            return;
+        };
+        let Some(paths) = self.dirs.get_mut(&wd) else {
+            self.by_dir.remove(dir);
+            return;
+        };
+        if let Some((_, count)) = paths.iter_mut().find(|(path, _)| path == dir) {
+            *count -= 1;
+            if *count > 0 {
+                return;
             }
-            if let Err(err) = self.inotify.watches().remove(wd) {
+        }
+        self.forget_path(&wd, dir);
+    }
+
+    /// Drops `dir` from watch `wd`, and the kernel's watch once no path
+    /// is left on it.
+    fn forget_path(&mut self, wd: &WatchDescriptor, dir: &Path) {
+        if self.by_dir.get(dir) == Some(wd) {
+            self.by_dir.remove(dir);
+        }
+        let Some(paths) = self.dirs.get_mut(wd) else {
+            return;
+        };
+        paths.retain(|(path, _)| path != dir);
+        if paths.is_empty() {
+            self.dirs.remove(wd);
+            if let Err(err) = self.inotify.watches().remove(wd.clone()) {
                 log::debug!("unwatch {}: {err}", dir.display());
             }
         }
     }
 
-    /// Everything queued now, as paths to look at again.
+    /// Directories watched (each path once, however many owners it has).
+    pub fn watched(&self) -> usize {
+        self.by_dir.len()
+    }
+
+    /// The last [`Watcher::drain`] left events queued: drain again soon
+    /// (an edge-triggered poll will not say so again).
+    pub fn more(&self) -> bool {
+        self.more
+    }
+
+    /// What is queued now (at most [`MAX_READS_PER_DRAIN`] reads of it), as
+    /// paths to look at again: an event on a watch is reported under every
+    /// path watched through it.
     pub fn drain(&mut self) -> Vec<Change> {
         let mut changes = Vec::new();
-        loop {
+        self.more = false;
+        for reads in 0.. {
+            if reads == MAX_READS_PER_DRAIN {
+                self.more = true;
+                break;
+            }
             let events = match self.inotify.read_events(&mut self.buffer) {
                 Ok(events) => events,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
@@ -107,25 +181,29 @@ impl Watcher {
                     changes.push(Change::Rescan);
                     continue;
                 }
-                let Some(dir) = self.dirs.get(&event.wd) else {
+                let Some(dirs) = self.dirs.get(&event.wd) else {
                     continue;
                 };
                 if event.mask.contains(EventMask::IGNORED) {
                     // The kernel dropped the watch (directory deleted).
                     forgotten.push(event.wd.clone());
                 }
-                let path = match event.name {
-                    Some(name) => dir.join(name as &OsStr),
-                    None => dir.clone(),
-                };
                 let arrived = EventMask::CREATE | EventMask::MOVED_TO;
-                if event.mask.contains(EventMask::ISDIR) && event.mask.intersects(arrived) {
-                    new_dirs.push(path.clone());
+                let new_dir =
+                    event.mask.contains(EventMask::ISDIR) && event.mask.intersects(arrived);
+                for (dir, _) in dirs {
+                    let path = match event.name {
+                        Some(name) => dir.join(name as &OsStr),
+                        None => dir.clone(),
+                    };
+                    if new_dir {
+                        new_dirs.push(path.clone());
+                    }
+                    paths.push(path);
                 }
-                paths.push(path);
             }
             for wd in forgotten {
-                if let Some(dir) = self.dirs.remove(&wd) {
+                for (dir, _) in self.dirs.remove(&wd).unwrap_or_default() {
                     if self.by_dir.get(&dir) == Some(&wd) {
                         self.by_dir.remove(&dir);
                     }
@@ -188,5 +266,31 @@ mod tests {
         watcher.remove(dir.path());
         std::fs::write(dir.path().join("after"), "x").expect("write");
         assert!(watcher.drain().is_empty());
+    }
+
+    #[test]
+    fn a_renamed_directory_watched_again_keeps_its_watch_when_the_old_name_is_removed() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (old, new) = (tmp.path().join("old"), tmp.path().join("new"));
+        std::fs::create_dir(&old).expect("mkdir");
+        let mut watcher = Watcher::new().expect("inotify");
+        watcher.add(&old).expect("watch");
+        std::fs::rename(&old, &new).expect("rename");
+        let _ = watcher.drain();
+        // Same inode: the kernel hands back the same descriptor.
+        watcher.add(&new).expect("watch again");
+        watcher.remove(&old);
+        std::fs::write(new.join("result.toml"), "x").expect("write");
+        let seen = paths(watcher.drain());
+        assert!(seen.contains(&new.join("result.toml")), "{seen:?}");
+        // Two owners of one path: the watch stays until both are gone.
+        watcher.add(&new).expect("second owner");
+        watcher.remove(&new);
+        std::fs::write(new.join("again"), "x").expect("write");
+        assert!(paths(watcher.drain()).contains(&new.join("again")));
+        watcher.remove(&new);
+        std::fs::write(new.join("after"), "x").expect("write");
+        assert!(watcher.drain().is_empty());
+        assert_eq!(watcher.watched(), 0);
     }
 }

@@ -42,6 +42,8 @@ struct Dir {
     path: PathBuf,
     /// Its subdirectories when last listed.
     subdirs: HashSet<OsString>,
+    /// Owners of this watch: each `add` is undone by one `remove`.
+    owners: usize,
 }
 
 /// The kqueue and the directories it watches.
@@ -50,7 +52,13 @@ pub struct Watcher {
     queue: OwnedFd,
     dirs: HashMap<RawFd, Dir>,
     by_dir: HashMap<PathBuf, RawFd>,
+    /// The last drain stopped at its bound with events left.
+    more: bool,
 }
+
+/// `kevent` calls per [`Watcher::drain`]: the rest is read on the
+/// caller's next turn.
+const MAX_READS_PER_DRAIN: usize = 16;
 
 impl AsFd for Watcher {
     fn as_fd(&self) -> BorrowedFd<'_> {
@@ -65,6 +73,7 @@ impl Watcher {
             queue: kqueue()?,
             dirs: HashMap::new(),
             by_dir: HashMap::new(),
+            more: false,
         })
     }
 
@@ -75,8 +84,11 @@ impl Watcher {
 
     /// Watches `dir`; armed when this returns.
     pub fn add(&mut self, dir: &Path) -> Result<(), AddError> {
-        if self.by_dir.contains_key(dir) {
-            return Ok(());
+        if let Some(raw) = self.by_dir.get(dir) {
+            if let Some(watched) = self.dirs.get_mut(raw) {
+                watched.owners += 1;
+                return Ok(());
+            }
         }
         let fd = open(
             dir,
@@ -109,25 +121,56 @@ impl Watcher {
                 _fd: fd,
                 path: dir.to_path_buf(),
                 subdirs,
+                owners: 1,
             },
         );
         self.by_dir.insert(dir.to_path_buf(), raw);
         Ok(())
     }
 
-    /// Stops watching `dir`.
+    /// Undoes one [`Watcher::add`] of `dir`; the watch goes with its last
+    /// owner.
     pub fn remove(&mut self, dir: &Path) {
+        let Some(&raw) = self.by_dir.get(dir) else {
+            return;
+        };
+        if let Some(watched) = self.dirs.get_mut(&raw) {
+            watched.owners -= 1;
+            if watched.owners > 0 {
+                return;
+            }
+        }
+        self.forget(dir);
+    }
+
+    /// Stops watching `dir`, whatever its owners.
+    fn forget(&mut self, dir: &Path) {
         if let Some(raw) = self.by_dir.remove(dir) {
             // Dropping the descriptor removes its filter from the kqueue.
             self.dirs.remove(&raw);
         }
     }
 
+    /// Directories watched.
+    pub fn watched(&self) -> usize {
+        self.by_dir.len()
+    }
+
+    /// The last [`Watcher::drain`] left events queued: drain again soon.
+    pub fn more(&self) -> bool {
+        self.more
+    }
+
     /// Everything queued now, as paths to look at again.
     pub fn drain(&mut self) -> Vec<Change> {
         let mut changes = Vec::new();
         let mut events: Vec<Event> = Vec::with_capacity(256);
-        loop {
+        self.more = false;
+        for reads in 0.. {
+            if reads == MAX_READS_PER_DRAIN {
+                self.more = true;
+                break;
+            }
             events.clear();
             // SAFETY: every registered descriptor is kept open in `self.dirs`.
             match unsafe { kevent(&self.queue, &[], &mut events, Some(Duration::ZERO)) } {
@@ -154,7 +197,7 @@ impl Watcher {
                 {
                     // Gone (or moved) from where it was watched: forget it.
                     let path = dir.path.clone();
-                    self.remove(&path);
+                    self.forget(&path);
                     continue;
                 }
                 let now = subdirs(&dir.path);

@@ -1,0 +1,101 @@
+//! The shared daemon's promise under hostile or careless use: one client,
+//! one file or one typo never hurts another waiter. Each test here failed
+//! before the rule it holds (a bound, one opener, one owner) was built.
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
+use verdict_e2e::{rss_kib, signal, Harness, DEADLINE};
+
+/// A normal client's ping on a fresh connection, answered within the
+/// deadline; returns how long it took.
+fn ping(h: &Harness) -> Duration {
+    let start = Instant::now();
+    let mut c = h.connect();
+    c.send(r#"{"v":1,"id":1,"op":"ping"}"#);
+    assert_eq!(c.recv()["event"], "pong");
+    start.elapsed()
+}
+
+#[test]
+fn a_client_that_keeps_its_socket_full_neither_stalls_others_nor_grows_the_daemon() {
+    let h = Harness::start();
+    let daemon = h.status()["pid"].as_u64().expect("pid") as u32;
+    // A client whose requests are all there at once, far more than one
+    // turn's worth: the daemon used to read every byte available before
+    // answering anything, holding the loop and growing with the input.
+    // A send buffer of 256 MiB (root may force one) holds them all while
+    // the daemon is stopped, so the flood is there in full when it wakes.
+    let mut flooder = UnixStream::connect(&h.socket).expect("connect");
+    force_send_buffer(&flooder, 256 << 20);
+    flooder.set_nonblocking(true).expect("nonblocking");
+    let block: Vec<u8> = b"{\"v\":1,\"id\":1,\"op\":\"ping\"}\n"
+        .iter()
+        .copied()
+        .cycle()
+        .take(1 << 20)
+        .collect();
+    signal(daemon as i32, Signal::STOP);
+    let mut queued = 0usize;
+    while queued < 192 << 20 {
+        match flooder.write(&block) {
+            Ok(n) => queued += n,
+            Err(_) => break,
+        }
+    }
+    signal(daemon as i32, Signal::CONT);
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        std::thread::spawn(move || {
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(daemon), std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        slowest = slowest.max(ping(&h));
+    }
+    // It never reads its replies: dropped once 1 MiB of them is pending.
+    verdict_e2e::eventually("the flooding client to be dropped", || {
+        (h.status()["connections"] == 1).then_some(())
+    });
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    sampler.join().expect("sampler");
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "flood: {} MiB queued at once, slowest ping {slowest:?}, daemon peak RSS {peak} KiB",
+        queued >> 20
+    );
+    assert!(
+        peak < 64 * 1024,
+        "the daemon grew to {peak} KiB reading one client's flood"
+    );
+    assert!(slowest < DEADLINE, "a ping took {slowest:?}");
+}
+
+/// Sets `stream`'s send buffer to `bytes`: past the system's limit as
+/// root (`SO_SNDBUFFORCE`), else as far as the limit allows.
+fn force_send_buffer(stream: &UnixStream, bytes: i32) {
+    use std::os::fd::AsRawFd;
+    for option in [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF] {
+        // SAFETY: a valid socket fd and a pointer to an int of the size given.
+        let set = unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&bytes as *const i32).cast(),
+                std::mem::size_of::<i32>() as libc::socklen_t,
+            )
+        };
+        if set == 0 {
+            return;
+        }
+    }
+}
