@@ -26,6 +26,20 @@ pub struct Snapshot {
     /// What `stdout.log` holds. Read only when rule C3 needs it (an exit-0
     /// packet and no result); [`Output::Content`] otherwise.
     pub stdout: Output,
+    /// `result.toml` and `output/result.toml` are not what they were at
+    /// the caller's first look (at its watch): they arrived while it
+    /// watched, so they are this run's, whatever their mtimes say (a clock
+    /// stepped back makes a fresh file look older than `daemon.pid`).
+    pub arrived: Arrived,
+}
+
+/// Which results the caller saw arrive (see [`Snapshot::arrived`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Arrived {
+    /// `result.toml`.
+    pub result: bool,
+    /// `output/result.toml`.
+    pub output_result: bool,
 }
 
 /// The last reading of each session file, so that unchanged files are not
@@ -37,6 +51,26 @@ pub struct SnapshotCache {
     packet: Cached<Packet>,
     legacy: Cached<Packet>,
     output_result: Cached<SessionResult>,
+    /// The results' stamps at the first look: anything else arrived since.
+    first: Option<[Option<files::Stamp>; 2]>,
+}
+
+impl SnapshotCache {
+    /// Notes the results' stamps at the first look; later, which of them
+    /// changed since.
+    fn arrived(&mut self) -> Arrived {
+        let stamp = |cached: &Cached<SessionResult>| cached.as_ref().map(|(stamp, _)| *stamp);
+        let now = [stamp(&self.result), stamp(&self.output_result)];
+        let Some(first) = self.first else {
+            self.first = Some(now);
+            return Arrived::default();
+        };
+        let new = |i: usize| now[i].is_some() && now[i] != first[i];
+        Arrived {
+            result: new(0),
+            output_result: new(1),
+        }
+    }
 }
 
 impl Snapshot {
@@ -74,7 +108,9 @@ impl Snapshot {
                 &mut cache.output_result,
             ),
             stdout: Output::Content,
+            arrived: Arrived::default(),
         };
+        snap.arrived = cache.arrived();
         if snap.needs_stdout() {
             snap.stdout = files::stdout_state(dir);
         }
@@ -97,6 +133,7 @@ impl Snapshot {
             legacy: FileState::Absent,
             output_result: FileState::Absent,
             stdout: Output::Missing,
+            arrived: Arrived::default(),
         }
     }
 }
@@ -327,12 +364,14 @@ fn gather_notes(snap: &Snapshot) -> Vec<String> {
 
 /// `result.toml` if it is fresh, else csa's fallback `output/result.toml`.
 fn usable_result<'a>(snap: &'a Snapshot, notes: &mut Vec<String>) -> Option<&'a SessionResult> {
-    if let Some(result) = fresh("result.toml", &snap.result, &snap.pid, notes) {
+    let arrived = snap.arrived;
+    if let Some(result) = fresh("result.toml", &snap.result, arrived.result, &snap.pid, notes) {
         return Some(result);
     }
     let fallback = fresh(
         files::OUTPUT_RESULT_FILE,
         &snap.output_result,
+        arrived.output_result,
         &snap.pid,
         notes,
     )?;
@@ -346,13 +385,19 @@ fn usable_result<'a>(snap: &'a Snapshot, notes: &mut Vec<String>) -> Option<&'a 
 fn fresh<'a>(
     name: &str,
     result: &'a FileState<SessionResult>,
+    arrived: bool,
     pid: &FileState<PidFile>,
     notes: &mut Vec<String>,
 ) -> Option<&'a SessionResult> {
     let FileState::Present { value, mtime } = result else {
         return None;
     };
-    // Freshness: a result older than daemon.pid is from an earlier run.
+    if arrived {
+        // Seen arriving: this run's, whatever the clock said.
+        return Some(value);
+    }
+    // Freshness of a file that was already there: a result older than
+    // daemon.pid is from an earlier run.
     if let (
         Some(result_mtime),
         FileState::Present {

@@ -82,6 +82,7 @@ fn snap(
         } else {
             Output::Missing
         },
+        arrived: Arrived::default(),
     }
 }
 
@@ -183,6 +184,19 @@ fn rows() -> Vec<Row> {
             live: Dead,
             phase: NOW,
             want: Want::Verdict(Completed, "failure", Some(7), Source::Packet, false, 1),
+        },
+        Row {
+            name: "a result seen arriving is fresh whatever its mtime (clock stepped back)",
+            snap: Snapshot {
+                arrived: Arrived {
+                    result: true,
+                    output_result: false,
+                },
+                ..snap(pid(10), result("success", 0, 5), packet("failure", 7), true)
+            },
+            live: Dead,
+            phase: NOW,
+            want: Want::Verdict(Completed, "success", Some(0), Source::Result, false, 0),
         },
         Row {
             name: "stale result alone waits for grace",
@@ -435,4 +449,21 @@ fn kv_warm_carries_the_pid_and_summary_comes_from_result() {
         verdict(&done, Liveness::Dead, NOW).summary.as_deref(),
         Some("s")
     );
+}
+
+#[test]
+fn the_cache_says_which_results_arrived_after_the_first_look() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cache = SnapshotCache::default();
+    std::fs::write(dir.path().join("result.toml"), "status = \"success\"\nexit_code = 0\n")
+        .expect("write");
+    let first = Snapshot::read_cached(dir.path(), &mut cache);
+    assert_eq!(first.arrived, Arrived::default(), "there before the first look");
+    let again = Snapshot::read_cached(dir.path(), &mut cache);
+    assert!(!again.arrived.result, "unchanged");
+    std::fs::write(dir.path().join(".tmp"), "status = \"failure\"\nexit_code = 3\n").expect("write");
+    std::fs::rename(dir.path().join(".tmp"), dir.path().join("result.toml")).expect("rename");
+    let later = Snapshot::read_cached(dir.path(), &mut cache);
+    assert!(later.arrived.result, "renamed in after the first look");
+    assert!(!later.arrived.output_result);
 }

@@ -99,3 +99,58 @@ fn force_send_buffer(stream: &UnixStream, bytes: i32) {
         }
     }
 }
+
+#[test]
+fn a_directory_renamed_mid_wait_and_waited_again_keeps_its_watch() {
+    // No process is known: only file events end these waits (the launch
+    // grace is longer than the test's deadline).
+    let h = Harness::with_config("launch_grace_ms = 600000\n");
+    let old = h.session("01JRENAMEDOLD");
+    let mut first = h.connect();
+    first.wait("old", old.path(), 0);
+    assert_eq!(first.recv()["event"], "watching");
+    let new_dir = h.root.join("01JRENAMEDNEW");
+    std::fs::rename(&old.dir, &new_dir).expect("rename");
+    let mut second = h.connect();
+    second.wait("new", new_dir.to_str().expect("utf-8"), 0);
+    assert_eq!(second.recv()["event"], "watching");
+    // The old name's wait ends (its directory is gone), and with it the
+    // watch the kernel shares between the two names used to go.
+    let gone = first.verdicts(1).remove("old").expect("reply");
+    assert_eq!(gone["code"], "session_removed", "{gone}");
+    // Let the daemon finish with the old name (and read what that did to
+    // the watch) before the new name gets its result.
+    second.send(r#"{"v":1,"id":"p","op":"ping"}"#);
+    assert_eq!(second.recv()["event"], "pong");
+    verdict_e2e::write_atomic(&new_dir, "result.toml", "status = \"success\"\nexit_code = 0\n");
+    let v = second.verdicts(1).remove("new").expect("verdict");
+    assert_eq!((v["source"].as_str(), v["exit"].as_i64()), (Some("result"), Some(0)), "{v}");
+}
+
+#[test]
+fn subscribers_hear_the_end_of_every_session_that_starts_after_they_subscribed() {
+    let h = Harness::start();
+    let mut sub = h.connect();
+    sub.send(r#"{"v":1,"id":"sub","op":"subscribe"}"#);
+    assert_eq!(sub.recv()["event"], "subscribed");
+    for round in 0..5 {
+        // A project that exists, and one made with its first session.
+        let project = if round % 2 == 0 { "known" } else { &*format!("new{round}") };
+        let mut s = h.session(&format!("{project}/sessions/01JLATE{round}"));
+        let pid = s.start_process();
+        let mut heard = Vec::new();
+        while !heard.iter().any(|e: &serde_json::Value| e["event"] == "started") {
+            heard.push(sub.recv());
+        }
+        assert_eq!(heard.last().expect("started")["pid"], pid, "{heard:?}");
+        s.write_result("success", 0);
+        s.end_process();
+        let end = sub.recv();
+        assert_eq!(
+            (end["event"].as_str(), end["session"].as_str()),
+            (Some("verdict"), Some(&*format!("01JLATE{round}"))),
+            "round {round}: {end}"
+        );
+        assert_eq!(end["exit"], 0, "{end}");
+    }
+}

@@ -52,23 +52,26 @@ fn a_fifo_swapped_in_for_stdout_log_never_hangs_a_finished_wait() {
     s.write_result("success", 0);
     let log = s.dir.join("stdout.log");
     let fifo = s.dir.join(".fifo");
-    let file = s.dir.join(".file");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // Swap a FIFO and a regular file in and out under the name, as fast as
-    // rename goes, while clients copy the output.
+    // Swap a FIFO and a regular file under the name, as fast as the kernel
+    // exchanges two names, while clients copy the output: a client that
+    // checks the name and then opens it blocks on the FIFO for ever.
+    std::fs::write(&log, "output\n").expect("stdout.log");
+    rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600))
+        .expect("mkfifo");
     let swapper = {
-        let (log, fifo, file, stop) = (log.clone(), fifo.clone(), file.clone(), stop.clone());
+        let (log, fifo, stop) = (log.clone(), fifo.clone(), stop.clone());
         std::thread::spawn(move || {
             let mut swaps = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = rustix::fs::mkfifoat(
+                rustix::fs::renameat_with(
                     rustix::fs::CWD,
                     &fifo,
-                    rustix::fs::Mode::from_raw_mode(0o600),
-                );
-                let _ = std::fs::rename(&fifo, &log);
-                let _ = std::fs::write(&file, "output\n");
-                let _ = std::fs::rename(&file, &log);
+                    rustix::fs::CWD,
+                    &log,
+                    rustix::fs::RenameFlags::EXCHANGE,
+                )
+                .expect("exchange");
                 swaps += 1;
             }
             swaps
