@@ -7,6 +7,7 @@
 mod cli;
 mod config;
 mod conn;
+mod lookup;
 mod peer;
 mod registry;
 mod server;

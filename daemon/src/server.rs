@@ -17,6 +17,7 @@ use verdict_proto::wire::StatusCounters;
 
 use crate::config::Config;
 use crate::conn::Conns;
+use crate::lookup::Lookups;
 use crate::registry::{Ctx, Registry, Stats, PIDFD_TAG};
 use crate::service::Service;
 use crate::socket::Listening;
@@ -24,12 +25,12 @@ use crate::timers::{Timer, Timers};
 use verdict_proto::watch::Watcher;
 
 const LISTENER: Token = Token(0);
-/// Longest error message sent, in characters (see [`Server::reply`]).
-const MAX_MESSAGE_CHARS: usize = 2048;
+use crate::registry::MAX_MESSAGE_CHARS;
 /// How soon a failed accept (out of fds) is tried again.
 const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 const WATCHER: Token = Token(1);
 const SIGNALS: Token = Token(2);
+const LOOKUPS: Token = Token(3);
 const FIRST_CONN: usize = 16;
 
 /// How the config is re-read on SIGHUP.
@@ -99,6 +100,7 @@ struct Core {
     watcher: Watcher,
     config: Config,
     stats: Stats,
+    lookups: Lookups,
 }
 
 impl Core {
@@ -110,6 +112,7 @@ impl Core {
             config: &self.config,
             out: &mut self.conns,
             stats: &mut self.stats,
+            lookups: &self.lookups,
         }
     }
 }
@@ -134,6 +137,8 @@ impl Server {
             WATCHER,
             Interest::READABLE,
         )?;
+        let waker = mio::Waker::new(poll.registry(), LOOKUPS).context("cannot create a waker")?;
+        let lookups = Lookups::start(waker).context("cannot start the id lookup thread")?;
         let mut signals =
             Signals::new([SIGTERM, SIGINT, SIGHUP]).context("cannot install signal handlers")?;
         poll.registry()
@@ -146,6 +151,7 @@ impl Server {
                 watcher,
                 config,
                 stats: Stats::default(),
+                lookups,
             },
             listener,
             _listening_guards: listening.guards,
@@ -184,6 +190,7 @@ impl Server {
                     LISTENER => self.accept(),
                     WATCHER => self.drain_watcher(),
                     SIGNALS => self.on_signals(),
+                    LOOKUPS => self.registry.looked_up(&mut self.core.ctx()),
                     token if token.0 & PIDFD_TAG != 0 => {
                         self.registry.process_exited(&mut self.core.ctx(), token)
                     }

@@ -9,8 +9,11 @@
 //!    `<root>/<ID>` (an exact name only, for hand-made roots).
 //!
 //! The `sessions/` directories under the roots are kept in an [`Index`],
-//! built on the first lookup and rebuilt when an id is not found, so a
-//! request never walks a large state directory unless something is new.
+//! built on the first lookup. [`resolve`] rebuilds it when an id is not
+//! found; the daemon resolves paths on its loop ([`resolve_path`], which
+//! never walks) and ids on a thread of their own ([`resolve_indexed`],
+//! rebuilding at a rate it chooses), so no request walks a large state
+//! directory on the loop.
 //! A session directory holding csa's `resume-target.toml` stands for the
 //! session it names: the wait follows it there.
 //!
@@ -81,6 +84,16 @@ pub enum LookupError {
 }
 
 impl LookupError {
+    /// No session has the id: perhaps only because the index is older
+    /// than the session (through a redirect too).
+    pub fn is_unknown_id(&self) -> bool {
+        match self {
+            LookupError::UnknownId { .. } => true,
+            LookupError::BrokenRedirect { cause, .. } => cause.is_unknown_id(),
+            _ => false,
+        }
+    }
+
     /// The protocol's code for it.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -193,38 +206,101 @@ pub fn walk(start: &Path, visits: &mut usize) -> Walk {
     found
 }
 
-/// Resolves `session` for a caller working in `cwd`.
+/// Resolves `session` for a caller working in `cwd`; an id not in the
+/// index makes it walk the roots again (degraded mode, which has no loop
+/// to keep free). The daemon uses [`resolve_path`] on its loop and
+/// [`resolve_indexed`] off it.
 pub fn resolve(
     session: &str,
     cwd: Option<&str>,
     roots: &[Root],
     index: &mut Index,
 ) -> Result<Resolved, LookupError> {
+    resolve_with(session, roots, &mut |id| {
+        Some(lookup_id(id, cwd, roots, index, Rebuild::OnMiss))
+    })
+    .unwrap_or_else(|| unreachable_lookup(session))
+}
+
+/// [`resolve`] with the index as it is (built if it never was): an id
+/// that is not in it is [`LookupError::UnknownId`], which may only mean
+/// that the index is older than its session. The caller decides when a
+/// rebuild is worth it ([`Index::clear`]).
+pub fn resolve_indexed(
+    session: &str,
+    cwd: Option<&str>,
+    roots: &[Root],
+    index: &mut Index,
+) -> Result<Resolved, LookupError> {
+    resolve_with(session, roots, &mut |id| {
+        Some(lookup_id(id, cwd, roots, index, Rebuild::Never))
+    })
+    .unwrap_or_else(|| unreachable_lookup(session))
+}
+
+/// The part of [`resolve`] that never walks a tree nor lists a directory
+/// of sessions: an absolute path (and its `resume-target.toml` chain to
+/// sibling directories), or a relative path refused. `None` when an id
+/// must be looked up under the roots.
+pub fn resolve_path(session: &str, roots: &[Root]) -> Option<Result<Resolved, LookupError>> {
+    if !session.starts_with('/') && !is_relative_path(session) {
+        return None;
+    }
+    resolve_with(session, roots, &mut |_| None)
+}
+
+/// Never reached: the lookups given to [`resolve_with`] above always answer.
+fn unreachable_lookup(session: &str) -> Result<Resolved, LookupError> {
+    Err(LookupError::RelativePath(session.to_string()))
+}
+
+fn is_relative_path(session: &str) -> bool {
+    session.contains('/') || session == "." || session == ".."
+}
+
+/// Resolves `session`, asking `lookup` for ids (`None` from it: stop,
+/// an id lookup is needed that the caller cannot make here).
+fn resolve_with(
+    session: &str,
+    roots: &[Root],
+    lookup: &mut dyn FnMut(&str) -> Option<Result<PathBuf, LookupError>>,
+) -> Option<Result<Resolved, LookupError>> {
     let mut dir = if session.starts_with('/') {
-        canonical_dir(Path::new(session))
-            .ok_or_else(|| LookupError::NoDirectory(session.to_string()))?
-    } else if session.contains('/') || session == "." || session == ".." {
-        return Err(LookupError::RelativePath(session.to_string()));
+        match canonical_dir(Path::new(session)) {
+            Some(dir) => dir,
+            None => return Some(Err(LookupError::NoDirectory(session.to_string()))),
+        }
+    } else if is_relative_path(session) {
+        return Some(Err(LookupError::RelativePath(session.to_string())));
     } else {
-        lookup_id(session, cwd, roots, index)?
+        match lookup(session)? {
+            Ok(dir) => dir,
+            Err(err) => return Some(Err(err)),
+        }
     };
     for _ in 0..MAX_REDIRECTS {
         let Some(target) = resume_target(&dir) else {
             break;
         };
-        let next = canonical_dir(&dir.with_file_name(&target))
-            .map_or_else(|| lookup_id(&target, cwd, roots, index), Ok)
-            .map_err(|cause| LookupError::BrokenRedirect {
-                file: dir.join(RESUME_TARGET_FILE).display().to_string(),
-                target: target.clone(),
-                cause: Box::new(cause),
-            })?;
-        dir = next;
+        let next = match canonical_dir(&dir.with_file_name(&target)) {
+            Some(next) => Ok(next),
+            None => lookup(&target)?,
+        };
+        dir = match next {
+            Ok(next) => next,
+            Err(cause) => {
+                return Some(Err(LookupError::BrokenRedirect {
+                    file: dir.join(RESUME_TARGET_FILE).display().to_string(),
+                    target: target.clone(),
+                    cause: Box::new(cause),
+                }))
+            }
+        };
     }
     let poll = roots.iter().filter(|root| root.poll).any(|root| {
         dir.starts_with(canonical_dir(&root.path).unwrap_or_else(|| root.path.clone()))
     });
-    Ok(Resolved { dir, poll })
+    Some(Ok(Resolved { dir, poll }))
 }
 
 /// The session a `resume-target.toml` in `dir` points to, if it is valid.
@@ -268,11 +344,19 @@ fn matches_in(sessions: &Path, prefix: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Whether an id missing from the index makes the lookup walk the roots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rebuild {
+    OnMiss,
+    Never,
+}
+
 fn lookup_id(
     id: &str,
     cwd: Option<&str>,
     roots: &[Root],
     index: &mut Index,
+    rebuild: Rebuild,
 ) -> Result<PathBuf, LookupError> {
     // The caller's project first, root by root, as csa does.
     if let Some(project) = cwd.and_then(|cwd| cwd.strip_prefix('/')) {
@@ -284,7 +368,7 @@ fn lookup_id(
         }
     }
     let mut found = everywhere(id, roots, index.dirs(roots));
-    if found.is_empty() {
+    if found.is_empty() && rebuild == Rebuild::OnMiss {
         // Something new under a root since the index was built?
         index.clear();
         found = everywhere(id, roots, index.dirs(roots));

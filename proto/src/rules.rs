@@ -365,7 +365,13 @@ fn gather_notes(snap: &Snapshot) -> Vec<String> {
 /// `result.toml` if it is fresh, else csa's fallback `output/result.toml`.
 fn usable_result<'a>(snap: &'a Snapshot, notes: &mut Vec<String>) -> Option<&'a SessionResult> {
     let arrived = snap.arrived;
-    if let Some(result) = fresh("result.toml", &snap.result, arrived.result, &snap.pid, notes) {
+    if let Some(result) = fresh(
+        "result.toml",
+        &snap.result,
+        arrived.result,
+        &snap.pid,
+        notes,
+    ) {
         return Some(result);
     }
     let fallback = fresh(

@@ -455,13 +455,24 @@ fn kv_warm_carries_the_pid_and_summary_comes_from_result() {
 fn the_cache_says_which_results_arrived_after_the_first_look() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cache = SnapshotCache::default();
-    std::fs::write(dir.path().join("result.toml"), "status = \"success\"\nexit_code = 0\n")
-        .expect("write");
+    std::fs::write(
+        dir.path().join("result.toml"),
+        "status = \"success\"\nexit_code = 0\n",
+    )
+    .expect("write");
     let first = Snapshot::read_cached(dir.path(), &mut cache);
-    assert_eq!(first.arrived, Arrived::default(), "there before the first look");
+    assert_eq!(
+        first.arrived,
+        Arrived::default(),
+        "there before the first look"
+    );
     let again = Snapshot::read_cached(dir.path(), &mut cache);
     assert!(!again.arrived.result, "unchanged");
-    std::fs::write(dir.path().join(".tmp"), "status = \"failure\"\nexit_code = 3\n").expect("write");
+    std::fs::write(
+        dir.path().join(".tmp"),
+        "status = \"failure\"\nexit_code = 3\n",
+    )
+    .expect("write");
     std::fs::rename(dir.path().join(".tmp"), dir.path().join("result.toml")).expect("rename");
     let later = Snapshot::read_cached(dir.path(), &mut cache);
     assert!(later.arrived.result, "renamed in after the first look");

@@ -122,9 +122,17 @@ fn a_directory_renamed_mid_wait_and_waited_again_keeps_its_watch() {
     // the watch) before the new name gets its result.
     second.send(r#"{"v":1,"id":"p","op":"ping"}"#);
     assert_eq!(second.recv()["event"], "pong");
-    verdict_e2e::write_atomic(&new_dir, "result.toml", "status = \"success\"\nexit_code = 0\n");
+    verdict_e2e::write_atomic(
+        &new_dir,
+        "result.toml",
+        "status = \"success\"\nexit_code = 0\n",
+    );
     let v = second.verdicts(1).remove("new").expect("verdict");
-    assert_eq!((v["source"].as_str(), v["exit"].as_i64()), (Some("result"), Some(0)), "{v}");
+    assert_eq!(
+        (v["source"].as_str(), v["exit"].as_i64()),
+        (Some("result"), Some(0)),
+        "{v}"
+    );
 }
 
 #[test]
@@ -135,11 +143,18 @@ fn subscribers_hear_the_end_of_every_session_that_starts_after_they_subscribed()
     assert_eq!(sub.recv()["event"], "subscribed");
     for round in 0..5 {
         // A project that exists, and one made with its first session.
-        let project = if round % 2 == 0 { "known" } else { &*format!("new{round}") };
+        let project = if round % 2 == 0 {
+            "known"
+        } else {
+            &*format!("new{round}")
+        };
         let mut s = h.session(&format!("{project}/sessions/01JLATE{round}"));
         let pid = s.start_process();
         let mut heard = Vec::new();
-        while !heard.iter().any(|e: &serde_json::Value| e["event"] == "started") {
+        while !heard
+            .iter()
+            .any(|e: &serde_json::Value| e["event"] == "started")
+        {
             heard.push(sub.recv());
         }
         assert_eq!(heard.last().expect("started")["pid"], pid, "{heard:?}");
@@ -153,4 +168,43 @@ fn subscribers_hear_the_end_of_every_session_that_starts_after_they_subscribed()
         );
         assert_eq!(end["exit"], 0, "{end}");
     }
+}
+
+#[test]
+fn mistyped_ids_never_walk_the_roots_on_the_loop() {
+    let h = Harness::start();
+    // A state directory of 10,000 directories: building the index walks
+    // them all, and every unknown id used to rebuild it on the loop.
+    for project in 0..100 {
+        for sub in 0..100 {
+            std::fs::create_dir_all(h.root.join(format!("p{project}/d{sub}"))).expect("mkdir");
+        }
+    }
+    let real = h.session("p7/sessions/01JREALSESSION");
+    real.write_result("success", 0);
+    let mut c = h.connect();
+    // Twenty typos, the real id, and a ping, in one write: the ping is
+    // answered in the same turn, before any lookup is.
+    let mut burst = String::new();
+    for typo in 0..20 {
+        burst.push_str(&format!(
+            "{{\"v\":1,\"id\":\"typo{typo}\",\"op\":\"wait\",\"session\":\"01JTYPO{typo}\"}}\n"
+        ));
+    }
+    burst.push_str("{\"v\":1,\"id\":\"real\",\"op\":\"wait\",\"session\":\"01JREALSESSION\"}\n");
+    burst.push_str("{\"v\":1,\"id\":\"p\",\"op\":\"ping\"}\n");
+    c.send_raw(burst.as_bytes());
+    let first = c.recv();
+    assert_eq!(
+        first["event"], "pong",
+        "the loop answered a lookup first: {first}"
+    );
+    let answers = c.verdicts(21);
+    for typo in 0..20 {
+        let error = &answers[&format!("typo{typo}")];
+        assert_eq!(error["code"], "unknown_session", "{error}");
+    }
+    assert_eq!(answers["real"]["exit"], 0, "{}", answers["real"]);
+    c.send(r#"{"v":1,"id":"p2","op":"ping"}"#);
+    assert_eq!(c.recv()["event"], "pong");
 }

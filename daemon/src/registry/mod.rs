@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::Token;
@@ -18,8 +19,13 @@ use verdict_proto::rules::{Liveness, Snapshot, SnapshotCache};
 use verdict_proto::wire::{ErrorCode, Event, Reply, WatchedSession, Watching};
 
 use crate::config::Config;
+use crate::lookup::{Job, Lookups};
 pub use pidfds::PIDFD_TAG;
-use verdict_proto::resolve::{resolve, Index, LookupError, Resolved};
+use verdict_proto::resolve::{resolve_path, LookupError, Resolved};
+
+/// Longest error message sent, in characters: an error may quote a
+/// request, and every reply must fit in one line.
+pub const MAX_MESSAGE_CHARS: usize = 2048;
 
 mod decide;
 mod events;
@@ -71,6 +77,8 @@ pub struct Ctx<'a> {
     pub out: &'a mut dyn Sink,
     /// Counters.
     pub stats: &'a mut Stats,
+    /// The id lookup thread.
+    pub lookups: &'a Lookups,
 }
 
 /// All sessions with waiters, and the waiters.
@@ -87,13 +95,22 @@ pub struct Registry {
     /// Watches to remove at the end of the round.
     unwatch: Vec<PathBuf>,
     warned_limit: bool,
-    warned_index: bool,
     /// pidfd tokens → (session, pid).
     pidfds: PidfdTokens,
-    /// `sessions/` directories under the roots, for id lookups.
-    index: Index,
     /// Subscriptions.
     follow: follow::Follow,
+    /// Waits by id whose directory the lookup thread is finding, by ticket
+    /// (in `by_conn` like a waiter, so cancels, limits and closes see them).
+    parked: HashMap<u64, Parked>,
+}
+
+/// A wait by id waiting for its lookup.
+#[derive(Debug)]
+struct Parked {
+    conn: Token,
+    id: Value,
+    id_key: String,
+    cap_ms: Option<u64>,
 }
 
 /// A request the registry refused, answered with an `error` event whose
@@ -122,6 +139,12 @@ pub enum Refusal {
         /// The id.
         id: String,
     },
+    /// The lookup thread has [`crate::lookup::MAX_PENDING`] ids queued.
+    #[error(
+        "verdictd is looking up {} session ids already; try again later, or name the session by its path",
+        crate::lookup::MAX_PENDING
+    )]
+    LookupsFull,
     /// This connection has [`MAX_WAITS_PER_CONNECTION`] waits in flight.
     #[error("at most {MAX_WAITS_PER_CONNECTION} waits per connection")]
     ConnectionFull,
@@ -148,7 +171,9 @@ impl Refusal {
             Refusal::Lookup(err) => err.code(),
             Refusal::NotADirectory(_) | Refusal::Unwatchable { .. } => ErrorCode::UnknownSession,
             Refusal::DuplicateId { .. } | Refusal::BadUnder { .. } => ErrorCode::BadRequest,
-            Refusal::ConnectionFull | Refusal::DaemonFull(_) => ErrorCode::Busy,
+            Refusal::ConnectionFull | Refusal::DaemonFull(_) | Refusal::LookupsFull => {
+                ErrorCode::Busy
+            }
         }
     }
 
@@ -221,19 +246,105 @@ impl Registry {
         if in_flight.is_some_and(|waits| waits.len() >= MAX_WAITS_PER_CONNECTION) {
             return Err(Refusal::ConnectionFull);
         }
-        if self.waiters.len() >= ctx.config.max_waits {
+        if self.waiters.len() + self.parked.len() >= ctx.config.max_waits {
             return Err(Refusal::DaemonFull(ctx.config.max_waits));
         }
-        let resolved = resolve(session, cwd, &ctx.config.roots, &mut self.index);
-        if self.index.truncated() && !self.warned_index {
-            log::warn!(
-                "stopped indexing session roots after {} directories; \
-                 ids under the rest are not found (pass the absolute path)",
-                verdict_proto::resolve::MAX_VISITS
-            );
-            self.warned_index = true;
+        let Some(resolved) = resolve_path(session, &ctx.config.roots) else {
+            // An id: looked up off the loop, the wait parked until then.
+            return self.park(ctx, conn, id, id_key, session, cap_ms, cwd);
+        };
+        self.start_wait(ctx, conn, id, id_key, resolved?, cap_ms)
+    }
+
+    /// Parks a wait by id while the lookup thread finds its directory.
+    #[allow(clippy::too_many_arguments)]
+    fn park(
+        &mut self,
+        ctx: &mut Ctx,
+        conn: Token,
+        id: Value,
+        id_key: String,
+        session: &str,
+        cap_ms: Option<u64>,
+        cwd: Option<&str>,
+    ) -> Result<(), Refusal> {
+        let ticket = self.next_key();
+        let job = Job {
+            ticket,
+            session: session.to_string(),
+            cwd: cwd.map(str::to_string),
+            roots: Arc::from(ctx.config.roots.as_slice()),
+        };
+        if !ctx.lookups.ask(job) {
+            return Err(Refusal::LookupsFull);
         }
-        let resolved = resolved?;
+        self.by_conn
+            .entry(conn)
+            .or_default()
+            .insert(id_key.clone(), ticket);
+        self.parked.insert(
+            ticket,
+            Parked {
+                conn,
+                id,
+                id_key,
+                cap_ms,
+            },
+        );
+        Ok(())
+    }
+
+    /// The lookup thread answered: the parked waits go on (or are refused).
+    pub fn looked_up(&mut self, ctx: &mut Ctx) {
+        for answer in ctx.lookups.answers() {
+            // Cancelled, or its connection closed, meanwhile.
+            let Some(parked) = self.parked.remove(&answer.ticket) else {
+                continue;
+            };
+            let Parked {
+                conn,
+                id,
+                id_key,
+                cap_ms,
+            } = parked;
+            self.forget_ticket(conn, &id_key);
+            let started = answer.result.map_err(Refusal::from).and_then(|resolved| {
+                self.start_wait(ctx, conn, id.clone(), id_key, resolved, cap_ms)
+            });
+            if let Err(refusal) = started {
+                let event = match refusal.event() {
+                    Event::Error { code, message } => Event::Error {
+                        code,
+                        message: verdict_proto::wire::bounded(&message, MAX_MESSAGE_CHARS),
+                    },
+                    event => event,
+                };
+                push(ctx.out, conn, &id, event);
+            }
+        }
+    }
+
+    fn forget_ticket(&mut self, conn: Token, id_key: &str) {
+        if let Some(waits) = self.by_conn.get_mut(&conn) {
+            waits.remove(id_key);
+            if waits.is_empty() {
+                self.by_conn.remove(&conn);
+            }
+        }
+    }
+
+    /// Starts a wait on a resolved directory: replies `watching`, then
+    /// (now or later) the verdict.
+    fn start_wait(
+        &mut self,
+        ctx: &mut Ctx,
+        conn: Token,
+        id: Value,
+        id_key: String,
+        resolved: Resolved,
+        cap_ms: Option<u64>,
+    ) -> Result<(), Refusal> {
+        let session = resolved.dir.display().to_string();
         let existing = self.by_dir.get(&resolved.dir).copied();
         let key = match existing {
             Some(key) => key,
@@ -248,7 +359,7 @@ impl Registry {
         let session = self
             .sessions
             .get_mut(&key)
-            .ok_or_else(|| Refusal::NotADirectory(PathBuf::from(session)))?;
+            .ok_or(Refusal::NotADirectory(PathBuf::from(session)))?;
         session.waiters.insert(wkey);
         let watching = Watching {
             session: session.id.clone(),
@@ -363,6 +474,10 @@ impl Registry {
             .get(&conn)
             .and_then(|waits| waits.get(&target.to_string()))
             .copied();
+        if let Some(parked) = wkey.and_then(|ticket| self.parked.remove(&ticket)) {
+            self.forget_ticket(conn, &parked.id_key);
+            return true;
+        }
         wkey.and_then(|wkey| self.remove_waiter(ctx, wkey))
             .is_some()
             || self.unsubscribe(ctx, conn, target)
@@ -376,8 +491,11 @@ impl Registry {
             .map(|w| w.values().copied().collect())
             .unwrap_or_default();
         for wkey in wkeys {
-            self.remove_waiter(ctx, wkey);
+            if self.parked.remove(&wkey).is_none() {
+                self.remove_waiter(ctx, wkey);
+            }
         }
+        self.by_conn.remove(&conn);
         self.drop_subscriptions(ctx, conn);
     }
 

@@ -33,6 +33,7 @@ struct World {
     config: Config,
     out: Recorder,
     stats: Stats,
+    lookups: crate::lookup::Lookups,
     tmp: tempfile::TempDir,
 }
 
@@ -40,9 +41,12 @@ const CONN: Token = Token(100);
 
 impl World {
     fn new() -> World {
+        let poll = mio::Poll::new().expect("poll");
+        let waker = mio::Waker::new(poll.registry(), Token(3)).expect("waker");
         World {
             registry: Registry::default(),
-            poll: mio::Poll::new().expect("poll"),
+            lookups: crate::lookup::Lookups::start(waker).expect("lookup thread"),
+            poll,
             timers: Timers::default(),
             watcher: Watcher::new().expect("inotify"),
             config: Config::parse("", Path::new("test.toml")).expect("defaults"),
@@ -61,6 +65,7 @@ impl World {
             config: &self.config,
             out: &mut self.out,
             stats: &mut self.stats,
+            lookups: &self.lookups,
         };
         call(&mut self.registry, &mut ctx)
     }
@@ -311,11 +316,24 @@ fn refusals_carry_their_code() {
         w.with(|registry, ctx| registry.wait(ctx, CONN, json!(1), &session, None, None));
     let err = duplicate.expect_err("same id twice");
     assert_eq!(err.code(), verdict_proto::wire::ErrorCode::BadRequest);
-    let unknown =
-        w.with(|registry, ctx| registry.wait(ctx, CONN, json!(2), "01JNOSUCH", None, None));
+    // An id is looked up off the loop: the wait is parked, and refused
+    // when the lookup thread answers (after one rebuild of the index).
+    w.with(|registry, ctx| registry.wait(ctx, CONN, json!(2), "01JNOSUCH", None, None))
+        .expect("parked");
+    let mut events = mio::Events::with_capacity(4);
+    w.poll
+        .poll(&mut events, Some(std::time::Duration::from_secs(20)))
+        .expect("poll");
+    assert!(
+        events.iter().any(|e| e.token() == Token(3)),
+        "the lookup thread woke the loop"
+    );
+    w.with(|registry, ctx| registry.looked_up(ctx));
+    let error = w.out.0.last().expect("a reply").1.clone();
     assert_eq!(
-        unknown.expect_err("unknown").code(),
-        verdict_proto::wire::ErrorCode::UnknownSession
+        (&error["id"], &error["code"]),
+        (&json!(2), &json!("unknown_session")),
+        "{error}"
     );
     w.config.max_waits = 1;
     let full =
