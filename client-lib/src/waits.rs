@@ -117,8 +117,13 @@ pub struct Waits<'c> {
     tick: Option<Duration>,
     /// Failed connections in a row.
     failures: u32,
-    /// The waits were sent on the current connection.
-    sent: bool,
+    /// Entries before this one have had their wait sent on the current
+    /// connection (those still pending).
+    next_send: usize,
+    /// Waits sent on the current connection that the daemon has not yet
+    /// acknowledged (`watching` or `error`): the next batch goes out when
+    /// this is 0, so the replies we have not read stay within a batch.
+    unacked: usize,
     /// The daemon accepted a wait on the current connection.
     watched: bool,
     alone: Option<alone::Alone>,
@@ -154,7 +159,8 @@ impl<'c> Waits<'c> {
             cap_ms: cap.ms(),
             tick: None,
             failures: 0,
-            sent: false,
+            next_send: 0,
+            unacked: 0,
             watched: false,
             alone: None,
             queue: VecDeque::new(),

@@ -171,6 +171,12 @@ fn status(json: bool, socket: PathBuf) -> i32 {
             watched.dir
         ));
     }
+    if counters.watched_omitted > 0 {
+        out_line(&format!(
+            "  waiting on     {} more sessions (not listed)",
+            counters.watched_omitted
+        ));
+    }
     0
 }
 

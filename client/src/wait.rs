@@ -40,6 +40,13 @@ pub struct WaitArgs {
 
 /// Runs the wait and returns the process exit code.
 pub fn run(args: WaitArgs) -> i32 {
+    let max = verdict_proto::wire::MAX_WAITS_PER_CONNECTION;
+    if args.sessions.len() > max {
+        return crate::fail(verdict_client::Error::Usage(format!(
+            "{} sessions named; one call waits on at most {max} (split them over several calls)",
+            args.sessions.len()
+        )));
+    }
     let mut client = match Client::connect(args.options) {
         Ok(client) => client,
         Err(err) => return crate::fail(err),

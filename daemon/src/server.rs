@@ -266,7 +266,10 @@ impl Server {
     }
 
     fn counters(&self) -> StatusCounters {
-        StatusCounters {
+        let (listed, total) = self
+            .registry
+            .listed(verdict_proto::wire::MAX_STATUS_SESSIONS);
+        let mut counters = StatusCounters {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").into(),
             uptime_ms: self.started.elapsed().as_millis() as u64,
@@ -279,9 +282,10 @@ impl Server {
             queue_overflows: self.core.stats.queue_overflows,
             rescans: self.core.stats.rescans,
             subscribers: self.registry.subscribers() as u64,
-            watched: self
-                .registry
-                .listed(verdict_proto::wire::MAX_STATUS_SESSIONS),
-        }
+            watched: Vec::new(),
+            watched_omitted: 0,
+        };
+        counters.list(listed, total);
+        counters
     }
 }

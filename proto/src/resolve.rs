@@ -108,7 +108,7 @@ impl LookupError {
 
 /// Depth below a root at which `sessions/` directories are still looked
 /// for: csa nests them under the project's full path.
-const MAX_DEPTH: usize = 24;
+pub const MAX_DEPTH: usize = 24;
 /// Directories visited while building the index, at most: a runaway tree
 /// under a root must not stall the daemon.
 pub const MAX_VISITS: usize = 200_000;

@@ -554,10 +554,43 @@ pub struct StatusCounters {
     /// absent when there are none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub watched: Vec<WatchedSession>,
+    /// Sessions waited for that `watched` leaves out, to stay within
+    /// [`MAX_STATUS_SESSIONS`] and [`MAX_STATUS_LIST_BYTES`] (absent when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub watched_omitted: u64,
 }
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Waits one connection may have in flight: one call of `verdict wait`
+/// may name this many sessions (each costs the daemon about 600 bytes).
+pub const MAX_WAITS_PER_CONNECTION: usize = 65_536;
 
 /// How many sessions `status` lists at most.
 pub const MAX_STATUS_SESSIONS: usize = 100;
+/// Bytes of JSON `status`'s session list takes at most, so that the reply
+/// fits in one protocol line whatever the paths (each up to `PATH_MAX`).
+pub const MAX_STATUS_LIST_BYTES: usize = 32 * 1024;
+
+impl StatusCounters {
+    /// Sets `watched` to as much of `sessions` (sorted as it should be
+    /// shown) as fits the bounds, and `watched_omitted` to the rest of
+    /// `total`, the number of sessions waited for.
+    pub fn list(&mut self, sessions: Vec<WatchedSession>, total: usize) {
+        let mut bytes = 0;
+        self.watched = sessions
+            .into_iter()
+            .take(MAX_STATUS_SESSIONS)
+            .take_while(|entry| {
+                bytes += serde_json::to_vec(entry).map_or(usize::MAX / 2, |json| json.len() + 1);
+                bytes <= MAX_STATUS_LIST_BYTES
+            })
+            .collect();
+        self.watched_omitted = total.saturating_sub(self.watched.len()) as u64;
+    }
+}
 
 /// One session in `status`'s list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

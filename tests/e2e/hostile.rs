@@ -141,12 +141,13 @@ fn subscribers_hear_the_end_of_every_session_that_starts_after_they_subscribed()
     let mut sub = h.connect();
     sub.send(r#"{"v":1,"id":"sub","op":"subscribe"}"#);
     assert_eq!(sub.recv()["event"], "subscribed");
-    for round in 0..5 {
-        // A project that exists, and one made with its first session.
+    for round in 0..20 {
+        // A project that exists, and one made with its first session, at
+        // the depth csa nests them (the project's own path).
         let project = if round % 2 == 0 {
-            "known"
+            "known".to_string()
         } else {
-            &*format!("new{round}")
+            format!("new{round}/home/user/project")
         };
         let mut s = h.session(&format!("{project}/sessions/01JLATE{round}"));
         let pid = s.start_process();
@@ -207,4 +208,56 @@ fn mistyped_ids_never_walk_the_roots_on_the_loop() {
     assert_eq!(answers["real"]["exit"], 0, "{}", answers["real"]);
     c.send(r#"{"v":1,"id":"p2","op":"ping"}"#);
     assert_eq!(c.recv()["event"], "pong");
+}
+
+#[test]
+fn status_fits_one_line_whatever_the_sessions_and_their_paths() {
+    let h = Harness::start();
+    // 100 sessions waited for, each at a path of about 1,000 bytes: the
+    // list alone was 88 KB, past the 64 KiB line limit.
+    let deep = "d".repeat(200);
+    let sessions: Vec<verdict_e2e::Session> = (0..100)
+        .map(|i| {
+            let dir = h
+                .root
+                .join(format!("{deep}/{deep}/{deep}/{deep}/01JLONGPATH{i:03}"));
+            let mut s = h.session_at(dir);
+            s.start_process();
+            s
+        })
+        .collect();
+    let mut c = h.connect();
+    for (i, s) in sessions.iter().enumerate() {
+        c.wait(i, s.path(), 0);
+    }
+    h.wait_for_waiters(100);
+    let status = h.status();
+    let listed = status["watched"].as_array().expect("watched").len() as u64;
+    assert!(listed > 0, "{status}");
+    assert_eq!(
+        listed + status["watched_omitted"].as_u64().unwrap_or(0),
+        100,
+        "{status}"
+    );
+    let run = verdict_e2e::Run::from(verdict_e2e::output_within(h.verdict(&["status"])));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("more sessions (not listed)"), "{run:?}");
+}
+
+#[test]
+fn one_call_waits_on_more_than_four_thousand_sessions() {
+    let h = Harness::start();
+    let sessions: Vec<verdict_e2e::Session> = (0..5000)
+        .map(|i| {
+            let s = h.session(&format!("01JMANY{i:05}"));
+            s.write_result("success", 0);
+            s
+        })
+        .collect();
+    let mut args: Vec<&str> = vec!["wait", "--json"];
+    args.extend(sessions.iter().map(|s| s.path()));
+    let run = verdict_e2e::Run::from(verdict_e2e::output_within(h.verdict(&args)));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.lines().count(), 5000, "one verdict each");
+    assert!(!run.stdout.contains("\"busy\""));
 }

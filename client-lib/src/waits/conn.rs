@@ -9,13 +9,18 @@ use verdict_proto::codec::{encode_line, CodecError};
 use verdict_proto::wire::{Event, Reply, Request};
 
 use super::{Slot, Update, Waits, ANSWER_MARGIN, MAX_BLOCK, MAX_FAILED_RECONNECTS};
+
+/// Waits sent at a time on one connection (see `send_waits`): their
+/// replies, worst case a few KiB each, stay well under the megabyte the
+/// daemon lets a client leave unread.
+const SEND_BATCH: usize = 64;
 use crate::client::Link;
 use crate::error::{Error, Refusal};
 use crate::Verdict;
 
 impl Waits<'_> {
     pub(super) fn step_daemon(&mut self) -> Result<(), Error> {
-        if !self.sent {
+        if self.unacked == 0 && self.next_send < self.entries.len() {
             if let Err(err) = self.send_waits() {
                 return self.lost(err.to_string());
             }
@@ -48,23 +53,28 @@ impl Waits<'_> {
         self.handle(reply, &raw)
     }
 
+    /// Sends the next [`SEND_BATCH`] waits. The daemon drops a client that
+    /// leaves a megabyte of replies unread, and a client writing thousands
+    /// of waits before reading any would be one: so the next batch goes
+    /// out only once the last is acknowledged.
     fn send_waits(&mut self) -> std::io::Result<()> {
         let remaining = self.remaining_cap();
         let cwd = self.client.options.cwd.clone();
         let mut lines = Vec::new();
-        for entry in self
-            .entries
-            .iter()
-            .filter(|e| matches!(e.slot, Slot::Pending))
-        {
+        while self.next_send < self.entries.len() && self.unacked < SEND_BATCH {
+            let entry = &self.entries[self.next_send];
+            self.next_send += 1;
+            if !matches!(entry.slot, Slot::Pending) {
+                continue;
+            }
             let request = Request::Wait {
                 session: entry.session.clone(),
                 cap_ms: remaining,
                 cwd: cwd.clone(),
             };
             lines.extend(encode_line(&request.to_json(&entry.id.into())));
+            self.unacked += 1;
         }
-        self.sent = true;
         match &self.client.link {
             Link::Daemon(conn) => conn.send(&lines),
             Link::Alone(_) => Ok(()),
@@ -79,6 +89,9 @@ impl Waits<'_> {
         else {
             return Ok(());
         };
+        if matches!(reply.event, Event::Watching(_) | Event::Error { .. }) {
+            self.unacked = self.unacked.saturating_sub(1);
+        }
         if !matches!(self.entries[index].slot, Slot::Pending) {
             return Ok(());
         }
@@ -144,7 +157,8 @@ impl Waits<'_> {
         if let Some(stopper) = &self.stopper {
             stopper.watch_stream(self.stream_copy());
         }
-        self.sent = false;
+        self.next_send = 0;
+        self.unacked = 0;
         self.watched = false;
         Ok(())
     }

@@ -13,9 +13,8 @@
 //!
 //! New projects are found too: the directories from the roots down to the
 //! `sessions/` ones are watched for new subdirectories (up to
-//! [`MAX_TREE_WATCHES`] of them), and a new one is walked for `sessions/`
-//! directories, after its watch is armed so that nothing made meanwhile is
-//! missed.
+//! [`MAX_TREE_WATCHES`] of them), each watched *before* it is listed, so
+//! that a project made while it is being listed is not missed.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -49,6 +48,8 @@ pub struct Follow {
     tree: HashSet<PathBuf>,
     /// When following began: an entry born before it is not new.
     since: Option<SystemTime>,
+    /// [`MAX_TREE_WATCHES`] was reached and logged.
+    warned_tree: bool,
 }
 
 #[derive(Debug)]
@@ -186,29 +187,53 @@ impl Registry {
         let mut visits = 0;
         let roots: Vec<PathBuf> = ctx.config.roots.iter().map(|r| r.path.clone()).collect();
         for root in roots {
-            let walk = verdict_proto::resolve::walk(&root, &mut visits);
-            self.follow_walk(ctx, walk, true);
+            self.follow_tree(ctx, root, true, &mut visits);
         }
     }
 
-    /// Watches what a walk found: the tree for new projects, each
-    /// `sessions/` directory for new sessions, and the sessions in them
-    /// (`existing`: found by the first subscription's scan).
-    fn follow_walk(&mut self, ctx: &mut Ctx, walk: verdict_proto::resolve::Walk, existing: bool) {
-        for dir in walk.tree {
-            if self.follow.tree.len() >= MAX_TREE_WATCHES {
-                log::warn!(
-                    "watching {MAX_TREE_WATCHES} directories for new projects; \
-                     projects created under the rest are found at the next index rebuild"
-                );
-                break;
+    /// Follows the tree below `start` for new projects and sessions: each
+    /// directory is watched *before* it is listed, so anything made in it
+    /// from then on is an event, and anything made before is listed (a
+    /// walk that lists first and watches after misses a project made in
+    /// between). `existing`: found by the first subscription's scan.
+    fn follow_tree(&mut self, ctx: &mut Ctx, start: PathBuf, existing: bool, visits: &mut usize) {
+        use verdict_proto::resolve::{MAX_DEPTH, MAX_VISITS};
+        let mut stack = vec![(start, 0)];
+        while let Some((dir, depth)) = stack.pop() {
+            *visits += 1;
+            if *visits > MAX_VISITS {
+                log::warn!("stopped following the roots after {MAX_VISITS} directories");
+                return;
             }
-            if !self.follow.tree.contains(&dir) && ctx.watcher.add(&dir).is_ok() {
-                self.follow.tree.insert(dir);
+            if !self.follow.tree.contains(&dir) {
+                if self.follow.tree.len() >= MAX_TREE_WATCHES {
+                    if !std::mem::replace(&mut self.follow.warned_tree, true) {
+                        log::warn!(
+                            "watching {MAX_TREE_WATCHES} directories for new projects; \
+                             projects created under the rest are not followed"
+                        );
+                    }
+                } else if ctx.watcher.add(&dir).is_ok() {
+                    self.follow.tree.insert(dir.clone());
+                }
             }
-        }
-        for dir in walk.sessions {
-            self.follow_sessions_dir(ctx, dir, existing);
+            let sessions = dir.join("sessions");
+            if sessions.is_dir() {
+                self.follow_sessions_dir(ctx, sessions, existing);
+            }
+            if depth >= MAX_DEPTH {
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                // Real directories only: a symlink could loop or leave the
+                // root. Sessions themselves are not searched for projects.
+                if entry.file_type().is_ok_and(|t| t.is_dir()) && entry.file_name() != "sessions" {
+                    stack.push((entry.path(), depth + 1));
+                }
+            }
         }
     }
 
@@ -269,8 +294,7 @@ impl Registry {
             } else if path.file_name().is_some_and(|n| n == "sessions") {
                 self.follow_sessions_dir(ctx, path, false);
             } else {
-                let walk = verdict_proto::resolve::walk(&path, &mut 0);
-                self.follow_walk(ctx, walk, false);
+                self.follow_tree(ctx, path, false, &mut 0);
             }
         }
     }

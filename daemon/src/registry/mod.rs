@@ -42,8 +42,7 @@ use verdict_proto::watch::{AddError, Watcher};
 /// How often a session without events (network root, watch limit, no
 /// pidfd for a live process) is looked at.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// Waits one connection may have in flight; a client needs a handful.
-pub const MAX_WAITS_PER_CONNECTION: usize = 4096;
+pub use verdict_proto::wire::MAX_WAITS_PER_CONNECTION;
 
 /// Where the registry's replies go (the server writes them out at once).
 pub trait Sink: std::fmt::Debug {
@@ -195,8 +194,9 @@ impl Registry {
     pub fn sessions(&self) -> usize {
         self.sessions.len()
     }
-    /// The sessions waited for, by id, at most `max`.
-    pub fn listed(&self, max: usize) -> Vec<WatchedSession> {
+    /// The sessions waited for, by id, at most `max`; and how many there
+    /// are in all.
+    pub fn listed(&self, max: usize) -> (Vec<WatchedSession>, usize) {
         let mut listed: Vec<WatchedSession> = self
             .sessions
             .values()
@@ -208,8 +208,9 @@ impl Registry {
             })
             .collect();
         listed.sort_by(|a, b| (&a.session, &a.dir).cmp(&(&b.session, &b.dir)));
+        let total = listed.len();
         listed.truncate(max);
-        listed
+        (listed, total)
     }
 
     /// Waits in flight.
