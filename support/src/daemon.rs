@@ -85,6 +85,7 @@ impl Harness {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn verdictd");
+        crate::proc::started(child.id() as i32);
         self.daemon = Some(child);
         eventually("the daemon to answer", || self.try_ping().then_some(()));
     }
@@ -216,8 +217,10 @@ impl Harness {
 impl Drop for Harness {
     fn drop(&mut self) {
         // A daemon started by a client (auto-spawn) is not our child: find
-        // it through the lock file.
-        if let Some(pid) = self.locked_pid() {
+        // it through the lock file, and signal it only if that pid is still
+        // a verdictd serving our socket (pids are reused, and as root a
+        // stale lock could name anybody's process).
+        if let Some(pid) = self.locked_pid().filter(|pid| serves(*pid, &self.socket)) {
             signal(pid, rustix::process::Signal::KILL);
         }
         if let Some(mut child) = self.daemon.take() {
@@ -225,4 +228,16 @@ impl Drop for Harness {
             let _ = child.wait();
         }
     }
+}
+
+/// `pid` is a live `verdictd` (not a zombie) whose command line names
+/// `socket`: the check `verdict stop` makes, and the socket besides.
+pub fn serves(pid: i32, socket: &Path) -> bool {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let socket = socket.as_os_str().as_encoded_bytes();
+    comm.trim() == "verdictd"
+        && crate::proc::try_starttime(pid)
+            .is_some_and(|start| crate::proc::running_since(pid, start))
+        && cmdline.split(|b| *b == 0).any(|arg| arg == socket)
 }

@@ -22,9 +22,9 @@ pub use client::Client;
 pub use daemon::Harness;
 pub use proc::{
     ctx_switches, daemons_serving, fd_count, inotify_watches, processes_of, raise_fd_limit,
-    rss_kib, signal, starttime,
+    rss_kib, running_since, signal, starttime,
 };
-pub use session::{sleeper, write_atomic, Session};
+pub use session::{sleeper, write_atomic, Session, Sleeper};
 
 /// Longest any single step may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);

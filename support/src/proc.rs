@@ -114,3 +114,80 @@ pub fn ctx_switches(pid: u32) -> u64 {
         })
         .sum()
 }
+
+/// Processes the harness started, with their start times: checked when
+/// the test binary exits.
+static STARTED: std::sync::Mutex<Vec<(i32, u64)>> = std::sync::Mutex::new(Vec::new());
+
+/// Records a process the harness started. When the test binary exits,
+/// every such process must be gone: one left running (a stand-in session,
+/// a daemon) fails the run, naming it.
+pub fn started(pid: i32) {
+    static CHECK: std::sync::Once = std::sync::Once::new();
+    CHECK.call_once(|| {
+        // SAFETY: registers a plain `extern "C"` function with no arguments.
+        unsafe {
+            libc::atexit(check_nothing_left);
+        }
+    });
+    let Some(start) = try_starttime(pid) else {
+        return;
+    };
+    if let Ok(mut started) = STARTED.lock() {
+        started.push((pid, start));
+    }
+}
+
+/// Runs at exit: the processes the harness started that still run (the
+/// same pid with the same start time, and not a zombie).
+extern "C" fn check_nothing_left() {
+    let Ok(started) = STARTED.lock() else {
+        return;
+    };
+    let left: Vec<String> = started
+        .iter()
+        .filter(|(pid, start)| running_since(*pid, *start))
+        .map(|(pid, _)| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            format!("{pid} ({})", cmdline.trim())
+        })
+        .collect();
+    if !left.is_empty() {
+        eprintln!(
+            "verdict-support: the tests left {} process(es) they started running: {}",
+            left.len(),
+            left.join(", ")
+        );
+        // Not left behind either (one holding the runner's pipes would
+        // keep it waiting): killed, then the run fails.
+        for (pid, start) in started.iter() {
+            if running_since(*pid, *start) {
+                signal(*pid, rustix::process::Signal::KILL);
+            }
+        }
+        // SAFETY: ends the process at once with a failing status.
+        unsafe { libc::_exit(101) };
+    }
+}
+
+/// `pid` runs, started at `start` (not a reused pid), and is not a zombie.
+pub fn running_since(pid: i32, start: u64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(rest) = stat.rfind(')').map(|at| &stat[at + 1..]) else {
+        return false;
+    };
+    let mut fields = rest.split_whitespace();
+    let state = fields.next().unwrap_or("X");
+    let starttime = fields.nth(18).and_then(|f| f.parse::<u64>().ok());
+    !matches!(state, "Z" | "X" | "x") && starttime == Some(start)
+}
+
+/// Field 22 of `/proc/<pid>/stat`, if `pid` runs.
+pub fn try_starttime(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}

@@ -113,10 +113,36 @@ impl Drop for Session {
     }
 }
 
-/// A stand-in session process (`sleep 600`) and its `daemon.pid` record,
-/// `"<pid> <starttime>\n"`.
-pub fn sleeper() -> (Child, String) {
-    spawn_sleeper(None)
+/// A stand-in session process (`sleep 3600`) and its `daemon.pid` record,
+/// `"<pid> <starttime>\n"`. The [`Sleeper`] kills and reaps it when
+/// dropped, so no test leaves one behind.
+pub fn sleeper() -> (Sleeper, String) {
+    let (child, record) = spawn_sleeper(None);
+    (Sleeper(child), record)
+}
+
+/// A stand-in process that is killed and reaped when dropped.
+#[derive(Debug)]
+pub struct Sleeper(Child);
+
+impl std::ops::Deref for Sleeper {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Sleeper {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn spawn_sleeper(group: Option<i32>) -> (Child, String) {
@@ -128,6 +154,7 @@ fn spawn_sleeper(group: Option<i32>) -> (Child, String) {
     }
     let child = command.spawn().expect("spawn sleep");
     let pid = child.id() as i32;
+    crate::proc::started(pid);
     let record = format!("{pid} {}\n", starttime(pid));
     (child, record)
 }

@@ -88,7 +88,7 @@ struct Replay {
     id: String,
     dir: PathBuf,
     project: PathBuf,
-    process: Option<Child>,
+    process: Option<verdict_e2e::Sleeper>,
 }
 
 impl Replay {

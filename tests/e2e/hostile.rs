@@ -261,3 +261,25 @@ fn one_call_waits_on_more_than_four_thousand_sessions() {
     assert_eq!(run.stdout.lines().count(), 5000, "one verdict each");
     assert!(!run.stdout.contains("\"busy\""));
 }
+
+#[test]
+fn the_harness_never_signals_a_process_its_lock_file_names_unless_it_is_its_daemon() {
+    let (mut stranger, _) = verdict_e2e::sleeper();
+    {
+        let h = Harness::without_daemon();
+        // A stale lock whose pid now belongs to someone else.
+        let mut lock = h.socket.as_os_str().to_owned();
+        lock.push(".lock");
+        std::fs::write(std::path::Path::new(&lock), format!("{}\n", stranger.id())).expect("lock");
+    }
+    // A SIGKILL lands within microseconds; half a second is a wide margin
+    // for a process that is not to die at all.
+    use wait_timeout::ChildExt;
+    assert!(
+        stranger
+            .wait_timeout(Duration::from_millis(500))
+            .expect("wait")
+            .is_none(),
+        "the harness killed a process that was not its daemon"
+    );
+}
