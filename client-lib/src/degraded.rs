@@ -1,6 +1,7 @@
-//! Waiting without a daemon: one inotify watch on the session directory
-//! (the daemon's [`verdict_proto::watch::Watcher`], same mask), a pidfd for
-//! each process whose end can change the answer, and the daemon's rules
+//! Waiting without a daemon: one loop for all the sessions of a call, with
+//! one watcher (the daemon's [`verdict_proto::watch::Watcher`], same mask,
+//! one inotify instance however many sessions), a pidfd for each process
+//! whose end can change an answer, and the daemon's rules
 //! ([`verdict_proto::rules::decide`]) with the same cap and grace periods.
 //!
 //! What is shared with verdictd: the watcher, the snapshot and its cache,
@@ -22,7 +23,7 @@ use verdict_proto::liveness::{self, Watch};
 use verdict_proto::rules::{
     decide, decide_at_cap, Decision, Liveness, Phase, Snapshot, SnapshotCache,
 };
-use verdict_proto::watch::Watcher;
+use verdict_proto::watch::{Change, Watcher};
 use verdict_proto::wire::VerdictEvent;
 
 /// Rule C4's and C5's grace periods (by default verdictd's).
@@ -92,96 +93,90 @@ pub fn wait_or_stop(
     timing: Timing,
     stop: Option<BorrowedFd<'_>>,
 ) -> Result<VerdictEvent, Error> {
+    let mut answer = None;
+    wait_all(&[dir.to_path_buf()], cap, timing, stop, &mut |_, result| {
+        answer = Some(result);
+    })?;
+    answer.unwrap_or(Err(Error::Stopped))
+}
+
+/// Waits for every session in `dirs` at once, in one loop with one watcher
+/// (one inotify instance however many sessions: a thread or an instance
+/// each ran out at `max_user_instances`, about 128). `answer(i, …)` is
+/// called once per session, as each ends. Returns when all are answered,
+/// or `Err(Error::Stopped)` when `stop` fired first (those not answered
+/// get no call), or `Err(Error::Io)` when waiting itself failed.
+pub fn wait_all(
+    dirs: &[PathBuf],
+    cap: Option<Duration>,
+    timing: Timing,
+    stop: Option<BorrowedFd<'_>>,
+    answer: &mut dyn FnMut(usize, Result<VerdictEvent, Error>),
+) -> Result<(), Error> {
     let started = Instant::now();
-    let id = dir.file_name().map_or_else(
-        || dir.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
     let mut watcher = Watcher::new().map_err(Error::Io)?;
-    watcher
-        .add(dir)
-        .map_err(|err| Error::Watch(dir.to_path_buf(), std::io::Error::other(err.to_string())))?;
-    let mut state = State {
-        dir,
-        stop,
-        cache: SnapshotCache::default(),
-        pidfds: HashMap::new(),
-        exited: Vec::new(),
-        grace: None,
-        grace_over: false,
-        launch: None,
-        launch_over: false,
-        vanished: None,
-    };
-    let cap_at = cap.map(|cap| started + cap);
-    loop {
-        let Some((snap, live)) = state.look()? else {
-            // Gone: give a rename away and back its grace.
-            let at = *state
-                .vanished
-                .get_or_insert(Instant::now() + VANISHED_GRACE);
-            if Instant::now() >= at {
-                return Err(Error::NoSession(dir.to_path_buf()));
-            }
-            state.sleep(&mut watcher, Some(at))?;
-            continue;
-        };
-        state.vanished = None;
-        let phase = state.phase(false);
-        let decision = decide(&snap, live, phase);
-        if decision != Decision::AwaitLaunch {
-            state.launch = None;
-        }
-        match decision {
-            Decision::Verdict(verdict) => {
-                return Ok(VerdictEvent::new(&id, &verdict, elapsed_ms(started)));
-            }
-            Decision::AwaitGrace => {
-                state.grace.get_or_insert(Instant::now() + timing.grace);
-            }
-            Decision::AwaitLaunch => {
-                state
-                    .launch
-                    .get_or_insert(Instant::now() + timing.launch_grace);
-            }
-            Decision::Pending => state.grace = None,
-        }
-        let blind = live == Liveness::Alive && state.pidfds.values().any(|(fd, _)| fd.is_none());
-        let wake = [
-            cap_at,
-            state.grace,
-            state.launch,
-            blind.then(|| Instant::now() + BLIND_POLL),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        state.sleep(&mut watcher, wake)?;
-        let now = Instant::now();
-        if cap_at.is_some_and(|at| now >= at) {
-            if let Some((snap, live)) = state.look()? {
-                let verdict = decide_at_cap(&snap, live, state.phase(true));
-                return Ok(VerdictEvent::new(&id, &verdict, elapsed_ms(started)));
-            }
-        }
-        if state.grace.is_some_and(|at| now >= at) {
-            state.grace_over = true;
-        }
-        if state.launch.is_some_and(|at| now >= at) {
-            state.launch_over = true;
+    let mut sessions: Vec<State> = Vec::with_capacity(dirs.len());
+    for (index, dir) in dirs.iter().enumerate() {
+        match watcher.add(dir) {
+            Ok(()) => sessions.push(State::new(index, dir)),
+            Err(err) => answer(
+                index,
+                Err(Error::Watch(
+                    dir.clone(),
+                    std::io::Error::other(err.to_string()),
+                )),
+            ),
         }
     }
+    let cap_at = cap.map(|cap| started + cap);
+    while !sessions.is_empty() {
+        let now = Instant::now();
+        let at_cap = cap_at.is_some_and(|at| now >= at);
+        let mut wake: Option<Instant> = cap_at;
+        let mut i = 0;
+        while i < sessions.len() {
+            let session = &mut sessions[i];
+            match session.step(now, at_cap, timing, started)? {
+                Step::Answer(result) => {
+                    answer(session.index, result);
+                    sessions.swap_remove(i);
+                }
+                Step::Wake(at) => {
+                    wake = [wake, at].into_iter().flatten().min();
+                    i += 1;
+                }
+            }
+        }
+        if sessions.is_empty() {
+            break;
+        }
+        sleep(&mut watcher, &mut sessions, stop, wake)?;
+    }
+    Ok(())
 }
 
 fn elapsed_ms(started: Instant) -> u64 {
     started.elapsed().as_millis() as u64
 }
 
-struct State<'a> {
-    dir: &'a Path,
-    stop: Option<BorrowedFd<'a>>,
+/// What one look at a session came to.
+enum Step {
+    /// Its answer.
+    Answer(Result<VerdictEvent, Error>),
+    /// Look again by this time (or at the next event).
+    Wake(Option<Instant>),
+}
+
+/// One session's lifecycle in degraded mode.
+struct State {
+    index: usize,
+    dir: PathBuf,
+    id: String,
+    /// Something happened (an event, an exit, a deadline): look again.
+    dirty: bool,
     cache: SnapshotCache,
-    /// pid → its pidfd (`None`: could not be opened; polled).
+    /// pid → its pidfd (`None`: could not be opened; polled) and whether
+    /// it leads its group.
     pidfds: HashMap<i32, (Option<OwnedFd>, bool)>,
     exited: Vec<Watch>,
     grace: Option<Instant>,
@@ -189,9 +184,32 @@ struct State<'a> {
     launch: Option<Instant>,
     launch_over: bool,
     vanished: Option<Instant>,
+    /// The next time a deadline of its own is due.
+    due: Option<Instant>,
 }
 
-impl State<'_> {
+impl State {
+    fn new(index: usize, dir: &Path) -> State {
+        State {
+            index,
+            dir: dir.to_path_buf(),
+            id: dir.file_name().map_or_else(
+                || dir.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+            dirty: true,
+            cache: SnapshotCache::default(),
+            pidfds: HashMap::new(),
+            exited: Vec::new(),
+            grace: None,
+            grace_over: false,
+            launch: None,
+            launch_over: false,
+            vanished: None,
+            due: None,
+        }
+    }
+
     fn phase(&self, cap_fired: bool) -> Phase {
         Phase {
             cap_fired,
@@ -200,14 +218,84 @@ impl State<'_> {
         }
     }
 
-    /// The files and what runs; `None` when the directory is gone.
-    fn look(&mut self) -> Result<Option<(Snapshot, Liveness)>, Error> {
-        if !self.dir.is_dir() {
-            return Ok(None);
+    /// Looks again if anything happened or a deadline is due, and decides.
+    fn step(
+        &mut self,
+        now: Instant,
+        at_cap: bool,
+        timing: Timing,
+        started: Instant,
+    ) -> Result<Step, Error> {
+        if self.grace.is_some_and(|at| now >= at) {
+            self.grace_over = true;
+            self.dirty = true;
         }
-        let snap = Snapshot::read_cached(self.dir, &mut self.cache);
+        if self.launch.is_some_and(|at| now >= at) {
+            self.launch_over = true;
+            self.dirty = true;
+        }
+        if self.due.is_some_and(|at| now >= at) {
+            self.dirty = true;
+        }
+        if !self.dirty && !at_cap {
+            return Ok(Step::Wake(self.due));
+        }
+        self.dirty = false;
+        let Some((snap, live)) = self.look() else {
+            // Gone: give a rename away and back its grace.
+            let at = *self.vanished.get_or_insert(now + VANISHED_GRACE);
+            if now >= at {
+                return Ok(Step::Answer(Err(Error::NoSession(self.dir.clone()))));
+            }
+            self.due = Some(at);
+            return Ok(Step::Wake(self.due));
+        };
+        self.vanished = None;
+        if at_cap {
+            let verdict = decide_at_cap(&snap, live, self.phase(true));
+            return Ok(Step::Answer(Ok(VerdictEvent::new(
+                &self.id,
+                &verdict,
+                elapsed_ms(started),
+            ))));
+        }
+        let decision = decide(&snap, live, self.phase(false));
+        if decision != Decision::AwaitLaunch {
+            self.launch = None;
+        }
+        match decision {
+            Decision::Verdict(verdict) => {
+                let event = VerdictEvent::new(&self.id, &verdict, elapsed_ms(started));
+                return Ok(Step::Answer(Ok(event)));
+            }
+            Decision::AwaitGrace => {
+                self.grace.get_or_insert(now + timing.grace);
+            }
+            Decision::AwaitLaunch => {
+                self.launch.get_or_insert(now + timing.launch_grace);
+            }
+            // The process is back (a resumed session): grace starts over.
+            Decision::Pending => {
+                self.grace = None;
+                self.grace_over = false;
+            }
+        }
+        let blind = live == Liveness::Alive && self.pidfds.values().any(|(fd, _)| fd.is_none());
+        self.due = [self.grace, self.launch, blind.then(|| now + BLIND_POLL)]
+            .into_iter()
+            .flatten()
+            .min();
+        Ok(Step::Wake(self.due))
+    }
+
+    /// The files and what runs; `None` when the directory is gone.
+    fn look(&mut self) -> Option<(Snapshot, Liveness)> {
+        if !self.dir.is_dir() {
+            return None;
+        }
+        let snap = Snapshot::read_cached(&self.dir, &mut self.cache);
         let exited = std::mem::take(&mut self.exited);
-        let seen = liveness::observe(self.dir, snap.pid.value(), &exited);
+        let seen = liveness::observe(&self.dir, snap.pid.value(), &exited);
         self.pidfds
             .retain(|pid, _| seen.watch.iter().any(|w| w.pid == *pid));
         for watch in &seen.watch {
@@ -217,57 +305,90 @@ impl State<'_> {
                 (liveness::open_pidfd(watch.pid), watch.group_leader)
             });
         }
-        Ok(Some((snap, seen.liveness)))
+        Some((snap, seen.liveness))
     }
 
-    /// Blocks until a file event, a process exit or `until`.
-    fn sleep(&mut self, watcher: &mut Watcher, until: Option<Instant>) -> Result<(), Error> {
-        let timeout = until.map(|at| {
-            let left = at.saturating_duration_since(Instant::now());
-            Timespec {
-                tv_sec: left.as_secs() as i64,
-                tv_nsec: i64::from(left.subsec_nanos()),
-            }
-        });
-        let watched: Vec<(i32, bool)> = self
-            .pidfds
-            .iter()
-            .filter(|(_, (fd, _))| fd.is_some())
-            .map(|(pid, (_, leader))| (*pid, *leader))
-            .collect();
-        let fired: Vec<bool> = {
-            let mut fds = vec![PollFd::new(&*watcher, PollFlags::IN)];
-            if let Some(stop) = &self.stop {
-                fds.push(PollFd::new(stop, PollFlags::IN));
-            }
-            for (pid, _) in &watched {
-                if let Some((Some(fd), _)) = self.pidfds.get(pid) {
-                    fds.push(PollFd::new(fd, PollFlags::IN));
-                }
-            }
-            match poll(&mut fds, timeout.as_ref()) {
-                Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                Err(err) => return Err(Error::Io(err.into())),
-            }
-            fds.iter().map(|fd| !fd.revents().is_empty()).collect()
-        };
-        let (fired, pidfds_fired) = fired.split_at(1 + usize::from(self.stop.is_some()));
-        if fired.get(1) == Some(&true) {
-            return Err(Error::Stopped);
-        }
-        if fired[0] && !watcher.drain().is_empty() {
-            // Any change in the directory starts rule C5's grace over.
-            self.launch = None;
-        }
-        for ((pid, group_leader), fired) in watched.iter().zip(pidfds_fired) {
-            if *fired {
-                self.pidfds.remove(pid);
-                self.exited.push(Watch {
-                    pid: *pid,
-                    group_leader: *group_leader,
-                });
-            }
-        }
-        Ok(())
+    /// A change at `path` concerns this session.
+    fn concerns(&self, path: &Path) -> bool {
+        path == self.dir || path.parent() == Some(&*self.dir)
     }
+}
+
+/// Blocks until a file event, a process exit, `stop` or `until`, and marks
+/// the sessions concerned.
+fn sleep(
+    watcher: &mut Watcher,
+    sessions: &mut [State],
+    stop: Option<BorrowedFd<'_>>,
+    until: Option<Instant>,
+) -> Result<(), Error> {
+    let timeout = until.map(|at| {
+        let left = at.saturating_duration_since(Instant::now());
+        Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        }
+    });
+    // (session, pid, leader) for each armed pidfd, in poll order.
+    let watched: Vec<(usize, i32, bool)> = sessions
+        .iter()
+        .enumerate()
+        .flat_map(|(s, session)| {
+            session
+                .pidfds
+                .iter()
+                .filter(|(_, (fd, _))| fd.is_some())
+                .map(move |(pid, (_, leader))| (s, *pid, *leader))
+        })
+        .collect();
+    let fired: Vec<bool> = {
+        let mut fds = vec![PollFd::new(&*watcher, PollFlags::IN)];
+        if let Some(stop) = &stop {
+            fds.push(PollFd::new(stop, PollFlags::IN));
+        }
+        for (s, pid, _) in &watched {
+            if let Some((Some(fd), _)) = sessions[*s].pidfds.get(pid) {
+                fds.push(PollFd::new(fd, PollFlags::IN));
+            }
+        }
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(err) => return Err(Error::Io(err.into())),
+        }
+        fds.iter().map(|fd| !fd.revents().is_empty()).collect()
+    };
+    let (fired, pidfds_fired) = fired.split_at(1 + usize::from(stop.is_some()));
+    if fired.get(1) == Some(&true) {
+        return Err(Error::Stopped);
+    }
+    if fired[0] {
+        for change in watcher.drain() {
+            match change {
+                Change::Paths(paths) => {
+                    for path in paths {
+                        for session in sessions.iter_mut().filter(|s| s.concerns(&path)) {
+                            // Any change in the directory starts rule C5's
+                            // grace over.
+                            session.launch = None;
+                            session.dirty = true;
+                        }
+                    }
+                }
+                Change::NewDirs(_) => {}
+                Change::Rescan => sessions.iter_mut().for_each(|s| s.dirty = true),
+            }
+        }
+    }
+    for ((s, pid, group_leader), fired) in watched.iter().zip(pidfds_fired) {
+        if *fired {
+            let session = &mut sessions[*s];
+            session.pidfds.remove(pid);
+            session.exited.push(Watch {
+                pid: *pid,
+                group_leader: *group_leader,
+            });
+            session.dirty = true;
+        }
+    }
+    Ok(())
 }

@@ -283,3 +283,49 @@ fn the_harness_never_signals_a_process_its_lock_file_names_unless_it_is_its_daem
         "the harness killed a process that was not its daemon"
     );
 }
+
+#[test]
+fn degraded_mode_waits_on_hundreds_of_sessions_with_one_inotify_instance() {
+    let h = Harness::without_daemon();
+    // Past fs.inotify.max_user_instances (128 by default) when each
+    // session had an instance of its own.
+    let sessions: Vec<verdict_e2e::Session> = (0..300)
+        .map(|i| {
+            let mut s = h.session(&format!("01JALONE{i:03}"));
+            s.start_process();
+            s
+        })
+        .collect();
+    let mut args: Vec<&str> = vec!["wait", "--no-daemon", "--json"];
+    args.extend(sessions.iter().map(|s| s.path()));
+    let child = h
+        .verdict(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("verdict");
+    let pid = child.id();
+    verdict_e2e::eventually("the waits to be armed", || {
+        (verdict_e2e::inotify_watches(pid) == 300).then_some(())
+    });
+    let instances = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fds")
+        .flatten()
+        .filter(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|target| target.to_string_lossy().contains("inotify"))
+        })
+        .count();
+    assert_eq!(instances, 1, "one inotify instance for all sessions");
+    for s in &sessions {
+        s.write_result("success", 0);
+    }
+    let mut sessions = sessions;
+    sessions
+        .iter_mut()
+        .for_each(verdict_e2e::Session::end_process);
+    let mut child = child;
+    let run = verdict_e2e::Run::from(verdict_e2e::finish(&mut child));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.lines().count(), 300);
+}

@@ -1,9 +1,10 @@
 //! The sessions of a [`Waits`] waited for here, without a daemon: one
-//! thread each running [`degraded::wait_or_stop`], their answers sent
-//! back on a channel, all stopped through one pipe.
+//! thread running [`degraded::wait_all`] for all of them (one loop, one
+//! inotify instance), their answers sent back on a channel as each ends,
+//! stopped through one pipe.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use verdict_proto::resolve::{resolve, Index, Root};
@@ -15,7 +16,10 @@ use crate::degraded::{self, Timing};
 use crate::error::{Error, Refusal};
 use crate::verdict::{reply_line, Verdict};
 
-/// Sessions waited for here, one thread each.
+/// The index an answer for every pending session carries.
+const ALL: usize = usize::MAX;
+
+/// Sessions waited for here, on one thread.
 #[derive(Debug)]
 pub(super) struct Alone {
     pub(super) answers: mpsc::Receiver<(usize, Result<VerdictEvent, degraded::Error>)>,
@@ -58,10 +62,10 @@ impl Waits<'_> {
                 }
             }
         }
-        let stop_read = Arc::new(stop_read);
         let (send, answers) = mpsc::channel();
         let mut index = Index::default();
-        let mut started = 0;
+        let mut dirs = Vec::new();
+        let mut entries = Vec::new();
         for i in 0..self.entries.len() {
             if !matches!(self.entries[i].slot, Slot::Pending) {
                 continue;
@@ -83,23 +87,37 @@ impl Waits<'_> {
                 continue;
             }
             self.entries[i].dir = Some(dir.clone());
-            let (send, stop) = (send.clone(), Arc::clone(&stop_read));
+            dirs.push(dir);
+            entries.push(i);
+        }
+        let started = entries.len();
+        if started > 0 {
+            // One thread and one loop for all of them.
             let spawned = std::thread::Builder::new()
                 .name("verdict-degraded".into())
                 .spawn(move || {
-                    let answer =
-                        degraded::wait_or_stop(&dir, cap, Timing::default(), Some(stop.as_fd()));
-                    let _ = send.send((i, answer));
+                    let mut answer = |k: usize, result| {
+                        let _ = send.send((entries[k], result));
+                    };
+                    let ended = degraded::wait_all(
+                        &dirs,
+                        cap,
+                        Timing::default(),
+                        Some(stop_read.as_fd()),
+                        &mut answer,
+                    );
+                    if let Err(err) = ended {
+                        // Stopped, or poll failed: every session still
+                        // waited for hears it (the channel tells the rest).
+                        let _ = send.send((ALL, Err(err)));
+                    }
                 });
             if let Err(err) = spawned {
-                self.refuse_with(
-                    i,
+                self.refuse_pending(
                     ErrorCode::Internal,
-                    format!("cannot wait without verdictd: {err}"),
+                    &format!("cannot wait without verdictd: {err}"),
                 );
-                continue;
             }
-            started += 1;
         }
         if started > 0 {
             self.queue.push_back(Update::Degraded { why });
@@ -160,6 +178,7 @@ impl Waits<'_> {
             }
             Ok((_, Err(degraded::Error::Stopped))) if self.stopped() => return Err(Error::Stopped),
             Ok((_, Err(degraded::Error::Stopped))) => {}
+            Ok((ALL, Err(err))) => self.refuse_pending(ErrorCode::Internal, &err.to_string()),
             Ok((i, Err(err))) => self.refuse_with(i, ErrorCode::Internal, err.to_string()),
             Err(true) => self.queue.push_back(Update::Tick),
             // Every thread is gone: nothing more will come.
