@@ -201,7 +201,7 @@ impl Client {
     /// The daemon's counters.
     pub fn status(&mut self) -> Result<Status, Error> {
         let socket = self.options.socket.display().to_string();
-        let id = serde_json::Value::from(self.next_id);
+        let id = verdict_proto::wire::RequestId::from(self.next_id);
         self.next_id += 1;
         let conn = match &mut self.link {
             Link::Daemon(conn) => conn,

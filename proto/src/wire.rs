@@ -17,8 +17,124 @@ pub const PROTOCOL_VERSION: u64 = 1;
 /// wait), in milliseconds.
 pub const DEFAULT_CAP_MS: u64 = 240_000;
 
-/// A request's `id`: any JSON value the client chose, echoed in replies.
-pub type RequestId = Value;
+/// A request's `id`: any JSON value the client chose, echoed in replies
+/// verbatim, as the token it sent (an integer past 64 bits stays that
+/// integer; it is never turned into a float). Held as compact JSON text:
+/// two spellings of one id that differ only in whitespace are the same id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// `null`: the id of a reply to a request that had none (or none that
+    /// could be read).
+    pub fn null() -> RequestId {
+        RequestId("null".into())
+    }
+
+    /// The id of a parsed JSON value (its serialisation).
+    pub fn from_value(value: &Value) -> RequestId {
+        RequestId(value.to_string())
+    }
+
+    /// The id as the raw JSON token a request carried (whitespace outside
+    /// strings removed).
+    fn from_raw(raw: &str) -> RequestId {
+        RequestId(minify(raw))
+    }
+
+    /// The id as JSON text.
+    pub fn as_json(&self) -> &str {
+        &self.0
+    }
+
+    /// The id as an unsigned integer, if it is one.
+    pub fn as_u64(&self) -> Option<u64> {
+        self.0.parse().ok()
+    }
+
+    /// The id as a parsed JSON value (an integer past 64 bits loses its
+    /// precision here: only the wire keeps it).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> RequestId {
+        RequestId::null()
+    }
+}
+
+impl From<u64> for RequestId {
+    fn from(id: u64) -> RequestId {
+        RequestId(id.to_string())
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for RequestId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // The text came from a JSON token (or a value we serialised): it
+        // is valid JSON, written as it is.
+        match serde_json::value::RawValue::from_string(self.0.clone()) {
+            Ok(raw) => raw.serialize(serializer),
+            Err(_) => Value::Null.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RequestId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<RequestId, D::Error> {
+        Value::deserialize(deserializer).map(|value| RequestId::from_value(&value))
+    }
+}
+
+/// `json` (valid JSON text) without the whitespace between its tokens.
+fn minify(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_ascii_whitespace() {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The raw tokens of a request's `id` and `target`, as sent.
+fn raw_ids(line: &[u8]) -> (Option<RequestId>, Option<RequestId>) {
+    #[derive(Deserialize)]
+    struct Raw<'a> {
+        #[serde(borrow, default)]
+        id: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow, default)]
+        target: Option<&'a serde_json::value::RawValue>,
+    }
+    match serde_json::from_slice::<Raw>(line) {
+        Ok(raw) => (
+            raw.id.map(|id| RequestId::from_raw(id.get())),
+            raw.target.map(|t| RequestId::from_raw(t.get())),
+        ),
+        // A key given twice, say: the parsed value's reading stands.
+        Err(_) => (None, None),
+    }
+}
 
 /// A parsed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +182,7 @@ impl Request {
     pub fn to_json(&self, id: &RequestId) -> Value {
         let mut obj = Map::new();
         obj.insert("v".into(), PROTOCOL_VERSION.into());
-        obj.insert("id".into(), id.clone());
+        obj.insert("id".into(), id.to_value());
         obj.insert("op".into(), self.op().into());
         match self {
             Request::Wait {
@@ -83,7 +199,7 @@ impl Request {
                 }
             }
             Request::Cancel { target } => {
-                obj.insert("target".into(), target.clone());
+                obj.insert("target".into(), target.to_value());
             }
             Request::Subscribe { under } => {
                 if !under.is_empty() {
@@ -132,26 +248,32 @@ pub struct RequestError {
 
 /// Parses one request line (without its newline).
 pub fn parse_request(line: &[u8]) -> Result<(RequestId, Request), RequestError> {
-    let fail = |id: &Value, code, message: String| RequestError {
+    let fail = |id: &RequestId, code, message: String| RequestError {
         id: id.clone(),
         code,
         message,
     };
     let value: Value = serde_json::from_slice(line).map_err(|err| {
         fail(
-            &Value::Null,
+            &RequestId::null(),
             ErrorCode::BadRequest,
             format!("not valid JSON: {err}"),
         )
     })?;
     let Value::Object(obj) = value else {
         return Err(fail(
-            &Value::Null,
+            &RequestId::null(),
             ErrorCode::BadRequest,
             "a request must be a JSON object".into(),
         ));
     };
-    let id = obj.get("id").cloned().unwrap_or(Value::Null);
+    // Echoed as sent: the raw token, not the parsed value (which turns an
+    // integer past 64 bits into a float).
+    let (raw_id, raw_target) = raw_ids(line);
+    let id = match obj.get("id") {
+        None => RequestId::null(),
+        Some(value) => raw_id.unwrap_or_else(|| RequestId::from_value(value)),
+    };
     match obj.get("v") {
         Some(v) if v.as_u64() == Some(PROTOCOL_VERSION) => {}
         Some(v) => {
@@ -202,7 +324,7 @@ pub fn parse_request(line: &[u8]) -> Result<(RequestId, Request), RequestError> 
         }
         "cancel" => match obj.get("target") {
             Some(target) if !target.is_null() => Request::Cancel {
-                target: target.clone(),
+                target: raw_target.unwrap_or_else(|| RequestId::from_value(target)),
             },
             _ => {
                 return Err(bad(
@@ -390,7 +512,7 @@ impl VerdictLines {
         const MARK: u64 = 918_273_645_546_372_819;
         let mut event = event.clone();
         event.elapsed_ms = MARK;
-        let line = crate::codec::encode_line(&Reply::new(Value::Null, Event::Verdict(event)));
+        let line = crate::codec::encode_line(&Reply::new(RequestId::null(), Event::Verdict(event)));
         let head = b"{\"v\":1,\"id\":".to_vec();
         let rest = line.strip_prefix(head.as_slice())?.strip_prefix(b"null")?;
         // Quotes inside JSON strings are escaped, so this cannot match text
@@ -616,10 +738,13 @@ mod tests {
             cap_ms: Some(5),
             cwd: Some("/home/u/proj".into()),
         };
-        let line = serde_json::to_vec(&wait.to_json(&json!(7))).expect("encode");
-        assert_eq!(parse_request(&line), Ok((json!(7), wait)));
+        let line = serde_json::to_vec(&wait.to_json(&RequestId::from(7))).expect("encode");
+        assert_eq!(parse_request(&line), Ok((RequestId::from(7), wait)));
         let err = parse_request(br#"{"v":1,"id":"a","op":"fly"}"#).expect_err("unknown op");
-        assert_eq!((err.id, err.code), (json!("a"), ErrorCode::BadRequest));
+        assert_eq!(
+            (err.id, err.code),
+            (RequestId::from_value(&json!("a")), ErrorCode::BadRequest)
+        );
         let err = parse_request(br#"{"v":2,"id":3,"op":"ping"}"#).expect_err("v2");
         assert_eq!(err.code, ErrorCode::UnsupportedVersion);
         let err = parse_request(br#"{"v":1,"id":3,"op":"wait","session":"x","cap_ms":-1}"#)
@@ -645,7 +770,10 @@ mod tests {
             notes: vec![control.clone(); 100],
         };
         let event = VerdictEvent::new(&control, &verdict, 1);
-        let line = crate::codec::encode_line(&Reply::new(json!(1), Event::Verdict(event.clone())));
+        let line = crate::codec::encode_line(&Reply::new(
+            RequestId::from(1),
+            Event::Verdict(event.clone()),
+        ));
         assert!(
             line.len() <= crate::codec::MAX_LINE_BYTES,
             "{} bytes",
@@ -677,9 +805,9 @@ mod tests {
         let event = VerdictEvent::new("01J", &verdict, 0);
         let lines = VerdictLines::new(&event).expect("template");
         for (id, elapsed) in [
-            (json!(1), 0),
-            (json!("abc"), 12_345),
-            (json!({"k": [1]}), u64::MAX),
+            (RequestId::from(1), 0),
+            (RequestId::from_value(&json!("abc")), 12_345),
+            (RequestId::from_value(&json!({"k": [1]})), u64::MAX),
         ] {
             let mut full = event.clone();
             full.elapsed_ms = elapsed;
@@ -694,7 +822,7 @@ mod tests {
     #[test]
     fn unknown_fields_are_ignored_both_ways() {
         let line = br#"{"v":1,"id":1,"op":"ping","extra":{"x":1}}"#;
-        assert_eq!(parse_request(line), Ok((json!(1), Request::Ping)));
+        assert_eq!(parse_request(line), Ok((RequestId::from(1), Request::Ping)));
         let reply: Reply =
             serde_json::from_str(r#"{"v":1,"id":1,"event":"pong","new":true}"#).expect("pong");
         assert_eq!(reply.event, Event::Pong);
@@ -709,5 +837,20 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn ids_are_echoed_as_the_token_sent() {
+        let line = br#"{"v":1, "id": 123456789012345678901234567890, "op":"ping"}"#;
+        let (id, _) = parse_request(line).expect("parses");
+        assert_eq!(id.as_json(), "123456789012345678901234567890");
+        let reply = crate::codec::encode_line(&Reply::new(id, Event::Pong));
+        assert!(reply.starts_with(br#"{"v":1,"id":123456789012345678901234567890,"#));
+        let line = br#"{"v":1,"id":[1, {"a": "b c"}],"op":"cancel","target":[1,{"a":"b c"}]}"#;
+        let (id, request) = parse_request(line).expect("parses");
+        assert_eq!(id.as_json(), r#"[1,{"a":"b c"}]"#);
+        assert_eq!(request, Request::Cancel { target: id });
+        let (id, _) = parse_request(br#"{"v":1,"id":1.50,"op":"ping"}"#).expect("parses");
+        assert_eq!(id.as_json(), "1.50");
     }
 }

@@ -55,6 +55,16 @@ impl Client {
         }
     }
 
+    /// The next reply line as the daemon wrote it (without its newline);
+    /// fails the test at end of stream or after the deadline.
+    pub fn recv_line(&mut self) -> String {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(n) if n > 0 => line.trim_end_matches('\n').to_string(),
+            other => panic!("a reply line from verdictd within the deadline: {other:?}"),
+        }
+    }
+
     /// The next reply; fails the test at end of stream or after the deadline.
     pub fn recv(&mut self) -> Value {
         self.try_recv()

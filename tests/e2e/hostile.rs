@@ -329,3 +329,28 @@ fn degraded_mode_waits_on_hundreds_of_sessions_with_one_inotify_instance() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout.lines().count(), 300);
 }
+
+#[test]
+fn ids_are_echoed_verbatim_even_past_64_bits() {
+    let h = Harness::start();
+    let mut c = h.connect();
+    c.send_raw(b"{\"v\":1,\"id\":123456789012345678901234567890,\"op\":\"ping\"}\n");
+    let line = c.recv_line();
+    assert!(
+        line.starts_with("{\"v\":1,\"id\":123456789012345678901234567890,"),
+        "{line}"
+    );
+    let s = h.session("01JBIGID");
+    s.write_result("success", 0);
+    c.send(&format!(
+        "{{\"v\":1,\"id\":98765432109876543210,\"op\":\"wait\",\"session\":\"{}\"}}",
+        s.path()
+    ));
+    for _ in 0..2 {
+        let line = c.recv_line();
+        assert!(
+            line.starts_with("{\"v\":1,\"id\":98765432109876543210,"),
+            "{line}"
+        );
+    }
+}

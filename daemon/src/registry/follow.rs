@@ -21,10 +21,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::Token;
-use serde_json::Value;
 use verdict_proto::codec::encode_line;
 use verdict_proto::liveness;
 use verdict_proto::rules::{decide, Decision, Liveness, Phase, Snapshot, Verdict};
+use verdict_proto::wire::RequestId;
 use verdict_proto::wire::{Event, Reply, Started, VerdictEvent};
 
 use super::{push, Ctx, Refusal, Registry};
@@ -54,7 +54,7 @@ pub struct Follow {
 
 #[derive(Debug)]
 struct Sub {
-    id: Value,
+    id: RequestId,
     /// Only sessions under these directories (all if empty).
     under: Vec<PathBuf>,
     since: Instant,
@@ -94,7 +94,7 @@ impl Registry {
         &mut self,
         ctx: &mut Ctx,
         conn: Token,
-        id: Value,
+        id: RequestId,
         under: &[String],
     ) -> Result<(), Refusal> {
         let key = (conn, id.to_string());
@@ -159,7 +159,7 @@ impl Registry {
     }
 
     /// Ends subscription `target` of `conn`; false if there is none.
-    pub fn unsubscribe(&mut self, ctx: &mut Ctx, conn: Token, target: &Value) -> bool {
+    pub fn unsubscribe(&mut self, ctx: &mut Ctx, conn: Token, target: &RequestId) -> bool {
         let removed = self
             .follow
             .subs

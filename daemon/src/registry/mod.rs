@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::Token;
-use serde_json::Value;
 use verdict_proto::codec::encode_line;
 use verdict_proto::rules::{Liveness, Snapshot, SnapshotCache};
+use verdict_proto::wire::RequestId;
 use verdict_proto::wire::{ErrorCode, Event, Reply, WatchedSession, Watching};
 
 use crate::config::Config;
@@ -107,7 +107,7 @@ pub struct Registry {
 #[derive(Debug)]
 struct Parked {
     conn: Token,
-    id: Value,
+    id: RequestId,
     id_key: String,
     cap_ms: Option<u64>,
 }
@@ -185,7 +185,7 @@ impl Refusal {
     }
 }
 
-fn push(out: &mut dyn Sink, conn: Token, id: &Value, event: Event) {
+fn push(out: &mut dyn Sink, conn: Token, id: &RequestId, event: Event) {
     out.send(conn, encode_line(&Reply::new(id.clone(), event)));
 }
 
@@ -231,7 +231,7 @@ impl Registry {
         &mut self,
         ctx: &mut Ctx,
         conn: Token,
-        id: Value,
+        id: RequestId,
         session: &str,
         cap_ms: Option<u64>,
         cwd: Option<&str>,
@@ -263,7 +263,7 @@ impl Registry {
         &mut self,
         ctx: &mut Ctx,
         conn: Token,
-        id: Value,
+        id: RequestId,
         id_key: String,
         session: &str,
         cap_ms: Option<u64>,
@@ -340,7 +340,7 @@ impl Registry {
         &mut self,
         ctx: &mut Ctx,
         conn: Token,
-        id: Value,
+        id: RequestId,
         id_key: String,
         resolved: Resolved,
         cap_ms: Option<u64>,
@@ -469,7 +469,7 @@ impl Registry {
 
     /// Cancels wait (or subscription) `target` of `conn`; false if there
     /// is none.
-    pub fn cancel(&mut self, ctx: &mut Ctx, conn: Token, target: &Value) -> bool {
+    pub fn cancel(&mut self, ctx: &mut Ctx, conn: Token, target: &RequestId) -> bool {
         let wkey = self
             .by_conn
             .get(&conn)

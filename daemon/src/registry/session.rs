@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use mio::Token;
-use serde_json::Value;
 use verdict_proto::liveness::Watch;
+use verdict_proto::wire::RequestId;
 
 pub use super::pidfds::Tracked;
 use verdict_proto::rules::{Liveness, Snapshot, SnapshotCache};
@@ -88,7 +88,7 @@ impl Grace {
 #[derive(Debug)]
 pub struct Waiter {
     pub conn: Token,
-    pub id: Value,
+    pub id: RequestId,
     /// `id` as text: the key of the connection's waits.
     pub id_key: String,
     pub session: u64,

@@ -4,6 +4,7 @@
 //! temporary directory (drained by the test, so nothing races).
 
 use std::path::{Path, PathBuf};
+use verdict_proto::wire::RequestId;
 
 use mio::Token;
 use serde_json::{json, Value};
@@ -82,8 +83,10 @@ impl World {
 
     fn wait(&mut self, id: u64, dir: &Path, cap_ms: Option<u64>) {
         let session = dir.to_str().expect("utf-8").to_string();
-        self.with(|registry, ctx| registry.wait(ctx, CONN, json!(id), &session, cap_ms, None))
-            .expect("the wait is accepted");
+        self.with(|registry, ctx| {
+            registry.wait(ctx, CONN, RequestId::from(id), &session, cap_ms, None)
+        })
+        .expect("the wait is accepted");
     }
 
     /// Fires the pending timers `which` selects.
@@ -231,9 +234,9 @@ fn cancel_and_a_dropped_connection_release_everything() {
         ),
         (2, 1, 1)
     );
-    assert!(w.with(|registry, ctx| registry.cancel(ctx, CONN, &json!(1))));
+    assert!(w.with(|registry, ctx| registry.cancel(ctx, CONN, &RequestId::from(1))));
     assert!(
-        !w.with(|registry, ctx| registry.cancel(ctx, CONN, &json!(1))),
+        !w.with(|registry, ctx| registry.cancel(ctx, CONN, &RequestId::from(1))),
         "twice"
     );
     assert_eq!(w.registry.waiters(), 1);
@@ -312,14 +315,17 @@ fn refusals_carry_their_code() {
     let dir = w.session("01JDUP", &[(name, &pid)]);
     w.wait(1, &dir, None);
     let session = dir.to_str().expect("utf-8").to_string();
-    let duplicate =
-        w.with(|registry, ctx| registry.wait(ctx, CONN, json!(1), &session, None, None));
+    let duplicate = w.with(|registry, ctx| {
+        registry.wait(ctx, CONN, RequestId::from(1_u64), &session, None, None)
+    });
     let err = duplicate.expect_err("same id twice");
     assert_eq!(err.code(), verdict_proto::wire::ErrorCode::BadRequest);
     // An id is looked up off the loop: the wait is parked, and refused
     // when the lookup thread answers (after one rebuild of the index).
-    w.with(|registry, ctx| registry.wait(ctx, CONN, json!(2), "01JNOSUCH", None, None))
-        .expect("parked");
+    w.with(|registry, ctx| {
+        registry.wait(ctx, CONN, RequestId::from(2_u64), "01JNOSUCH", None, None)
+    })
+    .expect("parked");
     let mut events = mio::Events::with_capacity(4);
     w.poll
         .poll(&mut events, Some(std::time::Duration::from_secs(20)))
@@ -336,8 +342,16 @@ fn refusals_carry_their_code() {
         "{error}"
     );
     w.config.max_waits = 1;
-    let full =
-        w.with(|registry, ctx| registry.wait(ctx, Token(101), json!(3), &session, None, None));
+    let full = w.with(|registry, ctx| {
+        registry.wait(
+            ctx,
+            Token(101),
+            RequestId::from(3_u64),
+            &session,
+            None,
+            None,
+        )
+    });
     assert_eq!(
         full.expect_err("full").code(),
         verdict_proto::wire::ErrorCode::Busy

@@ -6,8 +6,8 @@ use std::io;
 
 use mio::net::UnixStream;
 use mio::{Interest, Token};
-use serde_json::Value;
 use verdict_proto::codec::encode_line;
+use verdict_proto::wire::RequestId;
 use verdict_proto::wire::{parse_request, ErrorCode, Event, Reply, Request};
 
 use super::{Server, ACCEPT_RETRY, MAX_MESSAGE_CHARS};
@@ -115,7 +115,7 @@ impl Server {
                     );
                     self.reply(
                         token,
-                        Value::Null,
+                        RequestId::null(),
                         Event::Error {
                             code: ErrorCode::LineTooLong,
                             message,
@@ -201,7 +201,7 @@ impl Server {
         self.reply(token, id, event);
     }
 
-    fn reply(&mut self, token: Token, id: Value, event: Event) {
+    fn reply(&mut self, token: Token, id: RequestId, event: Event) {
         // An error message may quote the request (a session name, a
         // field's value): bounded, so the reply always fits in one line.
         let event = match event {
@@ -265,7 +265,7 @@ fn refuse_busy(stream: &mut UnixStream, max: usize) {
     use std::io::Write;
     let message = format!("verdictd is at its limit of {max} connections; try again later");
     let line = encode_line(&Reply::new(
-        Value::Null,
+        RequestId::null(),
         Event::Error {
             code: ErrorCode::Busy,
             message,
