@@ -6,6 +6,7 @@
 mod compare;
 mod cost;
 mod exitpath;
+mod hostile;
 mod many;
 mod peers;
 mod scenarios;
@@ -35,6 +36,7 @@ pub struct Plan {
     pub big_per_connection: usize,
     pub many_call_sessions: usize,
     pub many_call_rounds: usize,
+    pub hostile_duration: std::time::Duration,
 }
 
 fn main() -> Result<()> {
@@ -47,7 +49,7 @@ fn main() -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let tiny = args.iter().any(|a| a == "--smoke");
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("verdict-bench [--quick | --smoke] [--only single|fanout|peers|cost|streaming|bigfanout|files|many|syscalls]\n\n  --quick  every scenario, fewer events (under 3 minutes)\n  --smoke  tiny sizes, to check the harness works (CI)\n  --only   one scenario");
+        println!("verdict-bench [--quick | --smoke] [--only single|fanout|peers|cost|streaming|bigfanout|files|many|syscalls|hostile]\n\n  --quick  every scenario, fewer events (under 3 minutes)\n  --smoke  tiny sizes, to check the harness works (CI)\n  --only   one scenario");
         return Ok(());
     }
     let plan = if tiny {
@@ -69,6 +71,7 @@ fn main() -> Result<()> {
             big_per_connection: 5,
             many_call_sessions: 5,
             many_call_rounds: 1,
+            hostile_duration: std::time::Duration::from_secs(1),
         }
     } else if quick {
         Plan {
@@ -89,6 +92,7 @@ fn main() -> Result<()> {
             big_per_connection: 20,
             many_call_sessions: 100,
             many_call_rounds: 20,
+            hostile_duration: std::time::Duration::from_secs(5),
         }
     } else {
         Plan {
@@ -109,6 +113,7 @@ fn main() -> Result<()> {
             big_per_connection: 20,
             many_call_sessions: 100,
             many_call_rounds: 20,
+            hostile_duration: std::time::Duration::from_secs(10),
         }
     };
     let raised = verdict_support::raise_fd_limit();
@@ -160,6 +165,9 @@ fn main() -> Result<()> {
     }
     if wanted("syscalls") {
         exitpath::syscalls(&plan)?;
+    }
+    if wanted("hostile") {
+        hostile::hostile(&plan)?;
     }
     Ok(())
 }

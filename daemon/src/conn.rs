@@ -20,7 +20,7 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Requests handled for one connection in one turn of the loop: enough
 /// for any real client's burst, few enough that a flooding client delays
 /// the others by microseconds, not seconds.
-pub const MAX_LINES_PER_TURN: usize = 64;
+pub const MAX_LINES_PER_TURN: usize = 16;
 /// Bytes read from one connection in one turn of the loop (with
 /// [`MAX_LINES_PER_TURN`], the most input ever held for a connection is
 /// this plus one unfinished line).
