@@ -252,3 +252,67 @@ for n, event in enumerate(v.events(under=[{root:?}], socket={socket:?})):
     );
     assert_eq!(finish(&mut child).status.code(), Some(0));
 }
+
+/// A stand-in daemon on `socket` that answers each connection's first
+/// line with `reply`, for `count` connections.
+fn fake_daemon(socket: &std::path::Path, replies: Vec<String>) -> std::thread::JoinHandle<()> {
+    let listener = std::os::unix::net::UnixListener::bind(socket).expect("bind");
+    std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        for reply in replies {
+            let Ok((stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut reader = std::io::BufReader::new(stream);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = reader.get_mut().write_all(reply.as_bytes());
+        }
+    })
+}
+
+#[test]
+fn a_malformed_reply_is_exit_3_in_the_python_client() {
+    let h = Harness::without_daemon();
+    let s = h.session("01JMALFORMEDREPLY");
+    let watching = format!(
+        "{{\"v\":1,\"id\":1,\"event\":\"watching\",\"session\":\"01JMALFORMEDREPLY\",\"dir\":\"{}\",\"cap_ms\":0}}\n",
+        s.path()
+    );
+    let bad = [
+        "[1,2,3]\n".to_string(),
+        format!("{watching}{{\"v\":1,\"id\":1,\"event\":\"verdict\"}}\n"),
+        format!(
+            "{watching}{{\"v\":1,\"id\":1,\"event\":\"verdict\",\"outcome\":\"completed\",\"session\":\"x\",\"status\":\"success\",\"exit\":256}}\n"
+        ),
+        format!(
+            "{watching}{{\"v\":1,\"id\":1,\"event\":\"verdict\",\"outcome\":\"completed\",\"session\":\"x\",\"status\":\"success\",\"exit\":\"0\"}}\n"
+        ),
+    ];
+    for reply in bad {
+        let _ = std::fs::remove_file(&h.socket);
+        let server = fake_daemon(&h.socket, vec![reply.clone()]);
+        let out = output_within(verdict_e2e::python_client(
+            &h,
+            &["wait", s.path(), "--cap", "0", "--no-spawn"],
+        ));
+        server.join().expect("fake daemon");
+        assert_eq!(out.status.code(), Some(3), "{reply:?}: {out:?}");
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("Traceback"),
+            "{reply:?}: {out:?}"
+        );
+        // The Rust client agrees.
+        let _ = std::fs::remove_file(&h.socket);
+        let server = fake_daemon(&h.socket, vec![reply.clone()]);
+        let run = Run::from(output_within(h.verdict(&[
+            "wait",
+            s.path(),
+            "--cap",
+            "0",
+            "--no-spawn",
+        ])));
+        server.join().expect("fake daemon");
+        assert_eq!(run.code, 3, "{reply:?}: {run:?}");
+    }
+}
