@@ -191,19 +191,24 @@ pub fn walk(start: &Path, visits: &mut usize) -> Walk {
         if depth >= MAX_DEPTH {
             continue;
         }
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            // Real directories only: a symlink could loop or leave the
-            // root. Sessions themselves are not searched for projects;
-            // a project nested in another project's path is.
-            if entry.file_type().is_ok_and(|t| t.is_dir()) && entry.file_name() != "sessions" {
-                stack.push((entry.path(), depth + 1));
-            }
-        }
+        stack.extend(project_dirs(&dir).map(|sub| (sub, depth + 1)));
     }
     found
+}
+
+/// The subdirectories of `dir` that may hold projects: real directories
+/// only (a symlink could loop or leave the root), and not `sessions/`
+/// (sessions are not searched for projects; a project nested in another
+/// project's path is).
+pub fn project_dirs(dir: &Path) -> impl Iterator<Item = PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            entry.file_type().is_ok_and(|t| t.is_dir()) && entry.file_name() != "sessions"
+        })
+        .map(|entry| entry.path())
 }
 
 /// Resolves `session` for a caller working in `cwd`; an id not in the
@@ -216,10 +221,7 @@ pub fn resolve(
     roots: &[Root],
     index: &mut Index,
 ) -> Result<Resolved, LookupError> {
-    resolve_with(session, roots, &mut |id| {
-        Some(lookup_id(id, cwd, roots, index, Rebuild::OnMiss))
-    })
-    .unwrap_or_else(|| unreachable_lookup(session))
+    resolve_ids(session, cwd, roots, index, Rebuild::OnMiss)
 }
 
 /// [`resolve`] with the index as it is (built if it never was): an id
@@ -232,10 +234,20 @@ pub fn resolve_indexed(
     roots: &[Root],
     index: &mut Index,
 ) -> Result<Resolved, LookupError> {
-    resolve_with(session, roots, &mut |id| {
-        Some(lookup_id(id, cwd, roots, index, Rebuild::Never))
-    })
-    .unwrap_or_else(|| unreachable_lookup(session))
+    resolve_ids(session, cwd, roots, index, Rebuild::Never)
+}
+
+fn resolve_ids(
+    session: &str,
+    cwd: Option<&str>,
+    roots: &[Root],
+    index: &mut Index,
+    rebuild: Rebuild,
+) -> Result<Resolved, LookupError> {
+    let mut lookup = |id: &str| Some(lookup_id(id, cwd, roots, index, rebuild));
+    // The lookup always answers, so `resolve_with` does too.
+    resolve_with(session, roots, &mut lookup)
+        .unwrap_or_else(|| Err(LookupError::RelativePath(session.to_string())))
 }
 
 /// The part of [`resolve`] that never walks a tree nor lists a directory
@@ -247,11 +259,6 @@ pub fn resolve_path(session: &str, roots: &[Root]) -> Option<Result<Resolved, Lo
         return None;
     }
     resolve_with(session, roots, &mut |_| None)
-}
-
-/// Never reached: the lookups given to [`resolve_with`] above always answer.
-fn unreachable_lookup(session: &str) -> Result<Resolved, LookupError> {
-    Err(LookupError::RelativePath(session.to_string()))
 }
 
 fn is_relative_path(session: &str) -> bool {

@@ -165,6 +165,16 @@ impl Harness {
         Client::from_stream(UnixStream::connect(&self.socket).expect("connect to verdictd"))
     }
 
+    /// Round-trip time of a ping on a fresh connection (answered within
+    /// the deadline, or the test fails).
+    pub fn ping_latency(&self) -> std::time::Duration {
+        let start = std::time::Instant::now();
+        let mut c = self.connect();
+        c.send(r#"{"v":1,"id":1,"op":"ping"}"#);
+        assert_eq!(c.recv()["event"], "pong");
+        start.elapsed()
+    }
+
     /// The daemon's `status` counters.
     pub fn status(&self) -> Value {
         self.try_status().expect("verdictd answers status")

@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use verdict_e2e::{raise_fd_limit, rss_kib, Client, Harness, Session};
 
@@ -150,15 +150,6 @@ fn malformed_session_files_get_the_prescribed_verdict_with_a_note() {
     assert_eq!(client.recv()["event"], "pong");
 }
 
-/// Round-trip time of a ping on a fresh connection.
-fn ping_latency(h: &Harness) -> Duration {
-    let start = Instant::now();
-    let mut c = h.connect();
-    c.send(r#"{"v":1,"id":1,"op":"ping"}"#);
-    assert_eq!(c.recv()["event"], "pong");
-    start.elapsed()
-}
-
 /// A normal client is served while attacked: its wait is right, its ping
 /// answered within the starvation bound.
 fn assert_served(h: &Harness, what: &str) {
@@ -168,7 +159,7 @@ fn assert_served(h: &Harness, what: &str) {
     c.wait("w", s.path(), 0);
     let v = c.verdicts(1).remove("w").expect("verdict");
     assert_eq!(v["exit"], 0, "{what}: {v}");
-    let latency = ping_latency(h);
+    let latency = h.ping_latency();
     eprintln!("{what}: ping answered in {latency:?}");
     assert!(
         latency < Duration::from_secs(1),

@@ -4,20 +4,10 @@
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::process::Signal;
 use verdict_e2e::{rss_kib, signal, Harness, DEADLINE};
-
-/// A normal client's ping on a fresh connection, answered within the
-/// deadline; returns how long it took.
-fn ping(h: &Harness) -> Duration {
-    let start = Instant::now();
-    let mut c = h.connect();
-    c.send(r#"{"v":1,"id":1,"op":"ping"}"#);
-    assert_eq!(c.recv()["event"], "pong");
-    start.elapsed()
-}
 
 #[test]
 fn a_client_that_keeps_its_socket_full_neither_stalls_others_nor_grows_the_daemon() {
@@ -59,7 +49,7 @@ fn a_client_that_keeps_its_socket_full_neither_stalls_others_nor_grows_the_daemo
     };
     let mut slowest = Duration::ZERO;
     for _ in 0..20 {
-        slowest = slowest.max(ping(&h));
+        slowest = slowest.max(h.ping_latency());
     }
     // It never reads its replies: dropped once 1 MiB of them is pending.
     verdict_e2e::eventually("the flooding client to be dropped", || {

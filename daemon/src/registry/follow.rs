@@ -224,16 +224,7 @@ impl Registry {
             if depth >= MAX_DEPTH {
                 continue;
             }
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                // Real directories only: a symlink could loop or leave the
-                // root. Sessions themselves are not searched for projects.
-                if entry.file_type().is_ok_and(|t| t.is_dir()) && entry.file_name() != "sessions" {
-                    stack.push((entry.path(), depth + 1));
-                }
-            }
+            stack.extend(verdict_proto::resolve::project_dirs(&dir).map(|sub| (sub, depth + 1)));
         }
     }
 
