@@ -182,7 +182,7 @@ pub fn hostile(plan: &Plan) -> Result<()> {
             }
         }
         round += 1;
-        if round % 20 == 0 {
+        if round.is_multiple_of(20) {
             let mut session = world.session()?;
             let mut waiter = world.client()?;
             waiter.watch(session.path())?;
