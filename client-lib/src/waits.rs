@@ -130,6 +130,9 @@ pub struct Waits<'c> {
     queue: VecDeque<Update>,
     over: bool,
     stopper: Option<Stopper>,
+    /// The sessions of the call in each directory answered from (see
+    /// [`Waits::named_earlier`]).
+    by_dir: std::collections::HashMap<PathBuf, Vec<usize>>,
 }
 
 impl<'c> Waits<'c> {
@@ -166,6 +169,7 @@ impl<'c> Waits<'c> {
             queue: VecDeque::new(),
             over: false,
             stopper: None,
+            by_dir: std::collections::HashMap::new(),
         }
     }
 
@@ -316,10 +320,16 @@ impl<'c> Waits<'c> {
 
     /// An earlier session of the call, still expecting or holding its
     /// answer, is in `dir`: session `index` would be answered twice.
-    fn named_earlier(&self, index: usize, dir: &PathBuf) -> bool {
-        self.entries[..index]
+    /// Notes that session `index` is in `dir` (one lookup, not a scan of
+    /// every earlier session: a call may name tens of thousands).
+    fn named_earlier(&mut self, index: usize, dir: &PathBuf) -> bool {
+        let named = self.by_dir.entry(dir.clone()).or_default();
+        if !named.contains(&index) {
+            named.push(index);
+        }
+        named
             .iter()
-            .any(|e| e.dir.as_ref() == Some(dir) && !matches!(e.slot, Slot::Dropped))
+            .any(|&j| j < index && !matches!(self.entries[j].slot, Slot::Dropped))
     }
 
     fn answer(&mut self, index: usize, verdict: Verdict) {

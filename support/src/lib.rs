@@ -71,17 +71,28 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 /// Runs `command` to completion within [`DEADLINE`].
-pub fn output_within(mut command: Command) -> Output {
+pub fn output_within(command: Command) -> Output {
+    output_within_for(command, DEADLINE)
+}
+
+/// Runs `command` to completion within `deadline` (a test that gives one
+/// process a lot of work).
+pub fn output_within_for(mut command: Command, deadline: Duration) -> Output {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    finish(&mut child)
+    finish_within(&mut child, deadline)
 }
 
 /// Waits for a spawned child (with piped output) within [`DEADLINE`].
 pub fn finish(child: &mut Child) -> Output {
+    finish_within(child, DEADLINE)
+}
+
+/// Waits for a spawned child (with piped output) within `deadline`.
+pub fn finish_within(child: &mut Child, deadline: Duration) -> Output {
     use std::io::Read;
     // Read the pipes on threads so a chatty child cannot block on a full pipe.
     let mut out = child.stdout.take();
@@ -100,11 +111,11 @@ pub fn finish(child: &mut Child) -> Output {
         }
         buf
     });
-    let status = match child.wait_timeout(DEADLINE).expect("wait") {
+    let status = match child.wait_timeout(deadline).expect("wait") {
         Some(status) => status,
         None => {
             let _ = child.kill();
-            panic!("child did not finish within {DEADLINE:?}");
+            panic!("child did not finish within {deadline:?}");
         }
     };
     let stdout = out_thread.join().expect("stdout reader");

@@ -237,7 +237,8 @@ fn status_fits_one_line_whatever_the_sessions_and_their_paths() {
 #[test]
 fn one_call_waits_on_more_than_four_thousand_sessions() {
     let h = Harness::start();
-    let sessions: Vec<verdict_e2e::Session> = (0..5000)
+    // 65 batches of 64: past the old bound of 4,096 waits a connection.
+    let sessions: Vec<verdict_e2e::Session> = (0..4160)
         .map(|i| {
             let s = h.session(&format!("01JMANY{i:05}"));
             s.write_result("success", 0);
@@ -246,9 +247,13 @@ fn one_call_waits_on_more_than_four_thousand_sessions() {
         .collect();
     let mut args: Vec<&str> = vec!["wait", "--json"];
     args.extend(sessions.iter().map(|s| s.path()));
-    let run = verdict_e2e::Run::from(verdict_e2e::output_within(h.verdict(&args)));
+    // A lot of work for one debug-built process on a loaded machine.
+    let run = verdict_e2e::Run::from(verdict_e2e::output_within_for(
+        h.verdict(&args),
+        Duration::from_secs(120),
+    ));
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.stdout.lines().count(), 5000, "one verdict each");
+    assert_eq!(run.stdout.lines().count(), 4160, "one verdict each");
     assert!(!run.stdout.contains("\"busy\""));
 }
 
