@@ -322,8 +322,8 @@ impl<'c> Waits<'c> {
     /// answer, is in `dir`: session `index` would be answered twice.
     /// Notes that session `index` is in `dir` (one lookup, not a scan of
     /// every earlier session: a call may name tens of thousands).
-    fn named_earlier(&mut self, index: usize, dir: &PathBuf) -> bool {
-        let named = self.by_dir.entry(dir.clone()).or_default();
+    fn named_earlier(&mut self, index: usize, dir: &std::path::Path) -> bool {
+        let named = self.by_dir.entry(dir.to_path_buf()).or_default();
         if !named.contains(&index) {
             named.push(index);
         }
