@@ -152,7 +152,7 @@ impl Watcher {
         self.more
     }
 
-    /// What is queued now (at most [`MAX_READS_PER_DRAIN`] reads of it), as
+    /// What is queued now (at most 16 reads of it: `MAX_READS_PER_DRAIN`), as
     /// paths to look at again: an event on a watch is reported under every
     /// path watched through it.
     pub fn drain(&mut self) -> Vec<Change> {
