@@ -9,7 +9,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::Token;
@@ -19,7 +18,8 @@ use verdict_proto::wire::RequestId;
 use verdict_proto::wire::{ErrorCode, Event, Reply, WatchedSession, Watching};
 
 use crate::config::Config;
-use crate::lookup::{Job, Lookups};
+use crate::lookup::Lookups;
+use parked::Parked;
 pub use pidfds::PIDFD_TAG;
 use verdict_proto::resolve::{resolve_path, LookupError, Resolved};
 
@@ -30,6 +30,7 @@ pub const MAX_MESSAGE_CHARS: usize = 2048;
 mod decide;
 mod events;
 mod follow;
+mod parked;
 mod pidfds;
 mod session;
 #[cfg(test)]
@@ -101,15 +102,6 @@ pub struct Registry {
     /// Waits by id whose directory the lookup thread is finding, by ticket
     /// (in `by_conn` like a waiter, so cancels, limits and closes see them).
     parked: HashMap<u64, Parked>,
-}
-
-/// A wait by id waiting for its lookup.
-#[derive(Debug)]
-struct Parked {
-    conn: Token,
-    id: RequestId,
-    id_key: String,
-    cap_ms: Option<u64>,
 }
 
 /// A request the registry refused, answered with an `error` event whose
@@ -255,83 +247,6 @@ impl Registry {
             return self.park(ctx, conn, id, id_key, session, cap_ms, cwd);
         };
         self.start_wait(ctx, conn, id, id_key, resolved?, cap_ms)
-    }
-
-    /// Parks a wait by id while the lookup thread finds its directory.
-    #[allow(clippy::too_many_arguments)]
-    fn park(
-        &mut self,
-        ctx: &mut Ctx,
-        conn: Token,
-        id: RequestId,
-        id_key: String,
-        session: &str,
-        cap_ms: Option<u64>,
-        cwd: Option<&str>,
-    ) -> Result<(), Refusal> {
-        let ticket = self.next_key();
-        let job = Job {
-            ticket,
-            session: session.to_string(),
-            cwd: cwd.map(str::to_string),
-            roots: Arc::from(ctx.config.roots.as_slice()),
-        };
-        if !ctx.lookups.ask(job) {
-            return Err(Refusal::LookupsFull);
-        }
-        self.by_conn
-            .entry(conn)
-            .or_default()
-            .insert(id_key.clone(), ticket);
-        self.parked.insert(
-            ticket,
-            Parked {
-                conn,
-                id,
-                id_key,
-                cap_ms,
-            },
-        );
-        Ok(())
-    }
-
-    /// The lookup thread answered: the parked waits go on (or are refused).
-    pub fn looked_up(&mut self, ctx: &mut Ctx) {
-        for answer in ctx.lookups.answers() {
-            // Cancelled, or its connection closed, meanwhile.
-            let Some(parked) = self.parked.remove(&answer.ticket) else {
-                continue;
-            };
-            let Parked {
-                conn,
-                id,
-                id_key,
-                cap_ms,
-            } = parked;
-            self.forget_ticket(conn, &id_key);
-            let started = answer.result.map_err(Refusal::from).and_then(|resolved| {
-                self.start_wait(ctx, conn, id.clone(), id_key, resolved, cap_ms)
-            });
-            if let Err(refusal) = started {
-                let event = match refusal.event() {
-                    Event::Error { code, message } => Event::Error {
-                        code,
-                        message: verdict_proto::wire::bounded(&message, MAX_MESSAGE_CHARS),
-                    },
-                    event => event,
-                };
-                push(ctx.out, conn, &id, event);
-            }
-        }
-    }
-
-    fn forget_ticket(&mut self, conn: Token, id_key: &str) {
-        if let Some(waits) = self.by_conn.get_mut(&conn) {
-            waits.remove(id_key);
-            if waits.is_empty() {
-                self.by_conn.remove(&conn);
-            }
-        }
     }
 
     /// Starts a wait on a resolved directory: replies `watching`, then
