@@ -25,7 +25,6 @@ use crate::timers::{Timer, Timers};
 use verdict_proto::watch::Watcher;
 
 const LISTENER: Token = Token(0);
-use crate::registry::MAX_MESSAGE_CHARS;
 /// How soon a failed accept (out of fds) is tried again.
 const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 const WATCHER: Token = Token(1);

@@ -194,12 +194,7 @@ impl Registry {
         if let Some(timer) = waiter.cap_timer {
             ctx.timers.cancel(timer);
         }
-        if let Some(waits) = self.by_conn.get_mut(&waiter.conn) {
-            waits.remove(&waiter.id_key);
-            if waits.is_empty() {
-                self.by_conn.remove(&waiter.conn);
-            }
-        }
+        self.forget_id(waiter.conn, &waiter.id_key);
         Some(waiter)
     }
 

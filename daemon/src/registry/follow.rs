@@ -326,7 +326,7 @@ impl Registry {
             }
         }
         let resolved = Resolved { dir, poll: false };
-        let Ok(key) = self.open_session(ctx, resolved) else {
+        let Ok(key) = self.open_session(ctx, &resolved) else {
             return;
         };
         if let Some(session) = self.sessions.get_mut(&key) {

@@ -25,7 +25,7 @@ use verdict_proto::resolve::{resolve_path, LookupError, Resolved};
 
 /// Longest error message sent, in characters: an error may quote a
 /// request, and every reply must fit in one line.
-pub const MAX_MESSAGE_CHARS: usize = 2048;
+const MAX_MESSAGE_CHARS: usize = 2048;
 
 mod decide;
 mod events;
@@ -177,6 +177,19 @@ impl Refusal {
     }
 }
 
+/// `event` with an error's message cut to [`MAX_MESSAGE_CHARS`]: an error
+/// may quote the request (a session name, a field's value), and every
+/// reply must fit in one line.
+pub fn bounded(event: Event) -> Event {
+    match event {
+        Event::Error { code, message } => Event::Error {
+            code,
+            message: verdict_proto::wire::bounded(&message, MAX_MESSAGE_CHARS),
+        },
+        event => event,
+    }
+}
+
 fn push(out: &mut dyn Sink, conn: Token, id: &RequestId, event: Event) {
     out.send(conn, encode_line(&Reply::new(id.clone(), event)));
 }
@@ -260,11 +273,10 @@ impl Registry {
         resolved: Resolved,
         cap_ms: Option<u64>,
     ) -> Result<(), Refusal> {
-        let session = resolved.dir.display().to_string();
         let existing = self.by_dir.get(&resolved.dir).copied();
         let key = match existing {
             Some(key) => key,
-            None => self.open_session(ctx, resolved)?,
+            None => self.open_session(ctx, &resolved)?,
         };
         let wkey = self.next_key();
         let cap_ms = cap_ms.unwrap_or(ctx.config.default_cap_ms);
@@ -275,7 +287,7 @@ impl Registry {
         let session = self
             .sessions
             .get_mut(&key)
-            .ok_or(Refusal::NotADirectory(PathBuf::from(session)))?;
+            .ok_or_else(|| Refusal::NotADirectory(resolved.dir.clone()))?;
         session.waiters.insert(wkey);
         let watching = Watching {
             session: session.id.clone(),
@@ -312,8 +324,8 @@ impl Registry {
         self.next_key
     }
 
-    fn open_session(&mut self, ctx: &mut Ctx, resolved: Resolved) -> Result<u64, Refusal> {
-        let Resolved { dir, poll } = resolved;
+    fn open_session(&mut self, ctx: &mut Ctx, resolved: &Resolved) -> Result<u64, Refusal> {
+        let (dir, poll) = (resolved.dir.clone(), resolved.poll);
         let inode = dir_inode(&dir).ok_or_else(|| Refusal::NotADirectory(dir.clone()))?;
         let mut inotify = false;
         if !poll && self.watches < ctx.config.max_watches {
@@ -350,7 +362,6 @@ impl Registry {
             dir.display(),
             if inotify { "inotify" } else { "poll" }
         );
-        let watched = dir.clone();
         self.by_dir.insert(dir.clone(), key);
         let session = Session {
             dir,
@@ -377,7 +388,7 @@ impl Registry {
             if let Some(session) = self.sessions.remove(&key) {
                 self.close_session(ctx, session);
             }
-            return Err(Refusal::NotADirectory(watched));
+            return Err(Refusal::NotADirectory(resolved.dir.clone()));
         }
         Ok(key)
     }
@@ -391,7 +402,7 @@ impl Registry {
             .and_then(|waits| waits.get(&target.to_string()))
             .copied();
         if let Some(parked) = wkey.and_then(|ticket| self.parked.remove(&ticket)) {
-            self.forget_ticket(conn, &parked.id_key);
+            self.forget_id(conn, &parked.id_key);
             return true;
         }
         wkey.and_then(|wkey| self.remove_waiter(ctx, wkey))

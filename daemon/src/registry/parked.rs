@@ -7,9 +7,9 @@
 use std::sync::Arc;
 
 use mio::Token;
-use verdict_proto::wire::{Event, RequestId};
+use verdict_proto::wire::RequestId;
 
-use super::{push, Ctx, Refusal, Registry, MAX_MESSAGE_CHARS};
+use super::{bounded, push, Ctx, Refusal, Registry};
 use crate::lookup::Job;
 
 /// A wait by id waiting for its lookup.
@@ -73,24 +73,18 @@ impl Registry {
                 id_key,
                 cap_ms,
             } = parked;
-            self.forget_ticket(conn, &id_key);
+            self.forget_id(conn, &id_key);
             let started = answer.result.map_err(Refusal::from).and_then(|resolved| {
                 self.start_wait(ctx, conn, id.clone(), id_key, resolved, cap_ms)
             });
             if let Err(refusal) = started {
-                let event = match refusal.event() {
-                    Event::Error { code, message } => Event::Error {
-                        code,
-                        message: verdict_proto::wire::bounded(&message, MAX_MESSAGE_CHARS),
-                    },
-                    event => event,
-                };
-                push(ctx.out, conn, &id, event);
+                push(ctx.out, conn, &id, bounded(refusal.event()));
             }
         }
     }
 
-    pub(super) fn forget_ticket(&mut self, conn: Token, id_key: &str) {
+    /// Forgets the wait (or parked wait) `id_key` of `conn` in `by_conn`.
+    pub(super) fn forget_id(&mut self, conn: Token, id_key: &str) {
         if let Some(waits) = self.by_conn.get_mut(&conn) {
             waits.remove(id_key);
             if waits.is_empty() {

@@ -10,7 +10,7 @@ use verdict_proto::codec::encode_line;
 use verdict_proto::wire::RequestId;
 use verdict_proto::wire::{parse_request, ErrorCode, Event, Reply, Request};
 
-use super::{Server, ACCEPT_RETRY, MAX_MESSAGE_CHARS};
+use super::{Server, ACCEPT_RETRY};
 use crate::conn::{Conn, Input, State};
 use crate::timers::Timer;
 
@@ -202,16 +202,7 @@ impl Server {
     }
 
     fn reply(&mut self, token: Token, id: RequestId, event: Event) {
-        // An error message may quote the request (a session name, a
-        // field's value): bounded, so the reply always fits in one line.
-        let event = match event {
-            Event::Error { code, message } => Event::Error {
-                code,
-                message: verdict_proto::wire::bounded(&message, MAX_MESSAGE_CHARS),
-            },
-            event => event,
-        };
-        let line = encode_line(&Reply::new(id, event));
+        let line = encode_line(&Reply::new(id, crate::registry::bounded(event)));
         self.core.conns.send(token, &line);
     }
 
