@@ -46,6 +46,16 @@ pub struct Answer {
     pub result: Result<Resolved, LookupError>,
 }
 
+impl Answer {
+    /// Looks `job` up in the index as it is.
+    fn to(job: &Job, index: &mut Index) -> Answer {
+        Answer {
+            ticket: job.ticket,
+            result: resolve_indexed(&job.session, job.cwd.as_deref(), &job.roots, index),
+        }
+    }
+}
+
 /// The loop's end of the lookup thread.
 #[derive(Debug)]
 pub struct Lookups {
@@ -107,26 +117,16 @@ fn serve(inbox: &Receiver<Job>, outbox: &mpsc::Sender<Answer>, waker: &mio::Wake
                 built = Instant::now();
                 roots = Some(Arc::clone(&job.roots));
             }
-            let result = resolve_indexed(&job.session, job.cwd.as_deref(), &job.roots, &mut index);
-            match result {
-                Err(err) if err.is_unknown_id() => misses.push(job),
-                result => answered.push(Answer {
-                    ticket: job.ticket,
-                    result,
-                }),
+            let answer = Answer::to(&job, &mut index);
+            match answer.result {
+                Err(ref err) if err.is_unknown_id() => misses.push(job),
+                _ => answered.push(answer),
             }
         }
         if !misses.is_empty() && Instant::now() >= built + MIN_REBUILD_INTERVAL {
             index.clear();
             built = Instant::now();
-            for job in misses.drain(..) {
-                let result =
-                    resolve_indexed(&job.session, job.cwd.as_deref(), &job.roots, &mut index);
-                answered.push(Answer {
-                    ticket: job.ticket,
-                    result,
-                });
-            }
+            answered.extend(misses.drain(..).map(|job| Answer::to(&job, &mut index)));
         }
         if index.truncated() && !warned {
             log::warn!(
