@@ -165,8 +165,6 @@ fn build_index(roots: &[Root]) -> (Vec<PathBuf>, bool) {
 pub struct Walk {
     /// `sessions/` directories.
     pub sessions: Vec<PathBuf>,
-    /// The directories visited to find them (the start among them).
-    pub tree: Vec<PathBuf>,
     /// The walk stopped at [`MAX_VISITS`].
     pub cut: bool,
 }
@@ -187,7 +185,6 @@ pub fn walk(start: &Path, visits: &mut usize) -> Walk {
         if sessions.is_dir() {
             found.sessions.push(sessions);
         }
-        found.tree.push(dir.clone());
         if depth >= MAX_DEPTH {
             continue;
         }
