@@ -136,7 +136,7 @@ pub fn wait_all(
         let mut i = 0;
         while i < sessions.len() {
             let session = &mut sessions[i];
-            match session.step(now, at_cap, timing, started)? {
+            match session.step(now, at_cap, timing, started) {
                 Step::Answer(result) => {
                     answer(session.index, result);
                     sessions.swap_remove(i);
@@ -219,13 +219,7 @@ impl State {
     }
 
     /// Looks again if anything happened or a deadline is due, and decides.
-    fn step(
-        &mut self,
-        now: Instant,
-        at_cap: bool,
-        timing: Timing,
-        started: Instant,
-    ) -> Result<Step, Error> {
+    fn step(&mut self, now: Instant, at_cap: bool, timing: Timing, started: Instant) -> Step {
         if self.grace.is_some_and(|at| now >= at) {
             self.grace_over = true;
             self.dirty = true;
@@ -238,26 +232,23 @@ impl State {
             self.dirty = true;
         }
         if !self.dirty && !at_cap {
-            return Ok(Step::Wake(self.due));
+            return Step::Wake(self.due);
         }
         self.dirty = false;
         let Some((snap, live)) = self.look() else {
             // Gone: give a rename away and back its grace.
             let at = *self.vanished.get_or_insert(now + VANISHED_GRACE);
             if now >= at {
-                return Ok(Step::Answer(Err(Error::NoSession(self.dir.clone()))));
+                return Step::Answer(Err(Error::NoSession(self.dir.clone())));
             }
             self.due = Some(at);
-            return Ok(Step::Wake(self.due));
+            return Step::Wake(self.due);
         };
         self.vanished = None;
         if at_cap {
             let verdict = decide_at_cap(&snap, live, self.phase(true));
-            return Ok(Step::Answer(Ok(VerdictEvent::new(
-                &self.id,
-                &verdict,
-                elapsed_ms(started),
-            ))));
+            let event = VerdictEvent::new(&self.id, &verdict, elapsed_ms(started));
+            return Step::Answer(Ok(event));
         }
         let decision = decide(&snap, live, self.phase(false));
         if decision != Decision::AwaitLaunch {
@@ -266,7 +257,7 @@ impl State {
         match decision {
             Decision::Verdict(verdict) => {
                 let event = VerdictEvent::new(&self.id, &verdict, elapsed_ms(started));
-                return Ok(Step::Answer(Ok(event)));
+                return Step::Answer(Ok(event));
             }
             Decision::AwaitGrace => {
                 self.grace.get_or_insert(now + timing.grace);
@@ -285,7 +276,7 @@ impl State {
             .into_iter()
             .flatten()
             .min();
-        Ok(Step::Wake(self.due))
+        Step::Wake(self.due)
     }
 
     /// The files and what runs; `None` when the directory is gone.
