@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use verdict_proto::liveness;
-use verdict_proto::rules::{decide, Decision, Phase, Snapshot};
+use verdict_core::liveness;
+use verdict_core::rules::{decide, Decision, Phase, Snapshot};
 
 /// How often the polling waiter looks, as csa's `session wait` does.
 pub const POLL_EVERY: Duration = Duration::from_secs(1);

@@ -7,7 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use verdict_proto::codec::{encode_line, ReplyReader};
+use verdict_proto::codec::ReplyReader;
 use verdict_proto::wire::{Event, Request, StatusCounters};
 
 use crate::waits::{Mode, Waits};
@@ -36,7 +36,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
-            socket: verdict_proto::paths::socket_path(None, rustix::process::getuid().as_raw()),
+            socket: verdict_core::paths::socket_path(None, rustix::process::getuid().as_raw()),
             spawn: true,
             fallback: true,
             no_daemon: false,
@@ -213,7 +213,7 @@ impl Client {
             }
         };
         let _ = conn.stream.set_read_timeout(Some(Duration::from_secs(10)));
-        let request = encode_line(&Request::Status.to_json(&id));
+        let request = Request::Status.line(&id);
         if let Err(err) = conn.send(&request) {
             return Err(Error::Lost(format!(
                 "cannot talk to verdictd at {socket}: {err}"

@@ -83,12 +83,7 @@ fn nobody_listens(err: &io::Error) -> bool {
     )
 }
 
-/// Where a daemon started by the client logs.
-pub fn log_path(socket: &Path) -> PathBuf {
-    let mut name = socket.as_os_str().to_owned();
-    name.push(".log");
-    PathBuf::from(name)
-}
+pub use verdict_core::paths::log_path;
 
 /// The `verdictd` next to our own executable, else the one on `PATH`.
 pub fn find_daemon() -> Option<PathBuf> {
@@ -114,7 +109,7 @@ fn check_fallback_dir(socket: &Path) -> Result<(), String> {
     let uid = rustix::process::getuid().as_raw();
     let Some(dir) = socket
         .parent()
-        .filter(|dir| *dir == verdict_proto::paths::fallback_socket_dir(uid))
+        .filter(|dir| *dir == verdict_core::paths::fallback_socket_dir(uid))
     else {
         return Ok(());
     };

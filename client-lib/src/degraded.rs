@@ -1,17 +1,17 @@
-//! Waiting without a daemon: one loop for all the sessions of a call, with
-//! one watcher (the daemon's [`verdict_proto::watch::Watcher`], same mask,
-//! one inotify instance however many sessions), a pidfd for each process
-//! whose end can change an answer, and the daemon's rules
-//! ([`verdict_proto::rules::decide`]) with the same cap and grace periods.
+//! Waiting without a daemon: one loop for all the sessions of a call, a
+//! second driver of verdictd's own session engine. Each session has the
+//! daemon's [`Tracker`] (the one state machine that decides a session's
+//! lifecycle: when to look, the grace periods, the verdict) and
+//! [`Probe`]; the loop has one [`Watcher`] (one inotify instance however
+//! many sessions), a pidfd for each process whose end can change an
+//! answer, and the caller's stop pipe, all in one `poll`.
 //!
-//! What is shared with verdictd: the watcher, the snapshot and its cache,
-//! liveness from `/proc` (not read again for a process whose pidfd fired),
-//! the rules, and the wire form of the verdict. What is not: verdictd's
-//! registry (many sessions and waiters, connections, subscriptions) and
-//! its fallbacks for a full inotify table or a network root (it polls
-//! those slowly; this returns an error instead, since polling is what it
-//! replaces). A process whose pidfd cannot be opened is looked at once a
-//! second, as verdictd does.
+//! What verdictd has and this does not: many waiters per session,
+//! connections, subscriptions, and its fallback for a full inotify table
+//! or a network root (it polls those slowly; this returns an error
+//! instead, since polling is what it replaces). A live process whose
+//! pidfd cannot be opened is looked at every [`Timing::poll`], as verdictd
+//! does.
 
 use std::collections::HashMap;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -19,32 +19,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
-use verdict_proto::liveness::{self, Watch};
-use verdict_proto::rules::{
-    decide, decide_at_cap, Decision, Liveness, Phase, Snapshot, SnapshotCache,
-};
-use verdict_proto::watch::{Change, Watcher};
+use verdict_core::files::PID_FILE;
+use verdict_core::liveness::{self, Watch};
+use verdict_core::rules::{Liveness, Verdict};
+use verdict_core::track::{self, Found, Identity, Look, Probe, Tracker};
+use verdict_core::watch::{Change, Watcher};
 use verdict_proto::wire::VerdictEvent;
 
-/// Rule C4's and C5's grace periods (by default verdictd's).
-#[derive(Debug, Clone, Copy)]
-pub struct Timing {
-    /// After the process died with nothing written: wait this long for a
-    /// file racing the exit (rule C4).
-    pub grace: Duration,
-    /// No process known and nothing written: wait this long for a launcher
-    /// to write `daemon.pid` (rule C5); any change starts it over.
-    pub launch_grace: Duration,
-}
-
-impl Default for Timing {
-    fn default() -> Timing {
-        Timing {
-            grace: Duration::from_millis(verdict_proto::rules::DEFAULT_GRACE_MS),
-            launch_grace: Duration::from_millis(verdict_proto::rules::DEFAULT_LAUNCH_GRACE_MS),
-        }
-    }
-}
+/// The periods a wait waits out (by default verdictd's).
+pub use verdict_core::track::Timing;
 
 /// Why a degraded wait has no verdict.
 #[derive(Debug)]
@@ -71,11 +54,6 @@ impl std::fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-/// A live process without a pidfd is looked at this often.
-const BLIND_POLL: Duration = Duration::from_secs(1);
-/// How long a vanished directory may stay away (renamed and back).
-const VANISHED_GRACE: Duration = Duration::from_millis(200);
 
 /// Waits for the verdict of the session in `dir` (an existing directory),
 /// with `cap` (`None`: no cap). Returns the verdict as verdictd would send
@@ -136,7 +114,7 @@ pub fn wait_all(
         let mut i = 0;
         while i < sessions.len() {
             let session = &mut sessions[i];
-            match session.step(now, at_cap, timing, started) {
+            match session.step(&mut watcher, now, at_cap, &timing, started) {
                 Step::Answer(result) => {
                     answer(session.index, result);
                     sessions.swap_remove(i);
@@ -167,126 +145,78 @@ enum Step {
     Wake(Option<Instant>),
 }
 
-/// One session's lifecycle in degraded mode.
+/// One session of the call: its tracker (the same as verdictd's), the
+/// probe that looks at it, and a pidfd for each process followed.
 struct State {
     index: usize,
-    dir: PathBuf,
     id: String,
-    /// Something happened (an event, an exit, a deadline): look again.
-    dirty: bool,
-    cache: SnapshotCache,
+    probe: Probe,
+    tracker: Tracker,
     /// pid → its pidfd (`None`: could not be opened; polled) and whether
     /// it leads its group.
     pidfds: HashMap<i32, (Option<OwnedFd>, bool)>,
     exited: Vec<Watch>,
-    grace: Option<Instant>,
-    grace_over: bool,
-    launch: Option<Instant>,
-    launch_over: bool,
-    vanished: Option<Instant>,
-    /// The next time a deadline of its own is due.
-    due: Option<Instant>,
 }
 
 impl State {
     fn new(index: usize, dir: &Path) -> State {
         State {
             index,
-            dir: dir.to_path_buf(),
             id: dir.file_name().map_or_else(
                 || dir.display().to_string(),
                 |n| n.to_string_lossy().into_owned(),
             ),
-            dirty: true,
-            cache: SnapshotCache::default(),
+            probe: Probe::new(dir.to_path_buf()),
+            tracker: Tracker::new(),
             pidfds: HashMap::new(),
             exited: Vec::new(),
-            grace: None,
-            grace_over: false,
-            launch: None,
-            launch_over: false,
-            vanished: None,
-            due: None,
         }
     }
 
-    fn phase(&self, cap_fired: bool) -> Phase {
-        Phase {
-            cap_fired,
-            grace_over: self.grace_over,
-            launch_over: self.launch_over,
-        }
-    }
-
-    /// Looks again if anything happened or a deadline is due, and decides.
-    fn step(&mut self, now: Instant, at_cap: bool, timing: Timing, started: Instant) -> Step {
-        if self.grace.is_some_and(|at| now >= at) {
-            self.grace_over = true;
-            self.dirty = true;
-        }
-        if self.launch.is_some_and(|at| now >= at) {
-            self.launch_over = true;
-            self.dirty = true;
-        }
-        if self.due.is_some_and(|at| now >= at) {
-            self.dirty = true;
-        }
-        if !self.dirty && !at_cap {
-            return Step::Wake(self.due);
-        }
-        self.dirty = false;
-        let Some((snap, live)) = self.look() else {
-            // Gone: give a rename away and back its grace.
-            let at = *self.vanished.get_or_insert(now + VANISHED_GRACE);
-            if now >= at {
-                return Step::Answer(Err(Error::NoSession(self.dir.clone())));
-            }
-            self.due = Some(at);
-            return Step::Wake(self.due);
-        };
-        self.vanished = None;
+    /// Takes the look the tracker asks for (a fresh one at the cap) and
+    /// acts on its step.
+    fn step(
+        &mut self,
+        watcher: &mut Watcher,
+        now: Instant,
+        at_cap: bool,
+        timing: &Timing,
+        started: Instant,
+    ) -> Step {
+        self.tracker.due(now);
         if at_cap {
-            let verdict = decide_at_cap(&snap, live, self.phase(true));
-            let event = VerdictEvent::new(&self.id, &verdict, elapsed_ms(started));
-            return Step::Answer(Ok(event));
+            self.tracker.rescan();
         }
-        let decision = decide(&snap, live, self.phase(false));
-        if decision != Decision::AwaitLaunch {
-            self.launch = None;
+        if !self.tracker.stale() {
+            return Step::Wake(self.tracker.deadline());
         }
-        match decision {
-            Decision::Verdict(verdict) => {
-                let event = VerdictEvent::new(&self.id, &verdict, elapsed_ms(started));
-                return Step::Answer(Ok(event));
+        let look = self.look(watcher);
+        let answer =
+            |verdict: &Verdict| Step::Answer(Ok(verdict.event(&self.id, elapsed_ms(started))));
+        match self.tracker.observe(now, look, timing) {
+            track::Step::Verdict(verdict) => answer(&verdict),
+            track::Step::Removed => {
+                Step::Answer(Err(Error::NoSession(self.probe.dir().to_path_buf())))
             }
-            Decision::AwaitGrace => {
-                self.grace.get_or_insert(now + timing.grace);
-            }
-            Decision::AwaitLaunch => {
-                self.launch.get_or_insert(now + timing.launch_grace);
-            }
-            // The process is back (a resumed session): grace starts over.
-            Decision::Pending => {
-                self.grace = None;
-                self.grace_over = false;
-            }
+            // A cap meeting a vanished directory waits out its grace.
+            track::Step::Wait if at_cap && !self.tracker.gone() => answer(&self.tracker.at_cap()),
+            track::Step::Wait => Step::Wake(self.tracker.deadline()),
         }
-        let blind = live == Liveness::Alive && self.pidfds.values().any(|(fd, _)| fd.is_none());
-        self.due = [self.grace, self.launch, blind.then(|| now + BLIND_POLL)]
-            .into_iter()
-            .flatten()
-            .min();
-        Step::Wake(self.due)
     }
 
-    /// The files and what runs; `None` when the directory is gone.
-    fn look(&mut self) -> Option<(Snapshot, Liveness)> {
-        if !self.dir.is_dir() {
-            return None;
+    /// The files and what runs, or that the directory is gone.
+    fn look(&mut self, watcher: &mut Watcher) -> Look {
+        match self.probe.identity() {
+            Identity::Gone => return Look::Gone,
+            Identity::Replaced => {
+                // The watch follows the old inode: watch the path again.
+                watcher.remove(self.probe.dir());
+                let _ = watcher.add(self.probe.dir());
+            }
+            Identity::Same => {}
         }
-        let snap = Snapshot::read_cached(&self.dir, &mut self.cache);
         let exited = std::mem::take(&mut self.exited);
-        let seen = liveness::observe(&self.dir, snap.pid.value(), &exited);
+        let (snap, seen) = self.probe.read(&exited);
         self.pidfds
             .retain(|pid, _| seen.watch.iter().any(|w| w.pid == *pid));
         for watch in &seen.watch {
@@ -296,12 +226,25 @@ impl State {
                 (liveness::open_pidfd(watch.pid), watch.group_leader)
             });
         }
-        Some((snap, seen.liveness))
+        let alive = seen.liveness == Liveness::Alive;
+        let blind = self.pidfds.values().any(|(fd, _)| fd.is_none());
+        Look::Found(Found {
+            snap,
+            live: seen.liveness,
+            exits_watched: alive && !self.pidfds.is_empty() && !blind,
+            polled: alive && blind,
+        })
     }
 
-    /// A change at `path` concerns this session.
-    fn concerns(&self, path: &Path) -> bool {
-        path == self.dir || path.parent() == Some(&*self.dir)
+    /// What a change at `path` means for this session, if it concerns it.
+    fn change_at(&self, path: &Path) -> Option<track::Change> {
+        let dir = self.probe.dir();
+        if path == dir {
+            return Some(track::Change::Dir);
+        }
+        (path.parent() == Some(dir)).then(|| track::Change::File {
+            pid_file: path.file_name().is_some_and(|name| name == PID_FILE),
+        })
     }
 }
 
@@ -357,16 +300,15 @@ fn sleep(
             match change {
                 Change::Paths(paths) => {
                     for path in paths {
-                        for session in sessions.iter_mut().filter(|s| s.concerns(&path)) {
-                            // Any change in the directory starts rule C5's
-                            // grace over.
-                            session.launch = None;
-                            session.dirty = true;
+                        for session in sessions.iter_mut() {
+                            if let Some(change) = session.change_at(&path) {
+                                session.tracker.changed(change);
+                            }
                         }
                     }
                 }
                 Change::NewDirs(_) => {}
-                Change::Rescan => sessions.iter_mut().for_each(|s| s.dirty = true),
+                Change::Rescan => sessions.iter_mut().for_each(|s| s.tracker.rescan()),
             }
         }
     }
@@ -378,7 +320,7 @@ fn sleep(
                 pid: *pid,
                 group_leader: *group_leader,
             });
-            session.dirty = true;
+            session.tracker.exited();
         }
     }
     Ok(())

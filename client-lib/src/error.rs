@@ -4,13 +4,9 @@
 use std::fmt;
 
 use verdict_proto::wire::ErrorCode;
+use verdict_proto::Exit;
 
 use crate::degraded;
-
-/// Exit code for a bad invocation, an unknown session or an ambiguous id.
-pub const EXIT_BAD_USE: i32 = 2;
-/// Exit code for a daemon that cannot be reached, started, or understood.
-pub const EXIT_UNREACHABLE: i32 = 3;
 
 /// Why a call has no answer.
 #[derive(Debug)]
@@ -35,16 +31,16 @@ pub enum Error {
 
 impl Error {
     /// The exit code `verdict wait` returns for this error.
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit(&self) -> Exit {
         match self {
-            Error::Refused(refusal) => refusal.exit_code(),
-            Error::Usage(_) => EXIT_BAD_USE,
-            Error::Degraded(degraded::Error::NoSession(_)) => 1,
+            Error::Refused(refusal) => refusal.exit(),
+            Error::Usage(_) => Exit::Usage,
+            Error::Degraded(degraded::Error::NoSession(_)) => Exit::Failure,
             Error::Unreachable(_)
             | Error::Lost(_)
             | Error::Protocol(_)
             | Error::Degraded(_)
-            | Error::Stopped => EXIT_UNREACHABLE,
+            | Error::Stopped => Exit::Unreachable,
         }
     }
 }
@@ -63,7 +59,14 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Degraded(err) => Some(err),
+            _ => None,
+        }
+    }
+}
 
 /// A wait the daemon (or the lookup without one) refused: an unknown or
 /// ambiguous session, a vanished directory, a daemon at its limits.
@@ -87,11 +90,11 @@ impl Refusal {
     }
 
     /// The exit code `verdict wait` returns for it.
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit(&self) -> Exit {
         match self.code {
-            ErrorCode::UnknownSession | ErrorCode::BadRequest => EXIT_BAD_USE,
-            ErrorCode::SessionRemoved => 1,
-            _ => EXIT_UNREACHABLE,
+            ErrorCode::UnknownSession | ErrorCode::BadRequest => Exit::Usage,
+            ErrorCode::SessionRemoved => Exit::Failure,
+            _ => Exit::Unreachable,
         }
     }
 }

@@ -6,7 +6,7 @@
 //!   [`wait_many`](Client::wait_many) for several on one connection,
 //!   [`status`](Client::status). Reconnection with what is left of the
 //!   cap, and a deadline for a daemon that stops answering, are built in.
-//! - [`Verdict`]: the answer, its [`exit_code`](Verdict::exit_code) and
+//! - [`Verdict`]: the answer, its [`exit`](Verdict::exit) code and
 //!   what `verdict wait` prints for it; [`markers`] has csa's lines.
 //! - [`degraded`]: the wait without a daemon that [`Client`] falls back
 //!   to (a read-only or foreign runtime directory, a sandbox without
@@ -18,8 +18,8 @@
 //!
 //! let mut client = Client::connect(Options::default())?;
 //! let verdict = client.wait("01KM4Q", Cap::Default)?;
-//! println!("{} ended: {} (exit {})", verdict.session(), verdict.event.status, verdict.exit_code());
-//! std::process::exit(verdict.exit_code());
+//! println!("{} ended: {} (exit {})", verdict.session(), verdict.event.status, verdict.exit());
+//! std::process::exit(verdict.exit().code());
 //! # Ok::<(), verdict_client::Error>(())
 //! ```
 //!
@@ -36,7 +36,7 @@
 //! let mut client = Client::connect(options)?;
 //! let path = session.path().to_str().unwrap();
 //! let verdict = client.wait(path, Cap::After(std::time::Duration::from_secs(240)))?;
-//! assert_eq!(verdict.exit_code(), 0);
+//! assert_eq!(verdict.exit(), verdict_client::Exit::Success);
 //! verdict.print_completed(&mut std::io::stdout(), &mut std::io::stderr(), false);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -44,17 +44,22 @@
 
 mod client;
 pub mod connect;
+pub mod daemon;
 pub mod degraded;
 mod error;
 pub mod markers;
 mod stopper;
+pub mod subscribe;
 mod verdict;
 mod waits;
 
 pub use client::{Cap, Client, Options, Status};
-pub use error::{Error, Refusal, EXIT_BAD_USE, EXIT_UNREACHABLE};
+pub use error::{Error, Refusal};
 pub use stopper::Stopper;
-pub use verdict::Verdict;
+pub use verdict::{OutputTail, Verdict};
+/// The wire types (for replies a caller wants to read field by field).
+pub use verdict_proto::wire;
+pub use verdict_proto::Exit;
 pub use waits::{Mode, Update, Waits, ANSWER_MARGIN, DEFAULT_CAP, MAX_FAILED_RECONNECTS};
 
 /// A session as sent: an id as given; a path (anything with a slash, or a

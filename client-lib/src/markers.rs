@@ -82,7 +82,7 @@ pub fn next_session_hint() -> String {
 pub fn failure_summary(verdict: &VerdictEvent) -> Option<String> {
     if verdict.synthetic == Some(true) {
         let why = match verdict.reason.as_deref() {
-            Some(verdict_proto::rules::REASON_NO_PROCESS) => {
+            Some(verdict_core::rules::REASON_NO_PROCESS) => {
                 "no daemon.pid and no live process, result.toml missing"
             }
             _ => "process dead, result.toml missing",

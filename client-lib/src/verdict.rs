@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use verdict_proto::codec::encode_line;
 use verdict_proto::wire::{Event, Reply, RequestId, VerdictEvent, WireOutcome};
+use verdict_proto::Exit;
 
 use crate::markers;
 
@@ -45,8 +46,8 @@ impl Verdict {
         Verdict::from_line(event, Some(dir), line.as_bytes(), started)
     }
 
-    /// The exit code for this answer: 0, 1, or 124 (see the README).
-    pub fn exit_code(&self) -> i32 {
+    /// The exit code for this answer: success, failure or timeout.
+    pub fn exit(&self) -> Exit {
         self.event.exit
     }
 
@@ -68,6 +69,32 @@ impl Verdict {
     /// The verdict as one protocol line (no newline).
     pub fn json(&self) -> &str {
         &self.line
+    }
+
+    /// The last `max` bytes of the session's `stdout.log` (cut at a line
+    /// start), when it is a regular file. Opened the one safe way: never
+    /// blocks on a FIFO, refuses a device.
+    pub fn output_tail(&self, max: u64) -> Option<OutputTail> {
+        use std::io::{Read, Seek, SeekFrom};
+        let dir = self.dir.as_deref()?;
+        let (mut file, meta) = verdict_core::files::open_output(dir).ok()??;
+        let size = meta.len();
+        let start = size.saturating_sub(max);
+        file.seek(SeekFrom::Start(start)).ok()?;
+        let mut bytes = Vec::new();
+        file.take(size - start).read_to_end(&mut bytes).ok()?;
+        if start > 0 {
+            // Cut at a line start, not in the middle of a line or a character.
+            if let Some(newline) = bytes.iter().position(|b| *b == b'\n') {
+                bytes.drain(..=newline);
+            }
+        }
+        Some(OutputTail {
+            path: dir.join(verdict_core::files::STDOUT_FILE),
+            size,
+            tail: String::from_utf8_lossy(&bytes).into_owned(),
+            truncated: start > 0,
+        })
     }
 
     /// Writes what `verdict wait` (and csa's `session wait`) prints for a
@@ -105,13 +132,26 @@ fn line(to: &mut dyn Write, text: &str) {
         .and_then(|()| to.flush());
 }
 
+/// The end of a session's `stdout.log` (see [`Verdict::output_tail`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputTail {
+    /// The file, to read the rest.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its last bytes (at most the number asked for, from a line start).
+    pub tail: String,
+    /// The tail is not the whole file.
+    pub truncated: bool,
+}
+
 /// Copies the session's `stdout.log` to `out`, as csa does; true when it
 /// held at least one byte.
 fn stream_output(dir: &Path, out: &mut dyn Write, err: &mut dyn Write) -> bool {
     // The one safe opener: a FIFO or device put in its place is refused
     // without blocking, and a log still growing is copied only up to the
     // size it had when opened, so the wait ends once its verdict is in.
-    match verdict_proto::files::open_output(dir) {
+    match verdict_core::files::open_output(dir) {
         Ok(Some((file, meta))) => {
             let copied = std::io::copy(&mut std::io::Read::take(file, meta.len()), out);
             let _ = out.flush();
@@ -120,7 +160,7 @@ fn stream_output(dir: &Path, out: &mut dyn Write, err: &mut dyn Write) -> bool {
         }
         Ok(None) => false,
         Err(reason) => {
-            let path = dir.join(verdict_proto::files::STDOUT_FILE);
+            let path = dir.join(verdict_core::files::STDOUT_FILE);
             line(
                 err,
                 &format!("verdict: not copying {}: it {reason}", path.display()),

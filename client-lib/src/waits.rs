@@ -14,11 +14,11 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use verdict_proto::codec::encode_line;
 use verdict_proto::wire::{Request, WireOutcome, DEFAULT_CAP_MS};
+use verdict_proto::Exit;
 
 use crate::client::{Cap, Client, Link};
-use crate::error::{Error, Refusal, EXIT_BAD_USE, EXIT_UNREACHABLE};
+use crate::error::{Error, Refusal};
 use crate::{Stopper, Verdict};
 
 mod alone;
@@ -88,7 +88,7 @@ enum Slot {
     Pending,
     /// Answered with this exit code; `completed` unless the cap fired.
     Answered {
-        exit: i32,
+        exit: Exit,
         completed: bool,
     },
     /// No answer is expected: cancelled, or the same directory as an
@@ -211,7 +211,7 @@ impl<'c> Waits<'c> {
     /// a refused session (2) first, then an unreachable daemon (3), then a
     /// failure (1), then 124, else 0. Any: the first completed session's
     /// code; if none completed, 0 when one still runs, else as All.
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit(&self) -> Exit {
         let answered = || {
             self.entries.iter().filter_map(|e| match e.slot {
                 Slot::Answered { exit, completed } => Some((exit, completed)),
@@ -224,15 +224,12 @@ impl<'c> Waits<'c> {
                 return exit;
             }
             if self.at_cap_alive() {
-                return 0;
+                return Exit::Success;
             }
         }
-        let codes: Vec<i32> = answered().map(|(exit, _)| exit).collect();
-        [EXIT_BAD_USE, EXIT_UNREACHABLE, 1, 124]
-            .into_iter()
-            .find(|code| codes.contains(code))
-            .or_else(|| codes.iter().copied().find(|code| *code != 0))
-            .unwrap_or(0)
+        answered()
+            .map(|(exit, _)| exit)
+            .fold(Exit::Success, Exit::worst)
     }
 
     fn at_cap_alive(&self) -> bool {
@@ -240,7 +237,7 @@ impl<'c> Waits<'c> {
             matches!(
                 e.slot,
                 Slot::Answered {
-                    exit: 0,
+                    exit: Exit::Success,
                     completed: false
                 }
             )
@@ -262,7 +259,7 @@ impl<'c> Waits<'c> {
         if let Link::Daemon(conn) = &self.client.link {
             let request = Request::Cancel { target: id.into() };
             // Best effort: closing the connection cancels it too.
-            let _ = conn.send(&encode_line(&request.to_json(&0.into())));
+            let _ = conn.send(&request.line(&0.into()));
         }
     }
 
@@ -334,7 +331,7 @@ impl<'c> Waits<'c> {
 
     fn answer(&mut self, index: usize, verdict: Verdict) {
         self.entries[index].slot = Slot::Answered {
-            exit: verdict.exit_code(),
+            exit: verdict.exit(),
             completed: verdict.event.outcome == WireOutcome::Completed,
         };
         self.queue.push_back(Update::Verdict { index, verdict });
@@ -342,7 +339,7 @@ impl<'c> Waits<'c> {
 
     fn refuse(&mut self, index: usize, refusal: Refusal) {
         self.entries[index].slot = Slot::Answered {
-            exit: refusal.exit_code(),
+            exit: refusal.exit(),
             completed: false,
         };
         self.queue.push_back(Update::Refused { index, refusal });

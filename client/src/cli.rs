@@ -3,6 +3,7 @@
 //! growing the binary.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -52,8 +53,8 @@ pub enum Command {
         any: bool,
         /// Give up after SECONDS: exit 0 (kv_warm) if the session still runs, 124 if not.
         /// 0 waits without a cap; the default is the daemon's (240 s).
-        #[arg(long, value_name = "SECONDS")]
-        cap: Option<String>,
+        #[arg(long, value_name = "SECONDS", value_parser = parse_cap)]
+        cap: Option<Duration>,
         /// Print each verdict object as one JSON line on stdout (in arrival order),
         /// instead of the session's output and the marker.
         #[arg(long)]
@@ -123,4 +124,49 @@ pub enum ServiceAction {
         #[arg(long)]
         print: bool,
     },
+}
+
+/// `--cap SECONDS`. Zero is "no cap"; any positive cap stays positive (at
+/// least 1 ms), so a tiny cap never turns into no cap.
+pub fn parse_cap(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds (use 0 for no cap)"))?;
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!(
+            "{text} must be a finite number of seconds >= 0 (0 waits without a cap)"
+        ));
+    }
+    if secs == 0.0 {
+        return Ok(Duration::ZERO);
+    }
+    let ms = (secs * 1000.0).ceil();
+    if ms > u64::MAX as f64 {
+        return Err(format!("{text} is too large; use 0 to wait without a cap"));
+    }
+    Ok(Duration::from_millis((ms as u64).max(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn caps_stay_positive_and_bad_ones_are_refused() {
+        let ms = |text| parse_cap(text).map(|cap| cap.as_millis());
+        assert_eq!(ms("0"), Ok(0));
+        assert_eq!(ms("0.0004"), Ok(1));
+        assert_eq!(ms("1.5"), Ok(1500));
+        assert_eq!(ms("240"), Ok(240_000));
+        for bad in ["-1", "NaN", "inf", "-0.5", "abc", "1e300"] {
+            assert!(parse_cap(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -16,15 +16,13 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, ServiceAction};
-use verdict_client::{Cap, Client, Mode, Options};
+use verdict_client::{Cap, Client, Exit, Mode, Options};
 
 use crate::out::{err_line, out_line};
 use crate::wait::socket_path;
 
-pub use verdict_client::{EXIT_BAD_USE, EXIT_UNREACHABLE};
-
 fn main() -> ExitCode {
-    let code = match Cli::parse().command {
+    let exit = match Cli::parse().command {
         Command::Wait {
             sessions,
             all: _,
@@ -40,7 +38,7 @@ fn main() -> ExitCode {
                 Ok(args) => wait::run(args),
                 Err(message) => {
                     err_line(&format!("verdict: {message}"));
-                    EXIT_BAD_USE
+                    Exit::Usage
                 }
             }
         }
@@ -56,23 +54,23 @@ fn main() -> ExitCode {
             action: ServiceAction::Install { print },
         } => service::install(print),
     };
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
+    exit.into()
 }
 
 /// The wait's settings, every session as it is sent (paths absolute).
 fn wait_args(
     sessions: &[String],
-    cap: Option<String>,
+    cap: Option<Duration>,
     json: bool,
     socket: Option<PathBuf>,
     no_spawn: bool,
     no_daemon: bool,
     mode: Mode,
 ) -> Result<wait::WaitArgs, String> {
-    let cap = match cap.as_deref().map(parse_cap).transpose()? {
+    let cap = match cap {
         None => Cap::Default,
-        Some(0) => Cap::Unlimited,
-        Some(ms) => Cap::After(Duration::from_millis(ms)),
+        Some(Duration::ZERO) => Cap::Unlimited,
+        Some(cap) => Cap::After(cap),
     };
     let sessions = sessions
         .iter()
@@ -94,37 +92,13 @@ fn wait_args(
     })
 }
 
-/// `--cap SECONDS` in milliseconds. 0 is "no cap"; any positive cap stays
-/// positive (at least 1 ms), so a tiny cap never turns into no cap.
-fn parse_cap(text: &str) -> Result<u64, String> {
-    let secs: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("--cap {text:?} is not a number of seconds (use 0 for no cap)"))?;
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!(
-            "--cap {text} must be a finite number of seconds >= 0 (0 waits without a cap)"
-        ));
-    }
-    if secs == 0.0 {
-        return Ok(0);
-    }
-    let ms = (secs * 1000.0).ceil();
-    if ms > u64::MAX as f64 {
-        return Err(format!(
-            "--cap {text} is too large; use 0 to wait without a cap"
-        ));
-    }
-    Ok((ms as u64).max(1))
-}
-
 /// Says what went wrong on stderr; returns the exit code that stands for it.
-fn fail(err: verdict_client::Error) -> i32 {
+fn fail(err: verdict_client::Error) -> Exit {
     err_line(&format!("verdict: {err}"));
-    err.exit_code()
+    err.exit()
 }
 
-fn status(json: bool, socket: PathBuf) -> i32 {
+fn status(json: bool, socket: PathBuf) -> Exit {
     let options = Options {
         socket: socket.clone(),
         spawn: false,
@@ -137,7 +111,7 @@ fn status(json: bool, socket: PathBuf) -> i32 {
     };
     if json {
         out_line(&status.line);
-        return 0;
+        return Exit::Success;
     }
     let counters = status.counters;
     out_line(&format!(
@@ -177,21 +151,5 @@ fn status(json: bool, socket: PathBuf) -> i32 {
             counters.watched_omitted
         ));
     }
-    0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_cap;
-
-    #[test]
-    fn caps_stay_positive_and_bad_ones_are_refused() {
-        assert_eq!(parse_cap("0"), Ok(0));
-        assert_eq!(parse_cap("0.0004"), Ok(1));
-        assert_eq!(parse_cap("1.5"), Ok(1500));
-        assert_eq!(parse_cap("240"), Ok(240_000));
-        for bad in ["-1", "NaN", "inf", "-0.5", "abc", "1e300"] {
-            assert!(parse_cap(bad).is_err(), "{bad}");
-        }
-    }
+    Exit::Success
 }

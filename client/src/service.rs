@@ -3,11 +3,13 @@
 //! ([`systemd`]), a launchd agent on macOS ([`launchd`]). `--print` shows
 //! what would be written and writes nothing.
 
+use verdict_client::Exit;
+
 mod launchd;
 mod systemd;
 
 /// Runs the command; returns the exit code.
-pub fn install(print: bool) -> i32 {
+pub fn install(print: bool) -> Exit {
     if cfg!(target_os = "macos") {
         launchd::install(print)
     } else if cfg!(target_os = "linux") {
@@ -17,6 +19,6 @@ pub fn install(print: bool) -> i32 {
             "verdict: there is no service manager integration on this system; start verdictd \
              from your login profile (`verdictd &`), or let `verdict wait` start it when needed",
         );
-        1
+        Exit::Failure
     }
 }

@@ -12,11 +12,10 @@
 //! library's.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use verdict_client::{markers, Cap, Client, Mode, Options, Update, Verdict};
-use verdict_proto::wire::WireOutcome;
+use verdict_client::wire::WireOutcome;
+use verdict_client::{markers, Cap, Client, Exit, Mode, Options, Update, Verdict};
 
 use crate::out::{err_line, err_text, out_line, Stdout};
 
@@ -39,8 +38,8 @@ pub struct WaitArgs {
 }
 
 /// Runs the wait and returns the process exit code.
-pub fn run(args: WaitArgs) -> i32 {
-    let max = verdict_proto::wire::MAX_WAITS_PER_CONNECTION;
+pub fn run(args: WaitArgs) -> Exit {
+    let max = verdict_client::wire::MAX_WAITS_PER_CONNECTION;
     if args.sessions.len() > max {
         return crate::fail(verdict_client::Error::Usage(format!(
             "{} sessions named; one call waits on at most {max} (split them over several calls)",
@@ -117,7 +116,7 @@ pub fn run(args: WaitArgs) -> i32 {
     status_line.clear();
     let cap = markers::seconds(waits.cap_ms().unwrap_or(0));
     print_at_cap(&args.sessions, &at_cap, &cap, waits.elapsed().as_secs());
-    waits.exit_code()
+    waits.exit()
 }
 
 /// The KV-warm and timeout lines, with one re-wait command that names
@@ -195,7 +194,7 @@ impl StatusLine {
             )
         } else {
             let process = match self.pid {
-                Some(pid) if verdict_proto::liveness::proc_stat(pid).is_some() => {
+                Some(pid) if verdict_client::daemon::process_runs(pid) => {
                     format!(" · pid {pid} alive")
                 }
                 Some(pid) => format!(" · pid {pid} gone"),
@@ -228,6 +227,4 @@ impl StatusLine {
 }
 
 /// The socket the user named, or the default one.
-pub fn socket_path(explicit: Option<PathBuf>) -> PathBuf {
-    verdict_proto::paths::socket_path(explicit, rustix::process::getuid().as_raw())
-}
+pub use verdict_client::daemon::socket_path;

@@ -45,3 +45,13 @@ pub struct Args {
     #[arg(long, hide = true)]
     pub spawned: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Args::command().debug_assert();
+    }
+}

@@ -1,4 +1,4 @@
-//! The daemon's configuration file (SPEC §6): strict TOML, read at start-up
+//! The daemon's configuration file (README.md, "The daemon"): strict TOML, read at start-up
 //! and again on SIGHUP.
 //!
 //! An unknown key, a wrong type or a relative root is an error that names
@@ -15,7 +15,12 @@ use toml::Spanned;
 
 /// Cap applied when a wait names none: csa's own default wait.
 pub const DEFAULT_CAP_MS: u64 = verdict_proto::wire::DEFAULT_CAP_MS;
-pub use verdict_proto::rules::{DEFAULT_GRACE_MS, DEFAULT_LAUNCH_GRACE_MS};
+pub use verdict_core::rules::{DEFAULT_GRACE_MS, DEFAULT_LAUNCH_GRACE_MS};
+use verdict_core::track::Timing;
+
+/// How often a session without events (network root, watch limit, no
+/// pidfd for a live process) is looked at.
+pub use verdict_core::track::DEFAULT_POLL as POLL_INTERVAL;
 /// Connections served at once; each costs one fd and a few KiB.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// Waits in flight across every connection; more get `busy`. Each costs
@@ -25,7 +30,7 @@ pub const DEFAULT_MAX_WAITS: usize = 131_072;
 /// kernel's own `max_user_watches` usually stops us long before this.
 pub const DEFAULT_MAX_WATCHES: usize = 1_000_000;
 
-pub use verdict_proto::resolve::Root;
+pub use verdict_core::resolve::Root;
 
 /// The daemon's settings, after defaults are applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +97,15 @@ struct RawRoot {
 }
 
 impl Config {
+    /// The periods every session's tracker waits out.
+    pub fn timing(&self) -> Timing {
+        Timing {
+            grace: self.grace,
+            launch_grace: self.launch_grace,
+            poll: POLL_INTERVAL,
+        }
+    }
+
     /// Loads `path` (a missing file at the default location means defaults),
     /// then appends the `--root` directories and the default csa root.
     pub fn load(

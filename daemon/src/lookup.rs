@@ -1,7 +1,7 @@
 //! Session ids are looked up here, on a thread of their own, never on the
 //! event loop: finding an id may list every `sessions/` directory under
 //! the roots, and building the index walks the roots (up to
-//! [`verdict_proto::resolve::MAX_VISITS`] directories), work whose size an
+//! [`verdict_core::resolve::MAX_VISITS`] directories), work whose size an
 //! outsider controls.
 //!
 //! The thread owns the [`Index`]. A lookup that misses is not answered
@@ -17,7 +17,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use verdict_proto::resolve::{resolve_indexed, Index, LookupError, Resolved, Root};
+use verdict_core::resolve::{resolve_indexed, Index, LookupError, Resolved, Root};
 
 /// Lookups queued at once; past it a wait by id gets `busy`.
 pub const MAX_PENDING: usize = 4096;
@@ -132,7 +132,7 @@ fn serve(inbox: &Receiver<Job>, outbox: &mpsc::Sender<Answer>, waker: &mio::Wake
             log::warn!(
                 "stopped indexing session roots after {} directories; \
                  ids under the rest are not found (pass the absolute path)",
-                verdict_proto::resolve::MAX_VISITS
+                verdict_core::resolve::MAX_VISITS
             );
             warned = true;
         }

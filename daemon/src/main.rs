@@ -24,7 +24,7 @@ use clap::Parser;
 
 use crate::cli::Args;
 use sd_notify::NotifyState;
-use verdict_proto::paths;
+use verdict_core::paths;
 
 use crate::config::Config;
 

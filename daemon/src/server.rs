@@ -22,7 +22,7 @@ use crate::registry::{Ctx, Registry, Stats, PIDFD_TAG};
 use crate::service::Service;
 use crate::socket::Listening;
 use crate::timers::{Timer, Timers};
-use verdict_proto::watch::Watcher;
+use verdict_core::watch::Watcher;
 
 const LISTENER: Token = Token(0);
 /// How soon a failed accept (out of fds) is tried again.

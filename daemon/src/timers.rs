@@ -1,5 +1,5 @@
-//! Deadlines for the event loop: per-waiter caps, rule C4's grace periods
-//! and slow-poll ticks. The loop sleeps until the earliest one, so with no
+//! Deadlines for the event loop: per-waiter caps, each session's tracker
+//! deadline (grace periods and slow-poll ticks) and the service's own. The loop sleeps until the earliest one, so with no
 //! deadline set the daemon has zero wake-ups.
 
 use std::collections::BTreeMap;
@@ -10,15 +10,9 @@ use std::time::{Duration, Instant};
 pub enum Timer {
     /// A waiter's cap.
     Cap(u64),
-    /// A session's grace period after its process died (rule C4).
-    Grace(u64),
-    /// A session with no known process and no change for the launch grace
-    /// period (rule C5).
-    Launch(u64),
-    /// A session directory went missing; its grace before `session_removed`.
-    Vanished(u64),
-    /// A slowly polled session's next look.
-    Poll(u64),
+    /// A session's tracker deadline: a grace period (rules C4, C5, a
+    /// vanished directory) or a polled session's next look.
+    Session(u64),
     /// Accepting failed for want of fds: try again.
     Accept,
     /// `--exit-idle-after` ran out.
@@ -31,6 +25,13 @@ pub enum Timer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TimerId(Instant, u64);
 
+impl TimerId {
+    /// When the timer fires.
+    pub fn at(self) -> Instant {
+        self.0
+    }
+}
+
 /// All pending deadlines, ordered.
 #[derive(Debug, Default)]
 pub struct Timers {
@@ -41,8 +42,13 @@ pub struct Timers {
 impl Timers {
     /// Fires `timer` after `delay`.
     pub fn add(&mut self, delay: Duration, timer: Timer) -> TimerId {
+        self.add_at(Instant::now() + delay, timer)
+    }
+
+    /// Fires `timer` at `at`.
+    pub fn add_at(&mut self, at: Instant, timer: Timer) -> TimerId {
         self.seq += 1;
-        let id = TimerId(Instant::now() + delay, self.seq);
+        let id = TimerId(at, self.seq);
         self.pending.insert(id, timer);
         id
     }
@@ -98,10 +104,10 @@ mod tests {
         let mut timers = Timers::default();
         assert_eq!(timers.timeout(), None);
         let late = timers.add(Duration::from_secs(60), Timer::Cap(1));
-        timers.add(Duration::ZERO, Timer::Grace(2));
-        let cancelled = timers.add(Duration::ZERO, Timer::Poll(3));
+        timers.add(Duration::ZERO, Timer::Session(2));
+        let cancelled = timers.add(Duration::ZERO, Timer::Session(3));
         timers.cancel(cancelled);
-        assert_eq!(timers.due(), vec![Timer::Grace(2)]);
+        assert_eq!(timers.due(), vec![Timer::Session(2)]);
         assert!(timers
             .timeout()
             .is_some_and(|t| t > Duration::from_secs(50)));

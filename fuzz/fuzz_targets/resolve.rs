@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use verdict_proto::resolve::{resolve_indexed, resolve_path, Index, Root};
+use verdict_core::resolve::{resolve_indexed, resolve_path, Index, Root};
 
 fn roots() -> &'static (tempfile::TempDir, Vec<Root>) {
     static ROOTS: OnceLock<(tempfile::TempDir, Vec<Root>)> = OnceLock::new();

@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use verdict_proto::files::{parse_legacy, parse_packet, parse_pid_file, parse_result};
-use verdict_proto::liveness::{parse_lock_pid, parse_proc_stat};
+use verdict_core::files::{parse_legacy, parse_packet, parse_pid_file, parse_result};
+use verdict_core::liveness::{parse_lock_pid, parse_proc_stat};
 
 fuzz_target!(|data: &[u8]| {
     let reasons = [

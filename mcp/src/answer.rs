@@ -1,12 +1,9 @@
 //! What a `wait` call returns, as structured data an agent can act on.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
-
 use schemars::JsonSchema;
 use serde::Serialize;
+use verdict_client::wire::WireOutcome;
 use verdict_client::{Refusal, Verdict};
-use verdict_proto::wire::WireOutcome;
 
 /// At most this much of a session's `stdout.log` is returned (its end).
 pub const MAX_TAIL_BYTES: u64 = 4096;
@@ -104,11 +101,11 @@ impl SessionAnswer {
             outcome: outcome.into(),
             status: Some(event.status.clone()),
             exit_code: event.exit_code,
-            wait_exit_code: Some(verdict.exit_code()),
+            wait_exit_code: Some(verdict.exit().code()),
             synthetic: event.synthetic,
             summary: event.summary.clone(),
             reason: event.reason.clone(),
-            output: verdict.dir.as_deref().and_then(output),
+            output: verdict.output_tail(MAX_TAIL_BYTES).map(Output::from),
             error: None,
         }
     }
@@ -118,33 +115,20 @@ impl SessionAnswer {
         SessionAnswer {
             session: session.into(),
             outcome: "error".into(),
-            wait_exit_code: Some(refusal.exit_code()),
+            wait_exit_code: Some(refusal.exit().code()),
             error: Some(refusal.message.clone()),
             ..SessionAnswer::default()
         }
     }
 }
 
-/// The end of `dir/stdout.log`, when it is a regular file.
-fn output(dir: &Path) -> Option<Output> {
-    let path = dir.join(verdict_proto::files::STDOUT_FILE);
-    // The one safe opener: never blocks on a FIFO, refuses a device.
-    let (mut file, meta) = verdict_proto::files::open_output(dir).ok()??;
-    let size = meta.len();
-    let start = size.saturating_sub(MAX_TAIL_BYTES);
-    file.seek(SeekFrom::Start(start)).ok()?;
-    let mut bytes = Vec::new();
-    file.take(size - start).read_to_end(&mut bytes).ok()?;
-    if start > 0 {
-        // Cut at a line start, not in the middle of a line or a character.
-        if let Some(newline) = bytes.iter().position(|b| *b == b'\n') {
-            bytes.drain(..=newline);
+impl From<verdict_client::OutputTail> for Output {
+    fn from(tail: verdict_client::OutputTail) -> Output {
+        Output {
+            path: tail.path.to_string_lossy().into_owned(),
+            size: tail.size,
+            tail: tail.tail,
+            truncated: tail.truncated,
         }
     }
-    Some(Output {
-        path: path.to_string_lossy().into_owned(),
-        size,
-        tail: String::from_utf8_lossy(&bytes).into_owned(),
-        truncated: start > 0,
-    })
 }

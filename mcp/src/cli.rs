@@ -37,3 +37,13 @@ pub struct Cli {
     #[arg(long)]
     pub no_spawn: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -8,7 +8,7 @@ use rmcp::service::RequestContext;
 use rmcp::{tool, tool_handler, tool_router, Json, RoleServer, ServerHandler};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use verdict_client::{Cap, Client, Mode, Options, Stopper, Update, EXIT_BAD_USE};
+use verdict_client::{Cap, Client, Exit, Mode, Options, Stopper, Update};
 
 use crate::answer::{SessionAnswer, WaitResult};
 
@@ -238,7 +238,7 @@ fn run_wait(
                 answers[index] = SessionAnswer::answered(&sessions[index].0, &verdict);
             }
             // Bad input (an unknown or ambiguous session): say so, wait for nothing.
-            Update::Refused { index, refusal } if refusal.exit_code() == EXIT_BAD_USE => {
+            Update::Refused { index, refusal } if refusal.exit() == Exit::Usage => {
                 return Err(format!(
                     "session {:?}: {}",
                     sessions[index].0, refusal.message
@@ -250,7 +250,7 @@ fn run_wait(
             _ => {}
         }
     }
-    let exit_code = waits.exit_code();
+    let exit_code = waits.exit().code();
     Ok(Json(summarize(answers, mode, exit_code, timeout)))
 }
 

@@ -67,7 +67,11 @@ fn every_vector_round_trips_through_the_codec() {
                             .contains(&key.as_str())
                         });
                         assert_eq!(
-                            line_without_newline(&request.to_json(&id)),
+                            request
+                                .line(&id)
+                                .strip_suffix(b"\n")
+                                .expect("a line")
+                                .to_vec(),
                             line_without_newline(&known),
                             "{at}: re-encoding differs"
                         );

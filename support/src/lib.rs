@@ -22,7 +22,7 @@ pub use client::Client;
 pub use daemon::Harness;
 pub use proc::{
     ctx_switches, daemons_serving, fd_count, inotify_watches, processes_of, raise_fd_limit,
-    rss_kib, running_since, signal, starttime,
+    rss_kib, running_since, signal, starttime, watches_inode,
 };
 pub use session::{sleeper, write_atomic, Session, Sleeper};
 

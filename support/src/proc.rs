@@ -52,6 +52,26 @@ pub fn inotify_watches(pid: u32) -> usize {
         .sum()
 }
 
+/// `pid` holds an inotify watch on the inode of `path` (as the kernel
+/// shows it in `/proc/<pid>/fdinfo`).
+pub fn watches_inode(pid: u32, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let want = format!(" ino:{:x} ", meta.ino());
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return false;
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+        .any(|info| {
+            info.lines()
+                .any(|line| line.starts_with("inotify wd:") && line.contains(&want))
+        })
+}
+
 /// Raises this process's open-files limit as far as allowed: the hard
 /// limit itself to 131,072 where that is permitted (CAP_SYS_RESOURCE),
 /// then the soft limit to the hard one. Returns the limit in force.

@@ -36,19 +36,22 @@ fn wait_status_and_exit_codes_through_the_daemon() {
     assert!(client.degraded().is_none());
     let verdict = client.wait(done.path(), Cap::Default).expect("verdict");
     assert!(verdict.is_completed());
-    assert_eq!((verdict.exit_code(), verdict.session()), (0, "01JLIBDONE"));
+    assert_eq!(
+        (verdict.exit().code(), verdict.session()),
+        (0, "01JLIBDONE")
+    );
     assert_eq!(verdict.dir.as_deref(), Some(done.dir.as_path()));
     let json: serde_json::Value = serde_json::from_str(verdict.json()).expect("json line");
     assert_eq!(json["event"], "verdict");
 
     let verdict = client.wait(failed.path(), Cap::Default).expect("verdict");
-    assert_eq!(verdict.exit_code(), 1);
+    assert_eq!(verdict.exit().code(), 1);
     assert_eq!(verdict.event.exit_code, Some(4));
 
     let cap = Cap::After(Duration::from_millis(100));
     let verdict = client.wait(live.path(), cap).expect("verdict");
     assert!(verdict.is_running(), "{verdict:?}");
-    assert_eq!((verdict.exit_code(), verdict.event.pid), (0, Some(pid)));
+    assert_eq!((verdict.exit().code(), verdict.event.pid), (0, Some(pid)));
 
     // What `verdict wait` prints, written to buffers.
     let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -75,7 +78,7 @@ fn an_unknown_session_is_a_refusal_with_exit_2() {
         .wait("01JNOSUCHSESSION", Cap::Default)
         .expect_err("unknown");
     assert!(matches!(err, Error::Refused(_)), "{err:?}");
-    assert_eq!(err.exit_code(), 2);
+    assert_eq!(err.exit().code(), 2);
     assert!(err.to_string().contains("01JNOSUCHSESSION"), "{err}");
 }
 
@@ -107,7 +110,7 @@ fn wait_many_any_returns_the_first_and_cancels_the_rest() {
         panic!("one verdict, for the second session: {answers:?}");
     };
     assert_eq!(verdict.event.exit_code, Some(9));
-    assert_eq!(waits.exit_code(), 1);
+    assert_eq!(waits.exit().code(), 1);
     drop(waits);
     eventually("the other waits to be cancelled", || {
         (waiters(&h) == 0).then_some(())
@@ -131,15 +134,15 @@ fn wait_many_all_answers_everyone_and_combines_the_codes() {
     let mut answered = Vec::new();
     for update in waits.by_ref() {
         match update.expect("update") {
-            Update::Verdict { index, verdict } => answered.push((index, verdict.exit_code())),
-            Update::Refused { index, refusal } => answered.push((index, refusal.exit_code())),
+            Update::Verdict { index, verdict } => answered.push((index, verdict.exit().code())),
+            Update::Refused { index, refusal } => answered.push((index, refusal.exit().code())),
             _ => {}
         }
     }
     answered.sort();
     // The same session named twice is answered once.
     assert_eq!(answered, [(0, 0), (1, 0), (2, 2)]);
-    assert_eq!(waits.exit_code(), 2);
+    assert_eq!(waits.exit().code(), 2);
     live.end_process();
 }
 
@@ -178,10 +181,10 @@ fn without_a_daemon_the_client_waits_by_itself() {
     assert_eq!(verdicts.len(), 1, "{verdicts:?}");
     assert_eq!(verdicts[0].0, 1);
     assert!(verdicts[0].1.is_completed());
-    assert_eq!(waits.exit_code(), 0);
+    assert_eq!(waits.exit().code(), 0);
     drop(waits);
     s.end_process();
 
     let err = client.status().expect_err("no daemon to ask");
-    assert_eq!(err.exit_code(), 3);
+    assert_eq!(err.exit().code(), 3);
 }

@@ -1,4 +1,4 @@
-//! The socket protocol spoken raw (SPEC §5): what a client in any language
+//! The socket protocol spoken raw (PROTOCOL.md): what a client in any language
 //! sees line by line.
 
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! Every verdict rule of SPEC §3 through `verdict wait`: exit code and the
+//! Every verdict rule (README.md, "How a verdict is decided") through `verdict wait`: exit code and the
 //! exact marker line, each scenario run twice: through verdictd, and
 //! without it (`--no-daemon`, degraded mode), with the same answers.
 //! Only the grace-period scenario is the daemon's alone: its length is a
@@ -85,6 +85,14 @@ impl World {
         }
     }
 
+    /// The process whose inotify instance watches for the wait of `child`.
+    fn watcher_pid(&self, child: &Child) -> u32 {
+        match self.way {
+            Way::Daemon => self.h.daemon_pid().expect("the daemon's pid"),
+            Way::Alone => child.id(),
+        }
+    }
+
     /// The wait of `child` has not answered yet.
     fn still_waiting(&self, child: &mut Child) -> bool {
         let daemon_holds_it = match self.way {
@@ -127,6 +135,7 @@ both_ways!(
     legacy_complete_and_malformed_result_are_handled,
     a_fifo_named_result_toml_does_not_hang_anything,
     a_result_written_in_place_without_a_rename_is_seen_when_closed,
+    a_directory_replaced_mid_wait_is_watched_again,
 );
 
 fn c1_result_success_beats_a_sigterm_packet(h: &World) {
@@ -360,4 +369,37 @@ fn a_result_written_in_place_without_a_rename_is_seen_when_closed(h: &World) {
     let run = Run::from(finish(&mut waiting));
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.json()["source"], "result", "{run:?}");
+}
+
+fn a_directory_replaced_mid_wait_is_watched_again(h: &World) {
+    let mut old = h.session("01JREPLACED");
+    old.start_process();
+    let mut waiting = h.spawn_wait(old.path(), &["--json"]);
+    h.armed(&waiting);
+    // A new directory of the same name, its own process running, moved in
+    // where the old one was (the old one moved aside).
+    let dir = old.dir.clone();
+    let mut new = h.h.session_at(dir.with_file_name("01JREPLACED.new"));
+    new.start_process();
+    std::fs::rename(&dir, dir.with_file_name("01JREPLACED.old")).expect("move the old aside");
+    std::fs::rename(&new.dir, &dir).expect("move the new in");
+    new.dir = dir.clone();
+    // The old watch follows the old inode: the wait must watch the new one.
+    let watcher = h.watcher_pid(&waiting);
+    eventually("the new directory to be watched", || {
+        verdict_e2e::watches_inode(watcher, &dir).then_some(())
+    });
+    assert!(
+        h.still_waiting(&mut waiting),
+        "the new session's process runs"
+    );
+    new.write_result("success", 0);
+    new.end_process();
+    old.end_process();
+    let run = Run::from(finish(&mut waiting));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.markers(),
+        [completed("01JREPLACED", "success", 0, false)]
+    );
 }

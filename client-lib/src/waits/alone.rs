@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use verdict_proto::resolve::{resolve, Index, Root};
+use verdict_core::resolve::{resolve, Index, Root};
 use verdict_proto::wire::{ErrorCode, Event, VerdictEvent, DEFAULT_CAP_MS};
 
 use super::{Slot, Update, Waits};
@@ -34,7 +34,7 @@ impl Waits<'_> {
             Link::Alone(why) => why.clone(),
             Link::Daemon(_) => None,
         };
-        let roots: Vec<Root> = verdict_proto::paths::default_session_roots()
+        let roots: Vec<Root> = verdict_core::paths::default_session_roots()
             .into_iter()
             .map(|path| Root { path, poll: false })
             .collect();

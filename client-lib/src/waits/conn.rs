@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use verdict_proto::codec::{encode_line, CodecError};
+use verdict_proto::codec::CodecError;
 use verdict_proto::wire::{Event, Reply, Request};
 
 use super::{Slot, Update, Waits, ANSWER_MARGIN, MAX_BLOCK, MAX_FAILED_RECONNECTS};
@@ -72,7 +72,7 @@ impl Waits<'_> {
                 cap_ms: remaining,
                 cwd: cwd.clone(),
             };
-            lines.extend(encode_line(&request.to_json(&entry.id.into())));
+            lines.extend(request.line(&entry.id.into()));
             self.unacked += 1;
         }
         match &self.client.link {
@@ -113,13 +113,6 @@ impl Waits<'_> {
                     dir,
                     pid: watching.pid,
                 });
-            }
-            Event::Verdict(event) if !(0..=255).contains(&event.exit) => {
-                // An exit status outside a byte would wrap (256 is 0).
-                return Err(Error::Protocol(format!(
-                    "the daemon's verdict has \"exit\": {}, which is no exit status",
-                    event.exit
-                )));
             }
             Event::Verdict(event) => {
                 let dir = self.entries[index].dir.clone();

@@ -5,6 +5,7 @@
 //! rather than run: replacing a loaded agent is the user's call.
 
 use std::path::{Path, PathBuf};
+use verdict_client::Exit;
 
 use crate::out::{err_line, out_line};
 
@@ -12,19 +13,19 @@ use crate::out::{err_line, out_line};
 pub const LABEL: &str = "dev.verdict.verdictd";
 
 /// Writes the agent (or prints it); returns the exit code.
-pub fn install(print: bool) -> i32 {
+pub fn install(print: bool) -> Exit {
     let Some(daemon) = verdict_client::connect::find_daemon() else {
         err_line("verdict: cannot find verdictd next to verdict or on PATH; install it first");
-        return 1;
+        return Exit::Failure;
     };
     let Some(home) = std::env::var_os("HOME").map(PathBuf::from) else {
         err_line("verdict: $HOME is not set; cannot tell where launch agents go");
-        return 1;
+        return Exit::Failure;
     };
-    let uid = rustix::process::getuid().as_raw();
     // launchd's environment has neither our $TMPDIR nor $XDG_RUNTIME_DIR
     // for certain: the socket the clients use is written in full.
-    let socket = verdict_proto::paths::socket_path(None, uid);
+    let socket = verdict_client::daemon::socket_path(None);
+    let uid = rustix::process::getuid().as_raw();
     let log = home.join("Library/Logs/verdictd.log");
     let text = plist(&daemon, &socket, &log);
     let path = home
@@ -32,7 +33,7 @@ pub fn install(print: bool) -> i32 {
         .join(format!("{LABEL}.plist"));
     if print {
         out_line(&format!("# {}\n{}", path.display(), text.trim_end()));
-        return 0;
+        return Exit::Success;
     }
     let written = path
         .parent()
@@ -40,7 +41,7 @@ pub fn install(print: bool) -> i32 {
         .and_then(|()| std::fs::write(&path, &text));
     if let Err(err) = written {
         err_line(&format!("verdict: cannot write {}: {err}", path.display()));
-        return 1;
+        return Exit::Failure;
     }
     out_line(&format!(
         "wrote {} (verdictd at {})",
@@ -52,7 +53,7 @@ pub fn install(print: bool) -> i32 {
         "  launchctl bootstrap gui/{uid} {}",
         path.display()
     ));
-    0
+    Exit::Success
 }
 
 /// The agent's plist: run `daemon --socket socket`, keep it alive, log to `log`.

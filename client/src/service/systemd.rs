@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use verdict_client::Exit;
 
 use crate::out::{err_line, out_line};
 
@@ -15,13 +16,13 @@ const ENABLE: [&[&str]; 2] = [
 ];
 
 /// Runs the command; returns the exit code.
-pub fn install(print: bool) -> i32 {
+pub fn install(print: bool) -> Exit {
     let Some(daemon) = verdict_client::connect::find_daemon() else {
         err_line(&format!(
             "verdict: cannot find verdictd next to {} or on PATH; install it first",
             exe_name()
         ));
-        return 1;
+        return Exit::Failure;
     };
     let service = with_exec_start(SERVICE_UNIT, &daemon);
     if print {
@@ -29,13 +30,13 @@ pub fn install(print: bool) -> i32 {
             "# verdictd.socket\n{SOCKET_UNIT}\n# verdictd.service\n{}",
             service.trim_end()
         ));
-        return 0;
+        return Exit::Success;
     }
     let Some(dir) = unit_dir() else {
         err_line(
             "verdict: neither $XDG_CONFIG_HOME nor $HOME is set; cannot tell where user units go",
         );
-        return 1;
+        return Exit::Failure;
     };
     let written = std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::write(dir.join("verdictd.socket"), SOCKET_UNIT))
@@ -45,7 +46,7 @@ pub fn install(print: bool) -> i32 {
             "verdict: cannot write the units into {}: {err}",
             dir.display()
         ));
-        return 1;
+        return Exit::Failure;
     }
     out_line(&format!(
         "wrote {0}/verdictd.socket and {0}/verdictd.service (ExecStart={1})",
@@ -57,7 +58,7 @@ pub fn install(print: bool) -> i32 {
         for args in ENABLE {
             out_line(&format!("  systemctl {}", args.join(" ")));
         }
-        return 0;
+        return Exit::Success;
     }
     for args in ENABLE {
         out_line(&format!("running: systemctl {}", args.join(" ")));
@@ -68,16 +69,16 @@ pub fn install(print: bool) -> i32 {
                     "verdict: systemctl {} failed ({status})",
                     args.join(" ")
                 ));
-                return 1;
+                return Exit::Failure;
             }
             Err(err) => {
                 err_line(&format!("verdict: cannot run systemctl: {err}"));
-                return 1;
+                return Exit::Failure;
             }
         }
     }
     out_line("verdictd.socket is enabled; `verdict wait` now reaches it at $XDG_RUNTIME_DIR/verdictd.sock");
-    0
+    Exit::Success
 }
 
 fn exe_name() -> String {

@@ -1,111 +1,87 @@
-//! Deciding and answering: look at a session again, let the rules decide,
-//! and deliver a verdict (or an error) to every waiter; then close what is
-//! no longer needed.
+//! Driving a session's tracker and answering: take the look it asks for,
+//! act on its step (a verdict or an error for every waiter, or a deadline
+//! to wake up for), then close what is no longer needed.
 
-use verdict_proto::liveness;
-use verdict_proto::rules::{decide, Decision, Phase, Snapshot, SnapshotCache, Verdict};
-use verdict_proto::wire::{ErrorCode, Event, VerdictEvent, VerdictLines};
+use std::time::Instant;
 
-use super::session::{dir_inode, Grace, Look, Session, Waiter};
-use super::{push, Ctx, Registry, POLL_INTERVAL};
+use verdict_core::rules::{Liveness, Verdict};
+use verdict_core::track::{Found, Identity, Look, Step};
+use verdict_proto::wire::{ErrorCode, Event, VerdictLines};
+
+use super::session::{Session, Waiter};
+use super::{push, Ctx, Registry};
 use crate::timers::Timer;
 
 impl Registry {
-    /// Looks at a session again and decides.
+    /// Looks at a session again if its tracker wants a look, and acts on
+    /// what the tracker concludes.
     pub fn refresh(&mut self, ctx: &mut Ctx, key: u64) {
-        if self.observe(ctx, key) {
-            self.announce(ctx, key);
-            self.settle(ctx, key);
+        if let Some(step) = self.look(ctx, key) {
+            self.act(ctx, key, step);
         }
     }
 
-    /// Takes a new snapshot; false when the session is gone (and failed).
-    pub(super) fn observe(&mut self, ctx: &mut Ctx, key: u64) -> bool {
-        let Some(session) = self.sessions.get_mut(&key) else {
-            return false;
-        };
-        let inode = dir_inode(&session.dir);
-        match (inode, &session.vanished) {
-            (None, Grace::Over) => {
-                let message = format!(
-                    "session directory {} was removed while waiting",
-                    session.dir.display()
-                );
-                self.fail_session(ctx, key, ErrorCode::SessionRemoved, message);
-                return false;
-            }
-            (None, Grace::Armed(_)) => return false,
-            (None, Grace::Idle) => {
-                // Give a directory renamed away and back (or being
-                // replaced) the grace period before giving up on it.
-                let timer = ctx.timers.add(ctx.config.grace, Timer::Vanished(key));
-                session.vanished = Grace::Armed(timer);
-                return false;
-            }
-            (Some(_), Grace::Armed(timer)) => {
-                ctx.timers.cancel(*timer);
-                session.vanished = Grace::Idle;
-            }
-            _ => {}
+    /// Takes the look the tracker asked for (probe, pidfds, then the
+    /// tracker's step); `None` when there is no such session or no look
+    /// was due.
+    pub(super) fn look(&mut self, ctx: &mut Ctx, key: u64) -> Option<Step> {
+        let session = self.sessions.get_mut(&key)?;
+        if !session.tracker.stale() {
+            sync_deadline(ctx, key, session);
+            return None;
         }
-        match inode {
-            None => return false,
-            Some(inode) if inode != session.inode => {
-                // Replaced by another directory of the same name: the old
-                // watch follows the old inode, so arm a new one, and
-                // forget what the old directory's files said.
-                session.inode = inode;
-                session.cache = SnapshotCache::default();
-                if session.inotify {
-                    ctx.watcher.remove(&session.dir);
-                    if ctx.watcher.add(&session.dir).is_err() {
+        let look = match session.probe.identity() {
+            Identity::Gone => Look::Gone,
+            identity => {
+                if identity == Identity::Replaced && session.inotify {
+                    // The old watch follows the old inode: watch the path
+                    // again before reading, so no change is missed.
+                    ctx.watcher.remove(session.probe.dir());
+                    if ctx.watcher.add(session.probe.dir()).is_err() {
                         session.inotify = false;
                         self.watches -= 1;
                     }
                 }
+                let exited = std::mem::take(&mut session.exited);
+                let (snap, seen) = session.probe.read(&exited);
+                self.pidfds.track(ctx.poll, key, session, &seen.watch);
+                let alive = seen.liveness == Liveness::Alive;
+                Look::Found(Found {
+                    snap,
+                    live: seen.liveness,
+                    exits_watched: session.exits_watched(alive),
+                    polled: !session.inotify || session.blind(alive),
+                })
             }
-            Some(_) => {}
-        }
-        let snap = Snapshot::read_cached(&session.dir, &mut session.cache);
-        let exited = std::mem::take(&mut session.exited);
-        let seen = liveness::observe(&session.dir, snap.pid.value(), &exited);
-        self.pidfds.track(ctx.poll, key, session, &seen.watch);
-        session.last = Look {
-            snap,
-            live: seen.liveness,
         };
-        if (!session.inotify || session.blind()) && session.poll_timer.is_none() {
-            session.poll_timer = Some(ctx.timers.add(POLL_INTERVAL, Timer::Poll(key)));
-        }
-        true
+        Some(
+            session
+                .tracker
+                .observe(Instant::now(), look, &ctx.config.timing()),
+        )
     }
 
-    pub(super) fn settle(&mut self, ctx: &mut Ctx, key: u64) {
-        let Some(session) = self.sessions.get_mut(&key) else {
-            return;
-        };
-        let phase = session.phase(false);
-        let decision = decide(&session.last.snap, session.last.live, phase);
-        if decision != Decision::AwaitLaunch {
-            // A process is known now (or the files decide): C5 is moot.
-            reset(ctx, &mut session.launch);
-        }
-        match decision {
-            Decision::Verdict(verdict) => self.deliver_all(ctx, key, &verdict),
-            Decision::AwaitGrace => {
-                if session.grace == Grace::Idle {
-                    session.grace =
-                        Grace::Armed(ctx.timers.add(ctx.config.grace, Timer::Grace(key)));
+    /// Acts on a tracker's step: a verdict for every waiter, an error when
+    /// the directory is gone for good, or the deadline to wake up for.
+    pub(super) fn act(&mut self, ctx: &mut Ctx, key: u64, step: Step) {
+        self.announce(ctx, key);
+        match step {
+            Step::Verdict(verdict) => self.deliver_all(ctx, key, &verdict),
+            Step::Removed => {
+                let Some(session) = self.sessions.get(&key) else {
+                    return;
+                };
+                let message = format!(
+                    "session directory {} was removed while waiting",
+                    session.dir().display()
+                );
+                self.fail_session(ctx, key, ErrorCode::SessionRemoved, message);
+            }
+            Step::Wait => {
+                if let Some(session) = self.sessions.get_mut(&key) {
+                    sync_deadline(ctx, key, session);
                 }
             }
-            Decision::AwaitLaunch => {
-                if session.launch == Grace::Idle {
-                    let timer = ctx.timers.add(ctx.config.launch_grace, Timer::Launch(key));
-                    session.launch = Grace::Armed(timer);
-                }
-            }
-            // The process is back (a resumed session): grace starts over.
-            Decision::Pending => reset(ctx, &mut session.grace),
         }
     }
 
@@ -114,7 +90,7 @@ impl Registry {
             return;
         };
         // One encoding for all the session's waiters.
-        let event = VerdictEvent::new(&session.id, verdict, 0);
+        let event = verdict.event(&session.id, 0);
         let lines = VerdictLines::new(&event);
         for wkey in &session.waiters {
             if let Some(waiter) = self.take_waiter(ctx, *wkey) {
@@ -129,11 +105,11 @@ impl Registry {
             }
         }
         if session.followed {
-            self.tell_subscribers(ctx, &session.dir, &session.id, verdict);
+            self.tell_subscribers(ctx, session.dir(), &session.id, verdict);
         }
         log::debug!(
             "verdict for {}: {:?} exit {}",
-            session.dir.display(),
+            session.dir().display(),
             verdict.outcome,
             verdict.exit()
         );
@@ -167,25 +143,18 @@ impl Registry {
     }
 
     pub(super) fn close_session(&mut self, ctx: &mut Ctx, mut session: Box<Session>) {
-        self.by_dir.remove(&session.dir);
+        self.by_dir.remove(session.dir());
         if session.inotify {
             // Removed after this round's verdicts are written (see
             // `end_round`): a waiter arriving later in the round for the
             // same directory keeps the watch instead of re-adding it.
-            self.unwatch.push(session.dir.clone());
+            self.unwatch.push(session.dir().to_path_buf());
             self.watches -= 1;
         }
         self.pidfds.untrack_all(ctx.poll, &mut session);
-        let timers = [
-            session.poll_timer,
-            session.grace.timer(),
-            session.launch.timer(),
-            session.vanished.timer(),
-        ];
-        timers
-            .into_iter()
-            .flatten()
-            .for_each(|t| ctx.timers.cancel(t));
+        if let Some(timer) = session.deadline {
+            ctx.timers.cancel(timer);
+        }
     }
 
     /// Removes a waiter everywhere but from its session's waiter set.
@@ -214,29 +183,22 @@ impl Registry {
     }
 }
 
-/// Cancels a grace period's timer and makes it idle.
-pub(super) fn reset(ctx: &mut Ctx, grace: &mut Grace) {
-    if let Some(timer) = grace.timer() {
+/// Arms the session's timer at its tracker's deadline (or none), moving
+/// it only when the deadline moved.
+fn sync_deadline(ctx: &mut Ctx, key: u64, session: &mut Session) {
+    let want = session.tracker.deadline();
+    if session.deadline.map(|timer| timer.at()) == want {
+        return;
+    }
+    if let Some(timer) = session.deadline.take() {
         ctx.timers.cancel(timer);
     }
-    *grace = Grace::Idle;
-}
-
-impl Session {
-    /// Where this session's wait stands; `cap_fired` for a waiter whose
-    /// cap just fired.
-    pub(super) fn phase(&self, cap_fired: bool) -> Phase {
-        Phase {
-            cap_fired,
-            grace_over: self.grace == Grace::Over,
-            launch_over: self.launch == Grace::Over,
-        }
-    }
+    session.deadline = want.map(|at| ctx.timers.add_at(at, Timer::Session(key)));
 }
 
 pub(super) fn send_verdict(ctx: &mut Ctx, waiter: &Waiter, session_id: &str, verdict: &Verdict) {
     let elapsed = waiter.started.elapsed().as_millis() as u64;
-    let event = VerdictEvent::new(session_id, verdict, elapsed);
+    let event = verdict.event(session_id, elapsed);
     push(ctx.out, waiter.conn, &waiter.id, Event::Verdict(event));
     ctx.stats.verdicts_sent += 1;
 }

@@ -1,18 +1,19 @@
 //! How the registry reacts to the event loop: timers, process exits, file
-//! events, rescans and the end of a round. Each of them only decides *when*
-//! to look at a session again; [`Registry::refresh`] does the looking.
+//! events, rescans and the end of a round. Each is handed to the session's
+//! tracker, which decides whether to look again; [`Registry::refresh`]
+//! takes the look.
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use mio::Token;
-use verdict_proto::files::PID_FILE;
-use verdict_proto::rules::decide_at_cap;
+use verdict_core::files::PID_FILE;
+use verdict_core::track;
+use verdict_core::watch::{Change, Watcher};
 
-use super::decide::{reset, send_verdict};
-use super::session::{Grace, Session};
+use super::decide::send_verdict;
 use super::{Ctx, Registry};
 use crate::timers::Timer;
-use verdict_proto::watch::{Change, Watcher};
 
 impl Registry {
     /// Ends a round of the event loop: gives up the watches of the
@@ -29,19 +30,14 @@ impl Registry {
     pub fn on_timer(&mut self, ctx: &mut Ctx, timer: Timer) {
         match timer {
             Timer::Cap(wkey) => self.cap_fired(ctx, wkey),
-            Timer::Vanished(key) => self.timer_ran_out(ctx, key, |s| s.vanished = Grace::Over),
-            Timer::Launch(key) => self.timer_ran_out(ctx, key, |s| s.launch = Grace::Over),
-            Timer::Grace(key) => self.timer_ran_out(ctx, key, |s| s.grace = Grace::Over),
-            Timer::Poll(key) => self.timer_ran_out(ctx, key, |s| s.poll_timer = None),
+            Timer::Session(key) => {
+                if let Some(session) = self.sessions.get_mut(&key) {
+                    session.deadline = None;
+                    session.tracker.due(Instant::now());
+                    self.refresh(ctx, key);
+                }
+            }
             Timer::Idle | Timer::Status | Timer::Accept => {}
-        }
-    }
-
-    /// A session's timer ran out: note it with `mark`, then look again.
-    fn timer_ran_out(&mut self, ctx: &mut Ctx, key: u64, mark: impl FnOnce(&mut Session)) {
-        if let Some(session) = self.sessions.get_mut(&key) {
-            mark(session);
-            self.refresh(ctx, key);
         }
     }
 
@@ -51,6 +47,10 @@ impl Registry {
         };
         waiter.cap_timer = None;
         let key = waiter.session;
+        // The session as it is now: the look may hold the verdict itself.
+        if let Some(session) = self.sessions.get_mut(&key) {
+            session.tracker.rescan();
+        }
         self.refresh(ctx, key);
         let Some(session) = self.sessions.get(&key) else {
             return;
@@ -58,7 +58,7 @@ impl Registry {
         if !self.waiters.contains_key(&wkey) {
             return;
         }
-        let verdict = decide_at_cap(&session.last.snap, session.last.live, session.phase(true));
+        let verdict = session.tracker.at_cap();
         let id = session.id.clone();
         if let Some(waiter) = self.remove_waiter(ctx, wkey) {
             send_verdict(ctx, &waiter, &id, &verdict);
@@ -72,6 +72,7 @@ impl Registry {
         };
         if let Some(session) = self.sessions.get_mut(&key) {
             let gone = self.pidfds.exited(session, pid);
+            session.tracker.exited();
             self.refresh(ctx, key);
             // Closed after the verdict is written: two syscalls off the path.
             if let Some(gone) = gone {
@@ -83,8 +84,6 @@ impl Registry {
     /// File events arrived.
     pub fn on_changes(&mut self, ctx: &mut Ctx, changes: Vec<Change>) {
         let mut keys = HashSet::new();
-        // Sessions something happened in (not merely rescanned).
-        let mut touched = HashSet::new();
         // Entries of watched `sessions/` directories: maybe new sessions.
         let mut new_entries = Vec::new();
         for change in changes {
@@ -96,7 +95,10 @@ impl Registry {
                         "inotify queue overflow: looking at all {} sessions again",
                         self.sessions.len()
                     );
-                    keys.extend(self.sessions.keys().copied());
+                    for (key, session) in &mut self.sessions {
+                        session.tracker.rescan();
+                        keys.insert(*key);
+                    }
                 }
                 Change::NewDirs(dirs) => {
                     new_entries.extend(dirs.into_iter().filter(|dir| {
@@ -107,33 +109,13 @@ impl Registry {
                 }
                 Change::Paths(paths) => {
                     for path in paths {
-                        if let Some(key) = self.by_dir.get(&path) {
-                            keys.insert(*key);
-                            touched.insert(*key);
-                        } else if let Some(key) = path.parent().and_then(|p| self.by_dir.get(p)) {
-                            touched.insert(*key);
-                            let pid_file = path.file_name().is_some_and(|name| name == PID_FILE);
-                            // While the process runs, rule C0 holds whatever
-                            // the other files say: its pidfd will tell the end.
-                            if pid_file
-                                || !self.sessions.get(key).is_some_and(|s| s.process_watched())
-                            {
-                                keys.insert(*key);
+                        if let Some((key, change)) = self.change_at(&path) {
+                            if let Some(session) = self.sessions.get_mut(&key) {
+                                session.tracker.changed(change);
+                                keys.insert(key);
                             }
                         }
                     }
-                }
-            }
-        }
-        for key in &touched {
-            if let Some(session) = self.sessions.get_mut(key) {
-                // Something happened in the directory: rule C5's launch
-                // grace starts over (settle re-arms it if still needed).
-                // A session whose process is watched has no launch grace
-                // armed, and is not looked at again for it.
-                if session.launch.timer().is_some() {
-                    reset(ctx, &mut session.launch);
-                    keys.insert(*key);
                 }
             }
         }
@@ -145,11 +127,24 @@ impl Registry {
         }
     }
 
+    /// The session a changed path belongs to, and what changed in it.
+    fn change_at(&self, path: &std::path::Path) -> Option<(u64, track::Change)> {
+        if let Some(key) = self.by_dir.get(path) {
+            return Some((*key, track::Change::Dir));
+        }
+        let key = path.parent().and_then(|p| self.by_dir.get(p))?;
+        let pid_file = path.file_name().is_some_and(|name| name == PID_FILE);
+        Some((*key, track::Change::File { pid_file }))
+    }
+
     /// Looks at every session again (after a config reload, say).
     pub fn rescan_all(&mut self, ctx: &mut Ctx) {
         ctx.stats.rescans += 1;
         let keys: Vec<u64> = self.sessions.keys().copied().collect();
         for key in keys {
+            if let Some(session) = self.sessions.get_mut(&key) {
+                session.tracker.rescan();
+            }
             self.refresh(ctx, key);
         }
     }

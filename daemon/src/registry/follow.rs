@@ -21,14 +21,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::Token;
+use verdict_core::liveness;
+use verdict_core::resolve::Resolved;
+use verdict_core::rules::Verdict;
+use verdict_core::snapshot::Snapshot;
+use verdict_core::track;
 use verdict_proto::codec::encode_line;
-use verdict_proto::liveness;
-use verdict_proto::rules::{decide, Decision, Liveness, Phase, Snapshot, Verdict};
-use verdict_proto::wire::RequestId;
-use verdict_proto::wire::{Event, Reply, Started, VerdictEvent};
+use verdict_proto::wire::{Event, Reply, RequestId, Started};
 
 use super::{push, Ctx, Refusal, Registry};
-use verdict_proto::resolve::Resolved;
 
 /// Directories above `sessions/` watched for new projects, at most.
 const MAX_TREE_WATCHES: usize = 10_000;
@@ -142,7 +143,7 @@ impl Registry {
         let live = self
             .sessions
             .values()
-            .filter(|s| s.followed && s.last.live == Liveness::Alive && sub.covers(&s.dir))
+            .filter(|s| s.followed && s.tracker.alive() && sub.covers(s.dir()))
             .count() as u64;
         let roots = ctx
             .config
@@ -197,7 +198,7 @@ impl Registry {
     /// walk that lists first and watches after misses a project made in
     /// between). `existing`: found by the first subscription's scan.
     fn follow_tree(&mut self, ctx: &mut Ctx, start: PathBuf, existing: bool, visits: &mut usize) {
-        use verdict_proto::resolve::{MAX_DEPTH, MAX_VISITS};
+        use verdict_core::resolve::{MAX_DEPTH, MAX_VISITS};
         let mut stack = vec![(start, 0)];
         while let Some((dir, depth)) = stack.pop() {
             *visits += 1;
@@ -224,7 +225,7 @@ impl Registry {
             if depth >= MAX_DEPTH {
                 continue;
             }
-            stack.extend(verdict_proto::resolve::project_dirs(&dir).map(|sub| (sub, depth + 1)));
+            stack.extend(verdict_core::resolve::project_dirs(&dir).map(|sub| (sub, depth + 1)));
         }
     }
 
@@ -314,27 +315,19 @@ impl Registry {
         if old {
             let snap = Snapshot::read(&dir);
             let live = liveness::observe(&dir, snap.pid.value(), &[]).liveness;
-            let phase = Phase {
-                cap_fired: false,
-                grace_over: false,
-                launch_over: false,
-            };
-            let running = live == Liveness::Alive
-                && !matches!(decide(&snap, live, phase), Decision::Verdict(_));
-            if !running {
+            if !track::running(&snap, live) {
                 return;
             }
         }
         let resolved = Resolved { dir, poll: false };
-        let Ok(key) = self.open_session(ctx, &resolved) else {
+        let Ok((key, step)) = self.open_session(ctx, &resolved) else {
             return;
         };
         if let Some(session) = self.sessions.get_mut(&key) {
             session.followed = true;
             session.announced = old;
         }
-        self.announce(ctx, key);
-        self.settle(ctx, key);
+        self.act(ctx, key, step);
     }
 
     /// Sends `started` for a followed new session whose process runs.
@@ -342,17 +335,17 @@ impl Registry {
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
-        if !session.followed || session.announced || session.last.live != Liveness::Alive {
+        if !session.followed || session.announced || !session.tracker.alive() {
             return;
         }
         session.announced = true;
         let started = Started {
             session: session.id.clone(),
-            dir: session.dir.display().to_string(),
-            pid: session.last.snap.pid.value().map(|p| p.pid),
+            dir: session.dir().display().to_string(),
+            pid: session.pid(),
         };
         for ((conn, _), sub) in &self.follow.subs {
-            if sub.covers(&session.dir) {
+            if sub.covers(session.dir()) {
                 push(ctx.out, *conn, &sub.id, Event::Started(started.clone()));
             }
         }
@@ -365,7 +358,7 @@ impl Registry {
                 continue;
             }
             let elapsed = sub.since.elapsed().as_millis() as u64;
-            let mut event = VerdictEvent::new(id, verdict, elapsed);
+            let mut event = verdict.event(id, elapsed);
             event.dir = Some(dir.display().to_string());
             let line = encode_line(&Reply::new(sub.id.clone(), Event::Verdict(event)));
             ctx.out.send(*conn, line);

@@ -1,8 +1,8 @@
 //! The registry of watched sessions and their waiters: the daemon's state.
 //!
-//! Every change goes through [`Registry::refresh`]: look at the directory
-//! again (a [`Snapshot`] plus the process's liveness), then let
-//! [`decide`] say whether there is a verdict. Events only say *when* to
+//! Every event goes to the session's [`Tracker`], and every look through
+//! [`Registry::refresh`]: the probe reads the directory and the process's
+//! liveness, and the tracker (the rules) says whether there is a verdict. Events only say *when* to
 //! look; the files say *what* happened, so a lost or duplicated event can
 //! never produce a wrong verdict. Replies go to a [`Sink`] (the server
 //! writes them out at once); the registry never touches a client socket.
@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use mio::Token;
+use verdict_core::track::{dir_inode, Probe, Step, Tracker};
 use verdict_proto::codec::encode_line;
-use verdict_proto::rules::{Liveness, Snapshot, SnapshotCache};
 use verdict_proto::wire::RequestId;
 use verdict_proto::wire::{ErrorCode, Event, Reply, WatchedSession, Watching};
 
@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::lookup::Lookups;
 use parked::Parked;
 pub use pidfds::PIDFD_TAG;
-use verdict_proto::resolve::{resolve_path, LookupError, Resolved};
+use verdict_core::resolve::{resolve_path, LookupError, Resolved};
 
 /// Longest error message sent, in characters: an error may quote a
 /// request, and every reply must fit in one line.
@@ -37,12 +37,10 @@ mod session;
 mod tests;
 use crate::timers::{Timer, Timers};
 use pidfds::PidfdTokens;
-use session::{dir_inode, Grace, Look, Session, Waiter};
-use verdict_proto::watch::{AddError, Watcher};
+use session::{Session, Waiter};
+use verdict_core::watch::{AddError, Watcher};
 
-/// How often a session without events (network root, watch limit, no
-/// pidfd for a live process) is looked at.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+use crate::config::POLL_INTERVAL;
 pub use verdict_proto::wire::MAX_WAITS_PER_CONNECTION;
 
 /// Where the registry's replies go (the server writes them out at once).
@@ -208,7 +206,7 @@ impl Registry {
             .filter(|session| !session.waiters.is_empty())
             .map(|session| WatchedSession {
                 session: session.id.clone(),
-                dir: session.dir.to_string_lossy().into_owned(),
+                dir: session.dir().to_string_lossy().into_owned(),
                 waiters: session.waiters.len() as u64,
             })
             .collect();
@@ -273,10 +271,12 @@ impl Registry {
         resolved: Resolved,
         cap_ms: Option<u64>,
     ) -> Result<(), Refusal> {
-        let existing = self.by_dir.get(&resolved.dir).copied();
-        let key = match existing {
-            Some(key) => key,
-            None => self.open_session(ctx, &resolved)?,
+        let (key, first) = match self.by_dir.get(&resolved.dir) {
+            Some(key) => (*key, None),
+            None => {
+                let (key, step) = self.open_session(ctx, &resolved)?;
+                (key, Some(step))
+            }
         };
         let wkey = self.next_key();
         let cap_ms = cap_ms.unwrap_or(ctx.config.default_cap_ms);
@@ -291,9 +291,9 @@ impl Registry {
         session.waiters.insert(wkey);
         let watching = Watching {
             session: session.id.clone(),
-            dir: session.dir.display().to_string(),
+            dir: session.dir().display().to_string(),
             cap_ms,
-            pid: session.last.snap.pid.value().map(|p| p.pid),
+            pid: session.pid(),
         };
         push(ctx.out, conn, &id, Event::Watching(watching));
         self.by_conn
@@ -311,10 +311,10 @@ impl Registry {
                 cap_timer,
             }),
         );
-        if existing.is_none() {
-            // A new session's first snapshot was taken after the watch was
-            // armed; decide on it now (a finished session answers at once).
-            self.settle(ctx, key);
+        if let Some(step) = first {
+            // A new session's first look was taken after the watch was
+            // armed; act on it now (a finished session answers at once).
+            self.act(ctx, key, step);
         }
         Ok(())
     }
@@ -324,9 +324,13 @@ impl Registry {
         self.next_key
     }
 
-    fn open_session(&mut self, ctx: &mut Ctx, resolved: &Resolved) -> Result<u64, Refusal> {
+    /// Watches a session not watched yet and takes its first look; the
+    /// caller acts on the step once it has replied `watching`.
+    fn open_session(&mut self, ctx: &mut Ctx, resolved: &Resolved) -> Result<(u64, Step), Refusal> {
         let (dir, poll) = (resolved.dir.clone(), resolved.poll);
-        let inode = dir_inode(&dir).ok_or_else(|| Refusal::NotADirectory(dir.clone()))?;
+        if dir_inode(&dir).is_none() {
+            return Err(Refusal::NotADirectory(dir));
+        }
         let mut inotify = false;
         if !poll && self.watches < ctx.config.max_watches {
             match ctx.watcher.add(&dir) {
@@ -364,33 +368,30 @@ impl Registry {
         );
         self.by_dir.insert(dir.clone(), key);
         let session = Session {
-            dir,
             id,
-            inode,
+            probe: Probe::new(dir),
+            tracker: Tracker::new(),
+            deadline: None,
             waiters: HashSet::new(),
             inotify,
-            poll_timer: None,
             tracked: HashMap::new(),
             exited: Vec::new(),
-            grace: Grace::Idle,
-            launch: Grace::Idle,
-            cache: SnapshotCache::default(),
-            vanished: Grace::Idle,
-            last: Look {
-                snap: Snapshot::empty(),
-                live: Liveness::Unknown,
-            },
             followed: false,
             announced: false,
         };
         self.sessions.insert(key, Box::new(session));
-        if !self.observe(ctx, key) {
-            if let Some(session) = self.sessions.remove(&key) {
-                self.close_session(ctx, session);
+        let step = self.look(ctx, key);
+        let gone = self.sessions.get(&key).is_none_or(|s| s.tracker.gone());
+        match step {
+            Some(step) if !gone => Ok((key, step)),
+            _ => {
+                // Gone between the stat above and the look.
+                if let Some(session) = self.sessions.remove(&key) {
+                    self.close_session(ctx, session);
+                }
+                Err(Refusal::NotADirectory(resolved.dir.clone()))
             }
-            return Err(Refusal::NotADirectory(resolved.dir.clone()));
         }
-        Ok(key)
     }
 
     /// Cancels wait (or subscription) `target` of `conn`; false if there

@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
-use verdict_proto::liveness::{open_pidfd, Watch};
+use verdict_core::liveness::{open_pidfd, Watch};
 
 use super::session::Session;
 

@@ -4,11 +4,12 @@
 //! temporary directory (drained by the test, so nothing races).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use verdict_proto::wire::RequestId;
 
 use mio::Token;
 use serde_json::{json, Value};
-use verdict_proto::watch::Watcher;
+use verdict_core::watch::Watcher;
 
 use super::{Ctx, Registry, Sink, Stats};
 use crate::config::Config;
@@ -261,11 +262,13 @@ fn cancel_and_a_dropped_connection_release_everything() {
 #[test]
 fn a_dead_process_gets_its_grace_then_a_synthetic_failure() {
     let mut w = World::new();
+    // A grace that has run out by the time its timer is fired by hand.
+    w.config.grace = Duration::ZERO;
     let (name, pid) = dead();
     let dir = w.session("01JGRACE", &[(name, &pid)]);
     w.wait(1, &dir, None);
     assert!(w.replies(1).is_empty(), "grace first: {:?}", w.out.0);
-    w.fire(|timer| matches!(timer, Timer::Grace(_)));
+    w.fire(|timer| matches!(timer, Timer::Session(_)));
     let verdict = w.only_reply(1);
     assert_eq!(verdict["reason"], "died_without_result", "{verdict}");
     assert_eq!(
@@ -292,13 +295,14 @@ fn a_result_within_the_grace_wins() {
 #[test]
 fn a_vanished_directory_is_session_removed_after_its_grace() {
     let mut w = World::new();
+    w.config.grace = Duration::ZERO;
     let (name, pid) = alive();
     let dir = w.session("01JGONE", &[(name, &pid)]);
     w.wait(1, &dir, None);
     std::fs::remove_dir_all(&dir).expect("remove");
     w.changes();
     assert!(w.replies(1).is_empty(), "it may come back: {:?}", w.out.0);
-    w.fire(|timer| matches!(timer, Timer::Vanished(_)));
+    w.fire(|timer| matches!(timer, Timer::Session(_)));
     let error = w.only_reply(1);
     assert_eq!(
         (&error["event"], &error["code"]),

@@ -1,5 +1,5 @@
 //! Turning the `session` of a wait request into a canonical directory
-//! (SPEC §5, §6), the way csa's `session wait` finds one:
+//! (PROTOCOL.md, "Requests"), the way csa's `session wait` finds one:
 //!
 //! 1. an absolute path is that directory;
 //! 2. an id, or a unique prefix of one (case-insensitive), is looked up in
@@ -22,8 +22,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::wire::ErrorCode;
 use serde::Deserialize;
+use verdict_proto::wire::ErrorCode;
 
 /// A directory under which session ids are looked up.
 #[derive(Debug, Clone, PartialEq, Eq)]

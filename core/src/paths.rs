@@ -1,9 +1,9 @@
-//! Where things live by default: the socket, the config file and the
-//! session roots (SPEC §2, §6). Both binaries resolve the socket the same
+//! Where things live: the socket and the files beside it, the config file
+//! and the session roots. Both binaries resolve the socket the same
 //! way, so this is shared. Only environment lookups; nothing is created.
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Environment variable that overrides the socket path.
 pub const SOCKET_ENV: &str = "VERDICT_SOCKET";
@@ -35,6 +35,21 @@ pub fn fallback_socket_dir(uid: u32) -> PathBuf {
         PathBuf::from("/tmp")
     };
     tmp.join(format!("verdictd-{uid}"))
+}
+
+/// The lock file that goes with a socket path, `<socket>.lock`: it holds
+/// the daemon's pid, and only one daemon locks it.
+pub fn lock_path(socket: &Path) -> PathBuf {
+    let mut name = socket.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// The log a daemon started by a client writes, `<socket>.log`.
+pub fn log_path(socket: &Path) -> PathBuf {
+    let mut name = socket.as_os_str().to_owned();
+    name.push(".log");
+    PathBuf::from(name)
 }
 
 fn xdg_home(var: &str, fallback: &str) -> Option<PathBuf> {

@@ -1,4 +1,5 @@
-//! The completion-verdict rules of SPEC §3, as one pure function.
+//! The completion-verdict rules (README.md, "How a verdict is decided"),
+//! as one pure function.
 //!
 //! [`decide`] takes a [`Snapshot`] of a session directory, the liveness of
 //! its process and the [`Phase`] of the wait, and returns a [`Decision`].
@@ -6,137 +7,11 @@
 //! test. Gathering the snapshot ([`Snapshot::read`]) and knowing whether the
 //! process lives are the caller's job.
 
-use std::path::Path;
+use verdict_proto::wire::{self, VerdictEvent, WireOutcome, WireSource};
+use verdict_proto::Exit;
 
-use crate::files::{self, Cached, FileState, Output, Packet, PidFile, SessionResult};
-
-/// Everything the rules need to know about one session directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
-    /// `daemon.pid`.
-    pub pid: FileState<PidFile>,
-    /// `result.toml`.
-    pub result: FileState<SessionResult>,
-    /// `daemon-completion.toml`.
-    pub packet: FileState<Packet>,
-    /// `.complete` (legacy packet).
-    pub legacy: FileState<Packet>,
-    /// `output/result.toml`: csa's fallback when `result.toml` is missing.
-    pub output_result: FileState<SessionResult>,
-    /// What `stdout.log` holds. Read only when rule C3 needs it (an exit-0
-    /// packet and no result); [`Output::Content`] otherwise.
-    pub stdout: Output,
-    /// `result.toml` and `output/result.toml` are not what they were at
-    /// the caller's first look (at its watch): they arrived while it
-    /// watched, so they are this run's, whatever their mtimes say (a clock
-    /// stepped back makes a fresh file look older than `daemon.pid`).
-    pub arrived: Arrived,
-}
-
-/// Which results the caller saw arrive (see [`Snapshot::arrived`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Arrived {
-    /// `result.toml`.
-    pub result: bool,
-    /// `output/result.toml`.
-    pub output_result: bool,
-}
-
-/// The last reading of each session file, so that unchanged files are not
-/// read again (see [`files::load_cached`]).
-#[derive(Debug, Clone, Default)]
-pub struct SnapshotCache {
-    pid: Cached<PidFile>,
-    result: Cached<SessionResult>,
-    packet: Cached<Packet>,
-    legacy: Cached<Packet>,
-    output_result: Cached<SessionResult>,
-    /// The results' stamps at the first look: anything else arrived since.
-    first: Option<[Option<files::Stamp>; 2]>,
-}
-
-impl SnapshotCache {
-    /// Notes the results' stamps at the first look; later, which of them
-    /// changed since.
-    fn arrived(&mut self) -> Arrived {
-        let stamp = |cached: &Cached<SessionResult>| cached.as_ref().map(|(stamp, _)| *stamp);
-        let now = [stamp(&self.result), stamp(&self.output_result)];
-        let Some(first) = self.first else {
-            self.first = Some(now);
-            return Arrived::default();
-        };
-        let new = |i: usize| now[i].is_some() && now[i] != first[i];
-        Arrived {
-            result: new(0),
-            output_result: new(1),
-        }
-    }
-}
-
-impl Snapshot {
-    /// Reads the session files of `dir`; never blocks, never panics.
-    pub fn read(dir: &Path) -> Snapshot {
-        Snapshot::read_cached(dir, &mut SnapshotCache::default())
-    }
-
-    /// Reads the session files of `dir` that changed since `cache` saw them.
-    pub fn read_cached(dir: &Path, cache: &mut SnapshotCache) -> Snapshot {
-        let mut snap = Snapshot {
-            pid: files::load_cached(
-                &dir.join(files::PID_FILE),
-                files::parse_pid_file,
-                &mut cache.pid,
-            ),
-            result: files::load_cached(
-                &dir.join(files::RESULT_FILE),
-                files::parse_result,
-                &mut cache.result,
-            ),
-            packet: files::load_cached(
-                &dir.join(files::PACKET_FILE),
-                files::parse_packet,
-                &mut cache.packet,
-            ),
-            legacy: files::load_cached(
-                &dir.join(files::LEGACY_FILE),
-                files::parse_legacy,
-                &mut cache.legacy,
-            ),
-            output_result: files::load_cached(
-                &dir.join(files::OUTPUT_RESULT_FILE),
-                files::parse_result,
-                &mut cache.output_result,
-            ),
-            stdout: Output::Content,
-            arrived: Arrived::default(),
-        };
-        snap.arrived = cache.arrived();
-        if snap.needs_stdout() {
-            snap.stdout = files::stdout_state(dir);
-        }
-        snap
-    }
-
-    /// Rule C3 asks what `stdout.log` holds only for an exit-0 packet with
-    /// no result: reading a large log for anything else would be waste.
-    fn needs_stdout(&self) -> bool {
-        let packet = self.packet.value().or_else(|| self.legacy.value());
-        packet.is_some_and(|p| p.exit_code == 0) && self.result.value().is_none()
-    }
-
-    /// An empty directory: no files at all.
-    pub fn empty() -> Snapshot {
-        Snapshot {
-            pid: FileState::Absent,
-            result: FileState::Absent,
-            packet: FileState::Absent,
-            legacy: FileState::Absent,
-            output_result: FileState::Absent,
-            stdout: Output::Missing,
-            arrived: Arrived::default(),
-        }
-    }
-}
+use crate::files::{self, FileState, Output, PidFile, SessionResult};
+pub use crate::snapshot::Snapshot;
 
 /// Rule C4's grace period: long enough for a rename racing the exit.
 pub const DEFAULT_GRACE_MS: u64 = 200;
@@ -146,7 +21,7 @@ pub const DEFAULT_GRACE_MS: u64 = 200;
 /// file in the directory starts the period over.
 pub const DEFAULT_LAUNCH_GRACE_MS: u64 = 2_000;
 
-/// Whether the session process lives (SPEC §3, "Liveness").
+/// Whether the session process lives (README.md, "How a verdict is decided").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Liveness {
     /// `/proc/<pid>` exists, is not a zombie, and its start time matches.
@@ -191,6 +66,26 @@ pub enum Source {
     None,
 }
 
+impl From<Outcome> for WireOutcome {
+    fn from(outcome: Outcome) -> WireOutcome {
+        match outcome {
+            Outcome::Completed => WireOutcome::Completed,
+            Outcome::KvWarm => WireOutcome::KvWarm,
+            Outcome::Timeout => WireOutcome::Timeout,
+        }
+    }
+}
+
+impl From<Source> for WireSource {
+    fn from(source: Source) -> WireSource {
+        match source {
+            Source::Result => WireSource::Result,
+            Source::Packet => WireSource::Packet,
+            Source::None => WireSource::None,
+        }
+    }
+}
+
 /// A final answer for a waiter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
@@ -216,15 +111,60 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// The exit code a client should use (SPEC §3, "Client exit codes").
-    pub fn exit(&self) -> i32 {
+    /// The exit code a client should use (README.md, "Exit codes").
+    pub fn exit(&self) -> Exit {
         match self.outcome {
-            Outcome::Completed if success_status(&self.status) && self.exit_code == Some(0) => 0,
-            Outcome::Completed => 1,
-            Outcome::KvWarm => 0,
-            Outcome::Timeout => 124,
+            Outcome::Completed if success_status(&self.status) && self.exit_code == Some(0) => {
+                Exit::Success
+            }
+            Outcome::Completed => Exit::Failure,
+            Outcome::KvWarm => Exit::Success,
+            Outcome::Timeout => Exit::Timeout,
         }
     }
+
+    /// The wire form of this verdict for `session`; text that came from
+    /// session files is bounded (see [`wire::bounded`]).
+    pub fn event(&self, session: &str, elapsed_ms: u64) -> VerdictEvent {
+        let verdict = self;
+        let completed = verdict.outcome == Outcome::Completed;
+        VerdictEvent {
+            outcome: verdict.outcome.into(),
+            session: wire::bounded(session, wire::MAX_WORD_CHARS),
+            status: wire::bounded(&verdict.status, wire::MAX_WORD_CHARS),
+            exit_code: verdict.exit_code,
+            source: completed.then_some(verdict.source.into()),
+            synthetic: completed.then_some(verdict.synthetic),
+            summary: verdict
+                .summary
+                .as_deref()
+                .map(|s| wire::bounded(s, wire::MAX_SUMMARY_CHARS)),
+            reason: verdict
+                .reason
+                .as_deref()
+                .map(|s| wire::bounded(s, wire::MAX_WORD_CHARS)),
+            pid: verdict.pid,
+            exit: verdict.exit(),
+            elapsed_ms,
+            dir: None,
+            notes: bounded_notes(&verdict.notes),
+        }
+    }
+}
+
+fn bounded_notes(notes: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = notes
+        .iter()
+        .take(wire::MAX_NOTES)
+        .map(|note| wire::bounded(note, wire::MAX_NOTE_CHARS))
+        .collect();
+    if notes.len() > wire::MAX_NOTES {
+        out.push(format!(
+            "… and {} more notes",
+            notes.len() - wire::MAX_NOTES
+        ));
+    }
+    out
 }
 
 /// What the rules say about a session right now.

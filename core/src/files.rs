@@ -1,4 +1,4 @@
-//! Reading and parsing the files of one session directory (SPEC §2).
+//! Reading and parsing the files of one session directory (README.md, "How a verdict is decided").
 //!
 //! Everything here is defensive: every session file is opened one way,
 //! [`open_file`] (non-blocking, never through a link for metadata, then

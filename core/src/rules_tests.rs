@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::files::{FileState, Output, Packet, PidFile, SessionResult};
+use crate::snapshot::{Arrived, SnapshotCache};
 
 fn at(secs: u64) -> Option<SystemTime> {
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
@@ -382,7 +383,7 @@ fn every_rule() {
             Decision::AwaitGrace => Want::AwaitGrace,
             Decision::AwaitLaunch => Want::AwaitLaunch,
             Decision::Verdict(v) => {
-                let exit = v.exit();
+                let exit = v.exit().code();
                 Want::Verdict(
                     v.outcome,
                     leak(v.status),
