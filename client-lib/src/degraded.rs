@@ -92,6 +92,9 @@ pub fn wait_all(
     answer: &mut dyn FnMut(usize, Result<VerdictEvent, Error>),
 ) -> Result<(), Error> {
     let started = Instant::now();
+    if dirs.len() > FEW_SESSIONS {
+        allow_many_fds();
+    }
     let mut watcher = Watcher::new().map_err(Error::Io)?;
     let mut sessions: Vec<State> = Vec::with_capacity(dirs.len());
     for (index, dir) in dirs.iter().enumerate() {
@@ -131,6 +134,27 @@ pub fn wait_all(
         sleep(&mut watcher, &mut sessions, stop, wake)?;
     }
     Ok(())
+}
+
+/// A call with more sessions than this raises its open-files limit.
+const FEW_SESSIONS: usize = 256;
+
+/// Raises the soft open-files limit to the hard one: a pidfd per live
+/// process of a thousand sessions is past the usual soft limit (1,024),
+/// and `poll` (unlike `select`) has no use for a low one. Without it, a
+/// process whose pidfd cannot be opened is polled, so nothing is lost.
+fn allow_many_fds() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            },
+        );
+    }
 }
 
 fn elapsed_ms(started: Instant) -> u64 {
@@ -248,14 +272,50 @@ impl State {
     }
 }
 
-/// Blocks until a file event, a process exit, `stop` or `until`, and marks
-/// the sessions concerned.
+/// Blocks until a file event, a process exit, `stop` or `until`, and hands
+/// what happened to the sessions' trackers.
 fn sleep(
     watcher: &mut Watcher,
     sessions: &mut [State],
     stop: Option<BorrowedFd<'_>>,
     until: Option<Instant>,
 ) -> Result<(), Error> {
+    let (changed, exited) = wait_for_events(watcher, sessions, stop, until)?;
+    if changed {
+        for change in watcher.drain() {
+            match change {
+                Change::Paths(paths) => paths.iter().for_each(|path| changed_at(sessions, path)),
+                Change::NewDirs(_) => {}
+                Change::Rescan => sessions.iter_mut().for_each(|s| s.tracker.rescan()),
+            }
+        }
+    }
+    for (s, watch) in exited {
+        let session = &mut sessions[s];
+        session.pidfds.remove(&watch.pid);
+        session.exited.push(watch);
+        session.tracker.exited();
+    }
+    Ok(())
+}
+
+/// Tells the session a changed path belongs to, if any.
+fn changed_at(sessions: &mut [State], path: &Path) {
+    for session in sessions.iter_mut() {
+        if let Some(change) = session.change_at(path) {
+            session.tracker.changed(change);
+        }
+    }
+}
+
+/// One `poll` of the watcher, `stop` and every armed pidfd: whether the
+/// watcher has events, and the (session, process) of each pidfd that fired.
+fn wait_for_events(
+    watcher: &Watcher,
+    sessions: &[State],
+    stop: Option<BorrowedFd<'_>>,
+    until: Option<Instant>,
+) -> Result<(bool, Vec<(usize, Watch)>), Error> {
     let timeout = until.map(|at| {
         let left = at.saturating_duration_since(Instant::now());
         Timespec {
@@ -263,65 +323,37 @@ fn sleep(
             tv_nsec: i64::from(left.subsec_nanos()),
         }
     });
-    // (session, pid, leader) for each armed pidfd, in poll order.
-    let watched: Vec<(usize, i32, bool)> = sessions
-        .iter()
-        .enumerate()
-        .flat_map(|(s, session)| {
-            session
-                .pidfds
-                .iter()
-                .filter(|(_, (fd, _))| fd.is_some())
-                .map(move |(pid, (_, leader))| (s, *pid, *leader))
-        })
-        .collect();
-    let fired: Vec<bool> = {
-        let mut fds = vec![PollFd::new(&*watcher, PollFlags::IN)];
-        if let Some(stop) = &stop {
-            fds.push(PollFd::new(stop, PollFlags::IN));
-        }
-        for (s, pid, _) in &watched {
-            if let Some((Some(fd), _)) = sessions[*s].pidfds.get(pid) {
+    // (session, process) for each armed pidfd, in poll order.
+    let mut watched = Vec::new();
+    let mut fds = vec![PollFd::new(watcher, PollFlags::IN)];
+    if let Some(stop) = &stop {
+        fds.push(PollFd::new(stop, PollFlags::IN));
+    }
+    for (s, session) in sessions.iter().enumerate() {
+        for (pid, (fd, group_leader)) in &session.pidfds {
+            if let Some(fd) = fd {
                 fds.push(PollFd::new(fd, PollFlags::IN));
+                let watch = Watch {
+                    pid: *pid,
+                    group_leader: *group_leader,
+                };
+                watched.push((s, watch));
             }
         }
-        match poll(&mut fds, timeout.as_ref()) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(err) => return Err(Error::Io(err.into())),
-        }
-        fds.iter().map(|fd| !fd.revents().is_empty()).collect()
-    };
-    let (fired, pidfds_fired) = fired.split_at(1 + usize::from(stop.is_some()));
-    if fired.get(1) == Some(&true) {
+    }
+    match poll(&mut fds, timeout.as_ref()) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => {}
+        Err(err) => return Err(Error::Io(err.into())),
+    }
+    let fired: Vec<bool> = fds.iter().map(|fd| !fd.revents().is_empty()).collect();
+    let (own, pidfds) = fired.split_at(1 + usize::from(stop.is_some()));
+    if own.get(1) == Some(&true) {
         return Err(Error::Stopped);
     }
-    if fired[0] {
-        for change in watcher.drain() {
-            match change {
-                Change::Paths(paths) => {
-                    for path in paths {
-                        for session in sessions.iter_mut() {
-                            if let Some(change) = session.change_at(&path) {
-                                session.tracker.changed(change);
-                            }
-                        }
-                    }
-                }
-                Change::NewDirs(_) => {}
-                Change::Rescan => sessions.iter_mut().for_each(|s| s.tracker.rescan()),
-            }
-        }
-    }
-    for ((s, pid, group_leader), fired) in watched.iter().zip(pidfds_fired) {
-        if *fired {
-            let session = &mut sessions[*s];
-            session.pidfds.remove(pid);
-            session.exited.push(Watch {
-                pid: *pid,
-                group_leader: *group_leader,
-            });
-            session.tracker.exited();
-        }
-    }
-    Ok(())
+    let exited = watched
+        .into_iter()
+        .zip(pidfds)
+        .filter_map(|(entry, fired)| fired.then_some(entry))
+        .collect();
+    Ok((own[0], exited))
 }

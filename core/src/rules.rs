@@ -7,11 +7,12 @@
 //! test. Gathering the snapshot ([`Snapshot::read`]) and knowing whether the
 //! process lives are the caller's job.
 
-use verdict_proto::wire::{self, VerdictEvent, WireOutcome, WireSource};
 use verdict_proto::Exit;
 
 use crate::files::{self, FileState, Output, PidFile, SessionResult};
 pub use crate::snapshot::Snapshot;
+
+mod event;
 
 /// Rule C4's grace period: long enough for a rename racing the exit.
 pub const DEFAULT_GRACE_MS: u64 = 200;
@@ -66,26 +67,6 @@ pub enum Source {
     None,
 }
 
-impl From<Outcome> for WireOutcome {
-    fn from(outcome: Outcome) -> WireOutcome {
-        match outcome {
-            Outcome::Completed => WireOutcome::Completed,
-            Outcome::KvWarm => WireOutcome::KvWarm,
-            Outcome::Timeout => WireOutcome::Timeout,
-        }
-    }
-}
-
-impl From<Source> for WireSource {
-    fn from(source: Source) -> WireSource {
-        match source {
-            Source::Result => WireSource::Result,
-            Source::Packet => WireSource::Packet,
-            Source::None => WireSource::None,
-        }
-    }
-}
-
 /// A final answer for a waiter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
@@ -122,49 +103,6 @@ impl Verdict {
             Outcome::Timeout => Exit::Timeout,
         }
     }
-
-    /// The wire form of this verdict for `session`; text that came from
-    /// session files is bounded (see [`wire::bounded`]).
-    pub fn event(&self, session: &str, elapsed_ms: u64) -> VerdictEvent {
-        let verdict = self;
-        let completed = verdict.outcome == Outcome::Completed;
-        VerdictEvent {
-            outcome: verdict.outcome.into(),
-            session: wire::bounded(session, wire::MAX_WORD_CHARS),
-            status: wire::bounded(&verdict.status, wire::MAX_WORD_CHARS),
-            exit_code: verdict.exit_code,
-            source: completed.then_some(verdict.source.into()),
-            synthetic: completed.then_some(verdict.synthetic),
-            summary: verdict
-                .summary
-                .as_deref()
-                .map(|s| wire::bounded(s, wire::MAX_SUMMARY_CHARS)),
-            reason: verdict
-                .reason
-                .as_deref()
-                .map(|s| wire::bounded(s, wire::MAX_WORD_CHARS)),
-            pid: verdict.pid,
-            exit: verdict.exit(),
-            elapsed_ms,
-            dir: None,
-            notes: bounded_notes(&verdict.notes),
-        }
-    }
-}
-
-fn bounded_notes(notes: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = notes
-        .iter()
-        .take(wire::MAX_NOTES)
-        .map(|note| wire::bounded(note, wire::MAX_NOTE_CHARS))
-        .collect();
-    if notes.len() > wire::MAX_NOTES {
-        out.push(format!(
-            "… and {} more notes",
-            notes.len() - wire::MAX_NOTES
-        ));
-    }
-    out
 }
 
 /// What the rules say about a session right now.

@@ -280,11 +280,12 @@ fn the_harness_never_signals_a_process_its_lock_file_names_unless_it_is_its_daem
 }
 
 #[test]
-fn degraded_mode_waits_on_hundreds_of_sessions_with_one_inotify_instance() {
+fn degraded_mode_waits_on_a_thousand_sessions_with_one_inotify_instance() {
     let h = Harness::without_daemon();
     // Past fs.inotify.max_user_instances (128 by default) when each
-    // session had an instance of its own.
-    let sessions: Vec<verdict_e2e::Session> = (0..300)
+    // session had an instance of its own, and past the usual soft limit of
+    // open files (1,024) with a pidfd per session.
+    let sessions: Vec<verdict_e2e::Session> = (0..1000)
         .map(|i| {
             let mut s = h.session(&format!("01JALONE{i:03}"));
             s.start_process();
@@ -301,7 +302,7 @@ fn degraded_mode_waits_on_hundreds_of_sessions_with_one_inotify_instance() {
         .expect("verdict");
     let pid = child.id();
     verdict_e2e::eventually("the waits to be armed", || {
-        (verdict_e2e::inotify_watches(pid) == 300).then_some(())
+        (verdict_e2e::inotify_watches(pid) == 1000).then_some(())
     });
     let instances = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("fds")
@@ -322,7 +323,7 @@ fn degraded_mode_waits_on_hundreds_of_sessions_with_one_inotify_instance() {
     let mut child = child;
     let run = verdict_e2e::Run::from(verdict_e2e::finish(&mut child));
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.stdout.lines().count(), 300);
+    assert_eq!(run.stdout.lines().count(), 1000);
 }
 
 #[test]

@@ -34,38 +34,72 @@ impl Waits<'_> {
             Link::Alone(why) => why.clone(),
             Link::Daemon(_) => None,
         };
+        let cap_ms = self.remaining_cap().unwrap_or(DEFAULT_CAP_MS);
+        self.cap_ms.get_or_insert(DEFAULT_CAP_MS);
+        let cap = (cap_ms > 0).then(|| Duration::from_millis(cap_ms));
+        let (stop_read, stop_write) = match self.stop_pipe() {
+            Ok(pipe) => pipe,
+            Err(err) => {
+                let message = format!("cannot wait without verdictd: {err}");
+                self.refuse_pending(ErrorCode::Internal, &message);
+                return;
+            }
+        };
+        let (send, answers) = mpsc::channel();
+        let (entries, dirs) = self.resolve_pending(why.as_deref());
+        if !entries.is_empty() {
+            // One thread and one loop for all of them.
+            let spawned = std::thread::Builder::new()
+                .name("verdict-degraded".into())
+                .spawn(move || {
+                    let mut answer = |k: usize, result| {
+                        let _ = send.send((entries[k], result));
+                    };
+                    let stop = Some(stop_read.as_fd());
+                    let ended =
+                        degraded::wait_all(&dirs, cap, Timing::default(), stop, &mut answer);
+                    if let Err(err) = ended {
+                        // Stopped, or poll failed: every session still
+                        // waited for hears it (the channel tells the rest).
+                        let _ = send.send((ALL, Err(err)));
+                    }
+                });
+            match spawned {
+                Ok(_) => self.queue.push_back(Update::Degraded { why }),
+                Err(err) => {
+                    let message = format!("cannot wait without verdictd: {err}");
+                    self.refuse_pending(ErrorCode::Internal, &message);
+                }
+            }
+        }
+        self.alone = Some(Alone {
+            answers,
+            stop: stop_write,
+        });
+    }
+
+    /// The pipe that stops the loop (read end, write end); the stopper, if
+    /// any, holds a copy of the write end.
+    fn stop_pipe(&self) -> std::io::Result<(OwnedFd, OwnedFd)> {
+        let (read, write) = std::io::pipe()?;
+        let write = OwnedFd::from(write);
+        if let Some(stopper) = &self.stopper {
+            stopper.watch_pipe(rustix::io::fcntl_dupfd_cloexec(&write, 0)?);
+        }
+        Ok((read.into(), write))
+    }
+
+    /// Finds the directory of every pending session: the entries found
+    /// (and their directories, in the same order); the others are refused
+    /// or dropped (named twice).
+    fn resolve_pending(&mut self, why: Option<&str>) -> (Vec<usize>, Vec<std::path::PathBuf>) {
         let roots: Vec<Root> = verdict_core::paths::default_session_roots()
             .into_iter()
             .map(|path| Root { path, poll: false })
             .collect();
         let cwd = self.client.options.cwd.clone();
-        let cap_ms = self.remaining_cap().unwrap_or(DEFAULT_CAP_MS);
-        self.cap_ms.get_or_insert(DEFAULT_CAP_MS);
-        let cap = (cap_ms > 0).then(|| Duration::from_millis(cap_ms));
-        let (stop_read, stop_write): (OwnedFd, OwnedFd) = match std::io::pipe() {
-            Ok((read, write)) => (read.into(), write.into()),
-            Err(err) => {
-                self.refuse_pending(
-                    ErrorCode::Internal,
-                    &format!("cannot wait without verdictd: {err}"),
-                );
-                return;
-            }
-        };
-        if let Some(stopper) = &self.stopper {
-            match rustix::io::fcntl_dupfd_cloexec(&stop_write, 0) {
-                Ok(copy) => stopper.watch_pipe(copy),
-                Err(err) => {
-                    let message = format!("cannot wait without verdictd: {err}");
-                    self.refuse_pending(ErrorCode::Internal, &message);
-                    return;
-                }
-            }
-        }
-        let (send, answers) = mpsc::channel();
         let mut index = Index::default();
-        let mut dirs = Vec::new();
-        let mut entries = Vec::new();
+        let (mut entries, mut dirs) = (Vec::new(), Vec::new());
         for i in 0..self.entries.len() {
             if !matches!(self.entries[i].slot, Slot::Pending) {
                 continue;
@@ -74,7 +108,7 @@ impl Waits<'_> {
             let dir = match resolved {
                 Ok(resolved) => resolved.dir,
                 Err(err) => {
-                    let message = match &why {
+                    let message = match why {
                         Some(why) => format!("{why}; and without it: {err}"),
                         None => err.to_string(),
                     };
@@ -90,42 +124,7 @@ impl Waits<'_> {
             dirs.push(dir);
             entries.push(i);
         }
-        let started = entries.len();
-        if started > 0 {
-            // One thread and one loop for all of them.
-            let spawned = std::thread::Builder::new()
-                .name("verdict-degraded".into())
-                .spawn(move || {
-                    let mut answer = |k: usize, result| {
-                        let _ = send.send((entries[k], result));
-                    };
-                    let ended = degraded::wait_all(
-                        &dirs,
-                        cap,
-                        Timing::default(),
-                        Some(stop_read.as_fd()),
-                        &mut answer,
-                    );
-                    if let Err(err) = ended {
-                        // Stopped, or poll failed: every session still
-                        // waited for hears it (the channel tells the rest).
-                        let _ = send.send((ALL, Err(err)));
-                    }
-                });
-            if let Err(err) = spawned {
-                self.refuse_pending(
-                    ErrorCode::Internal,
-                    &format!("cannot wait without verdictd: {err}"),
-                );
-            }
-        }
-        if started > 0 {
-            self.queue.push_back(Update::Degraded { why });
-        }
-        self.alone = Some(Alone {
-            answers,
-            stop: stop_write,
-        });
+        (entries, dirs)
     }
 
     pub(super) fn refuse_pending(&mut self, code: ErrorCode, message: &str) {

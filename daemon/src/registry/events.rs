@@ -100,22 +100,12 @@ impl Registry {
                         keys.insert(*key);
                     }
                 }
-                Change::NewDirs(dirs) => {
-                    new_entries.extend(dirs.into_iter().filter(|dir| {
-                        dir.parent().is_some_and(|p| {
-                            self.follow.watches_dir(p) || self.follow.watches_tree(p)
-                        }) && !self.by_dir.contains_key(dir)
-                    }));
-                }
+                Change::NewDirs(dirs) => new_entries.extend(
+                    dirs.into_iter()
+                        .filter(|dir| self.followed_parent(dir) && !self.by_dir.contains_key(dir)),
+                ),
                 Change::Paths(paths) => {
-                    for path in paths {
-                        if let Some((key, change)) = self.change_at(&path) {
-                            if let Some(session) = self.sessions.get_mut(&key) {
-                                session.tracker.changed(change);
-                                keys.insert(key);
-                            }
-                        }
-                    }
+                    keys.extend(paths.iter().filter_map(|p| self.changed_at(p)))
                 }
             }
         }
@@ -125,6 +115,19 @@ impl Registry {
         if !new_entries.is_empty() {
             self.new_entries(ctx, new_entries);
         }
+    }
+
+    /// `dir` is an entry of a directory that subscriptions follow.
+    fn followed_parent(&self, dir: &std::path::Path) -> bool {
+        dir.parent()
+            .is_some_and(|p| self.follow.watches_dir(p) || self.follow.watches_tree(p))
+    }
+
+    /// Tells the tracker of the session a changed path belongs to; its key.
+    fn changed_at(&mut self, path: &std::path::Path) -> Option<u64> {
+        let (key, change) = self.change_at(path)?;
+        self.sessions.get_mut(&key)?.tracker.changed(change);
+        Some(key)
     }
 
     /// The session a changed path belongs to, and what changed in it.

@@ -31,39 +31,11 @@ impl Server {
                 Ok((stream, _)) => stream,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => {
-                    // EMFILE and friends: the pending connections stay
-                    // queued, but the edge-triggered listener will not
-                    // say so again. Retry on a timer while this lasts.
-                    if self.accept_retry.is_none() {
-                        if !self.accept_failing {
-                            log::error!(
-                                "accept failed: {err}; retrying every {ACCEPT_RETRY:?} until it works"
-                            );
-                            self.accept_failing = true;
-                        }
-                        self.accept_retry = Some(self.core.timers.add(ACCEPT_RETRY, Timer::Accept));
-                    }
-                    return;
-                }
+                Err(err) => return self.accept_failed(&err),
             };
-            if let Some(timer) = self.accept_retry.take() {
-                self.core.timers.cancel(timer);
-            }
-            if std::mem::take(&mut self.accept_failing) {
-                log::info!("accepting connections again");
-            }
-            match crate::peer::peer(&stream) {
-                Ok(peer) if peer.uid == self.uid => {}
-                Ok(peer) => {
-                    let pid = peer.pid.map_or_else(|| "?".into(), |pid| pid.to_string());
-                    log::warn!("refused a connection from uid {} (pid {pid})", peer.uid);
-                    continue;
-                }
-                Err(err) => {
-                    log::warn!("refused a connection without peer credentials: {err}");
-                    continue;
-                }
+            self.accepting_again();
+            if !self.is_our_user(&stream) {
+                continue;
             }
             if self.core.conns.len() >= self.core.config.max_connections {
                 refuse_busy(&mut stream, self.core.config.max_connections);
@@ -71,16 +43,51 @@ impl Server {
             }
             let token = Token(self.next_conn);
             self.next_conn += 1;
-            if let Err(err) =
-                self.core
-                    .poll
-                    .registry()
-                    .register(&mut stream, token, Interest::READABLE)
-            {
+            let registry = self.core.poll.registry();
+            if let Err(err) = registry.register(&mut stream, token, Interest::READABLE) {
                 log::error!("cannot register a connection: {err}");
                 continue;
             }
             self.core.conns.insert(token, Conn::new(stream));
+        }
+    }
+
+    /// EMFILE and friends: the pending connections stay queued, but the
+    /// edge-triggered listener will not say so again. Retry on a timer
+    /// while this lasts.
+    fn accept_failed(&mut self, err: &io::Error) {
+        if self.accept_retry.is_some() {
+            return;
+        }
+        if !self.accept_failing {
+            log::error!("accept failed: {err}; retrying every {ACCEPT_RETRY:?} until it works");
+            self.accept_failing = true;
+        }
+        self.accept_retry = Some(self.core.timers.add(ACCEPT_RETRY, Timer::Accept));
+    }
+
+    fn accepting_again(&mut self) {
+        if let Some(timer) = self.accept_retry.take() {
+            self.core.timers.cancel(timer);
+        }
+        if std::mem::take(&mut self.accept_failing) {
+            log::info!("accepting connections again");
+        }
+    }
+
+    /// Only the daemon's own user may connect.
+    fn is_our_user(&self, stream: &mio::net::UnixStream) -> bool {
+        match crate::peer::peer(stream) {
+            Ok(peer) if peer.uid == self.uid => true,
+            Ok(peer) => {
+                let pid = peer.pid.map_or_else(|| "?".into(), |pid| pid.to_string());
+                log::warn!("refused a connection from uid {} (pid {pid})", peer.uid);
+                false
+            }
+            Err(err) => {
+                log::warn!("refused a connection without peer credentials: {err}");
+                false
+            }
         }
     }
 

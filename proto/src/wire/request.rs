@@ -133,91 +133,90 @@ pub fn parse_request(line: &[u8]) -> Result<(RequestId, Request), RequestError> 
         None => RequestId::null(),
         Some(value) => raw_id.unwrap_or_else(|| RequestId::from_value(value)),
     };
+    check_version(&obj).map_err(|(code, message)| fail(&id, code, message))?;
+    let request =
+        parse_op(&obj, raw_target).map_err(|message| fail(&id, ErrorCode::BadRequest, message))?;
+    Ok((id, request))
+}
+
+type Object = serde_json::Map<String, Value>;
+
+/// `"v"` is the version this crate speaks.
+fn check_version(obj: &Object) -> Result<(), (ErrorCode, String)> {
     match obj.get("v") {
-        Some(v) if v.as_u64() == Some(PROTOCOL_VERSION) => {}
-        Some(v) => {
-            let msg = format!("protocol version {v} is not supported; this daemon speaks \"v\":{PROTOCOL_VERSION}");
-            return Err(fail(&id, ErrorCode::UnsupportedVersion, msg));
-        }
-        None => {
-            return Err(fail(
-                &id,
-                ErrorCode::BadRequest,
-                "missing \"v\" (use \"v\":1)".into(),
-            ))
-        }
+        Some(v) if v.as_u64() == Some(PROTOCOL_VERSION) => Ok(()),
+        Some(v) => Err((
+            ErrorCode::UnsupportedVersion,
+            format!("protocol version {v} is not supported; this daemon speaks \"v\":{PROTOCOL_VERSION}"),
+        )),
+        None => Err((ErrorCode::BadRequest, "missing \"v\" (use \"v\":1)".into())),
     }
-    let bad = |message: String| fail(&id, ErrorCode::BadRequest, message);
+}
+
+/// The request an object's `"op"` names, or what is wrong with it.
+fn parse_op(obj: &Object, raw_target: Option<RequestId>) -> Result<Request, String> {
     let op = obj
         .get("op")
         .and_then(Value::as_str)
-        .ok_or_else(|| bad("missing string field \"op\"".into()))?;
-    let request = match op {
-        "wait" => {
-            let session = match obj.get("session") {
-                Some(Value::String(s)) if !s.is_empty() => s.clone(),
-                _ => return Err(bad("\"wait\" needs a non-empty string \"session\"".into())),
-            };
-            let cap_ms = match obj.get("cap_ms") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(v.as_u64().ok_or_else(|| {
-                    bad(format!(
-                        "\"cap_ms\" must be a non-negative integer, got {v}"
-                    ))
-                })?),
-            };
-            let cwd = match obj.get("cwd") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) if s.starts_with('/') => Some(s.clone()),
-                Some(v) => {
-                    return Err(bad(format!(
-                        "\"cwd\" must be an absolute path string, got {v}"
-                    )))
-                }
-            };
-            Request::Wait {
-                session,
-                cap_ms,
-                cwd,
-            }
-        }
+        .ok_or("missing string field \"op\"")?;
+    match op {
+        "wait" => parse_wait(obj),
         "cancel" => match obj.get("target") {
-            Some(target) if !target.is_null() => Request::Cancel {
+            Some(target) if !target.is_null() => Ok(Request::Cancel {
                 target: raw_target.unwrap_or_else(|| RequestId::from_value(target)),
-            },
-            _ => {
-                return Err(bad(
-                    "\"cancel\" needs \"target\", the id of the wait to cancel".into(),
-                ))
-            }
+            }),
+            _ => Err("\"cancel\" needs \"target\", the id of the wait to cancel".into()),
         },
-        "status" => Request::Status,
-        "ping" => Request::Ping,
-        "subscribe" => {
-            let under = match obj.get("under") {
-                None | Some(Value::Null) => Vec::new(),
-                Some(Value::Array(dirs)) => dirs
-                    .iter()
-                    .map(|dir| match dir {
-                        Value::String(s) if s.starts_with('/') => Ok(s.clone()),
-                        other => Err(bad(format!(
-                            "\"under\" must hold absolute directory paths, got {other}"
-                        ))),
-                    })
-                    .collect::<Result<_, _>>()?,
-                Some(other) => {
-                    return Err(bad(format!(
-                        "\"under\" must be an array of absolute paths, got {other}"
-                    )))
-                }
-            };
-            Request::Subscribe { under }
-        }
-        other => {
-            return Err(bad(format!(
-                "unknown op {other:?}; expected wait, cancel, status, ping or subscribe"
-            )))
+        "status" => Ok(Request::Status),
+        "ping" => Ok(Request::Ping),
+        "subscribe" => parse_subscribe(obj),
+        other => Err(format!(
+            "unknown op {other:?}; expected wait, cancel, status, ping or subscribe"
+        )),
+    }
+}
+
+fn parse_wait(obj: &Object) -> Result<Request, String> {
+    let session = match obj.get("session") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err("\"wait\" needs a non-empty string \"session\"".into()),
+    };
+    let cap_ms = match obj.get("cap_ms") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| format!("\"cap_ms\" must be a non-negative integer, got {v}"))?,
+        ),
+    };
+    let cwd = match obj.get("cwd") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.starts_with('/') => Some(s.clone()),
+        Some(v) => return Err(format!("\"cwd\" must be an absolute path string, got {v}")),
+    };
+    Ok(Request::Wait {
+        session,
+        cap_ms,
+        cwd,
+    })
+}
+
+fn parse_subscribe(obj: &Object) -> Result<Request, String> {
+    let under = match obj.get("under") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(dirs)) => dirs
+            .iter()
+            .map(|dir| match dir {
+                Value::String(s) if s.starts_with('/') => Ok(s.clone()),
+                other => Err(format!(
+                    "\"under\" must hold absolute directory paths, got {other}"
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(format!(
+                "\"under\" must be an array of absolute paths, got {other}"
+            ))
         }
     };
-    Ok((id, request))
+    Ok(Request::Subscribe { under })
 }
