@@ -53,7 +53,14 @@ impl std::fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Watch(_, err) | Error::Io(err) => Some(err),
+            Error::NoSession(_) | Error::Stopped => None,
+        }
+    }
+}
 
 /// Waits for the verdict of the session in `dir` (an existing directory),
 /// with `cap` (`None`: no cap). Returns the verdict as verdictd would send
