@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
-use verdict_core::files::PID_FILE;
 use verdict_core::liveness::{self, Watch};
 use verdict_core::rules::{Liveness, Verdict};
 use verdict_core::track::{self, Found, Identity, Look, Probe, Tracker};
@@ -273,9 +272,7 @@ impl State {
         if path == dir {
             return Some(track::Change::Dir);
         }
-        (path.parent() == Some(dir)).then(|| track::Change::File {
-            pid_file: path.file_name().is_some_and(|name| name == PID_FILE),
-        })
+        (path.parent() == Some(dir)).then(|| track::Change::of_file(path))
     }
 }
 

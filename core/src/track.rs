@@ -99,6 +99,18 @@ pub enum Change {
     },
 }
 
+impl Change {
+    /// The change a watcher reports at `path`, a file in the session
+    /// directory.
+    pub fn of_file(path: &std::path::Path) -> Change {
+        Change::File {
+            pid_file: path
+                .file_name()
+                .is_some_and(|name| name == crate::files::PID_FILE),
+        }
+    }
+}
+
 /// One look at the session, taken by the driver.
 // A look lives for one call, on the stack: boxing `Found` would cost an
 // allocation on every exit path for nothing.

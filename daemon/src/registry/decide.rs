@@ -64,7 +64,9 @@ impl Registry {
     /// Acts on a tracker's step: a verdict for every waiter, an error when
     /// the directory is gone for good, or the deadline to wake up for.
     pub(super) fn act(&mut self, ctx: &mut Ctx, key: u64, step: Step) {
-        self.announce(ctx, key);
+        if step != Step::Removed {
+            self.announce(ctx, key);
+        }
         match step {
             Step::Verdict(verdict) => self.deliver_all(ctx, key, &verdict),
             Step::Removed => {

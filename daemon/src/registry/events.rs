@@ -7,7 +7,6 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use mio::Token;
-use verdict_core::files::PID_FILE;
 use verdict_core::track;
 use verdict_core::watch::{Change, Watcher};
 
@@ -136,8 +135,7 @@ impl Registry {
             return Some((*key, track::Change::Dir));
         }
         let key = path.parent().and_then(|p| self.by_dir.get(p))?;
-        let pid_file = path.file_name().is_some_and(|name| name == PID_FILE);
-        Some((*key, track::Change::File { pid_file }))
+        Some((*key, track::Change::of_file(path)))
     }
 
     /// Looks at every session again (after a config reload, say).
