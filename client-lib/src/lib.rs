@@ -44,6 +44,7 @@
 
 mod client;
 pub mod connect;
+pub mod csa1142;
 pub mod daemon;
 pub mod degraded;
 mod error;

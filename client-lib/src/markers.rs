@@ -142,7 +142,7 @@ pub fn timeout(session: &str, cap: &str, elapsed_s: u64, rewait: &str) -> [Strin
 
 /// A value in a plain sentence: control characters escaped so that it
 /// stays one line and cannot pass for a marker line of its own.
-fn one_line(value: &str) -> String {
+pub(crate) fn one_line(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         if c.is_control() {

@@ -97,17 +97,21 @@ impl Verdict {
         })
     }
 
+    /// Copies the session's `stdout.log` to `out` (problems on `err`);
+    /// true when it held at least one byte.
+    pub fn print_output(&self, out: &mut dyn Write, err: &mut dyn Write) -> bool {
+        self.dir
+            .as_deref()
+            .is_some_and(|dir| stream_output(dir, out, err))
+    }
+
     /// Writes what `verdict wait` (and csa's `session wait`) prints for a
     /// completed session: its `stdout.log` and the COMPLETED marker on
     /// `out` (only the marker's `err` copy when `json`), a failure's
     /// summary when there was no output, and the hint on `err`. Write
     /// errors are ignored: the exit code is the answer.
     pub fn print_completed(&self, out: &mut dyn Write, err: &mut dyn Write, json: bool) {
-        let streamed = !json
-            && self
-                .dir
-                .as_deref()
-                .is_some_and(|dir| stream_output(dir, out, err));
+        let streamed = !json && self.print_output(out, err);
         if !streamed {
             if let Some(summary) = markers::failure_summary(&self.event) {
                 line(err, &summary);

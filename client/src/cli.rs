@@ -37,40 +37,7 @@ pub enum Command {
     /// all of them (--all) or the first to complete (--any), printing each
     /// session's output under a `==> SESSION <==` header as it ends.
     #[command(allow_negative_numbers = true)]
-    Wait {
-        /// Session directory (a path), or a session id or unique prefix of one,
-        /// looked up in the current project's csa sessions first, then under every root.
-        #[arg(required = true, value_name = "SESSION")]
-        sessions: Vec<String>,
-        /// With several sessions: return when every one has an answer (the default).
-        /// Exit 0 if every session's code is 0, else 1 if any is 1, else 124;
-        /// 2 if a session is unknown (the others are still waited for).
-        #[arg(long, conflicts_with = "any")]
-        all: bool,
-        /// With several sessions: return at the first completed one, with its code,
-        /// and cancel the rest. At the cap: 0 if any still runs, else 124.
-        #[arg(long)]
-        any: bool,
-        /// Give up after SECONDS: exit 0 (kv_warm) if the session still runs, 124 if not.
-        /// 0 waits without a cap; the default is the daemon's (240 s).
-        #[arg(long, value_name = "SECONDS", value_parser = parse_cap)]
-        cap: Option<Duration>,
-        /// Print each verdict object as one JSON line on stdout (in arrival order),
-        /// instead of the session's output and the marker.
-        #[arg(long)]
-        json: bool,
-        /// The daemon's socket.
-        #[arg(long, value_name = "PATH")]
-        socket: Option<PathBuf>,
-        /// Do not start verdictd when nothing listens; exit 3 instead.
-        #[arg(long, conflicts_with = "no_daemon")]
-        no_spawn: bool,
-        /// Wait without verdictd: watch each session directory and its process
-        /// here, with the daemon's rules. Also what happens by itself when no
-        /// daemon can be reached or started.
-        #[arg(long)]
-        no_daemon: bool,
-    },
+    Wait(WaitCmd),
     /// Print every session's start and end under the daemon's roots as they
     /// happen, one line each (`started ID pid N DIR`, `ended ID STATUS exit=N
     /// synthetic=B DIR`), until interrupted. Sessions that had ended before
@@ -102,6 +69,16 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
     },
+    /// Answer as csa: `verdict csa session wait ARGS` is `csa session wait`
+    /// answered by verdict (csa's flags, csa's command names in hints);
+    /// any other csa command runs the real `csa` found on PATH. Run as
+    /// `csa` (a symlink to verdict), verdict does the same.
+    #[command(disable_help_flag = true)]
+    Csa {
+        /// csa's command line.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Show the daemon's counters (sessions, waiters, verdicts sent, ...).
     Status {
         /// Print the status object as one JSON line.
@@ -111,6 +88,66 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
     },
+}
+
+/// `verdict wait`'s arguments (also what `csa session wait` accepts).
+#[derive(Debug, clap::Args)]
+pub struct WaitCmd {
+    /// Session directory (a path), or a session id or unique prefix of one,
+    /// looked up in the current project's csa sessions first, then under every root.
+    #[arg(required_unless_present = "session", value_name = "SESSION")]
+    pub sessions: Vec<String>,
+    /// The session, as csa names it (`--session ID`); same as SESSION.
+    #[arg(long = "session", value_name = "ID")]
+    pub session: Option<String>,
+    /// With several sessions: return when every one has an answer (the default).
+    /// Exit 0 if every session's code is 0, else 1 if any is 1, else 124;
+    /// 2 if a session is unknown (the others are still waited for).
+    #[arg(long, conflicts_with = "any")]
+    pub all: bool,
+    /// With several sessions: return at the first completed one, with its code,
+    /// and cancel the rest. At the cap: 0 if any still runs, else 124.
+    #[arg(long)]
+    pub any: bool,
+    /// Give up after SECONDS: exit 0 (kv_warm) if the session still runs, 124 if not.
+    /// 0 waits without a cap; the default is the daemon's (240 s).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_cap)]
+    pub cap: Option<Duration>,
+    /// Print each verdict object as one JSON line on stdout (in arrival order),
+    /// instead of the session's output and the marker.
+    #[arg(long)]
+    pub json: bool,
+    /// The daemon's socket.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Do not start verdictd when nothing listens; exit 3 instead.
+    #[arg(long, conflicts_with = "no_daemon")]
+    pub no_spawn: bool,
+    /// Wait without verdictd: watch each session directory and its process
+    /// here, with the daemon's rules. Also what happens by itself when no
+    /// daemon can be reached or started.
+    #[arg(long)]
+    pub no_daemon: bool,
+    /// Print what this csa version prints: 1445 (csa PR #1445, the default)
+    /// or 1142 (csa 0.1.1142). Default: $VERDICT_CSA, else `csa = "…"` in
+    /// $XDG_CONFIG_HOME/verdict/verdict.toml, else 1445.
+    #[arg(long = "csa", value_name = "VERSION", value_parser = ["1445", "1142"])]
+    pub csa: Option<String>,
+    /// Look the session id up in this project (csa's --cd).
+    #[arg(long = "cd", value_name = "DIR")]
+    pub cd: Option<PathBuf>,
+    /// csa 1142: the caller's model provider; the cap is its
+    /// [kv_cache.provider_ttls] entry in csa's config.toml (required there).
+    #[arg(long, value_name = "KEY")]
+    pub model_provider: Option<String>,
+    /// csa 1142: print the session's stdout.log instead of the summary
+    /// (also CSA_WAIT_VERBOSE=1).
+    #[arg(long)]
+    pub verbose: bool,
+    /// Accepted for csa's command line; not enforced (verdict starts no
+    /// session, so it watches no session's memory).
+    #[arg(long, value_name = "MB")]
+    pub memory_warn_mb: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 //! the daemon's counters. Small on purpose: no runtime, no config file.
 
 mod cli;
+mod csa;
 mod events;
 mod out;
 mod service;
@@ -15,33 +16,20 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, ServiceAction};
+use crate::cli::{Cli, Command, ServiceAction, WaitCmd};
+use verdict_client::csa1142::{CsaConfig, Profile};
 use verdict_client::{Cap, Client, Exit, Mode, Options};
 
 use crate::out::{err_line, out_line};
 use crate::wait::socket_path;
 
 fn main() -> ExitCode {
+    if csa::invoked_as_csa() {
+        return csa::run(std::env::args_os().skip(1).collect()).into();
+    }
     let exit = match Cli::parse().command {
-        Command::Wait {
-            sessions,
-            all: _,
-            any,
-            cap,
-            json,
-            socket,
-            no_spawn,
-            no_daemon,
-        } => {
-            let mode = if any { Mode::Any } else { Mode::All };
-            match wait_args(&sessions, cap, json, socket, no_spawn, no_daemon, mode) {
-                Ok(args) => wait::run(args),
-                Err(message) => {
-                    err_line(&format!("verdict: {message}"));
-                    Exit::Usage
-                }
-            }
-        }
+        Command::Wait(cmd) => wait(cmd, "verdict wait"),
+        Command::Csa { args } => csa::run(args),
         Command::Events {
             root,
             json,
@@ -57,39 +45,78 @@ fn main() -> ExitCode {
     exit.into()
 }
 
-/// The wait's settings, every session as it is sent (paths absolute).
-fn wait_args(
-    sessions: &[String],
-    cap: Option<Duration>,
-    json: bool,
-    socket: Option<PathBuf>,
-    no_spawn: bool,
-    no_daemon: bool,
-    mode: Mode,
-) -> Result<wait::WaitArgs, String> {
-    let cap = match cap {
+/// Runs `verdict wait` (or csa's wait, `command` naming it in hints).
+pub fn wait(cmd: WaitCmd, command: &str) -> Exit {
+    match wait_args(cmd, command) {
+        Ok(Ok(args)) => wait::run(args),
+        Ok(Err(lines)) => {
+            // csa's own refusal (no usable --model-provider): its lines, exit 1.
+            lines.iter().for_each(|line| err_line(line));
+            Exit::Failure
+        }
+        Err(message) => {
+            err_line(&format!("verdict: {message}"));
+            Exit::Usage
+        }
+    }
+}
+
+/// The wait's settings, every session as it is sent (paths absolute); or
+/// csa 1142's refusal to wait (its lines).
+fn wait_args(cmd: WaitCmd, command: &str) -> Result<Result<wait::WaitArgs, Vec<String>>, String> {
+    let profile = Profile::choose(cmd.csa.as_deref())?;
+    let cwd = match &cmd.cd {
+        Some(dir) => Some(
+            std::fs::canonicalize(dir)
+                .map_err(|err| format!("cannot use --cd {}: {err}", dir.display()))?,
+        ),
+        None => std::env::current_dir().and_then(std::fs::canonicalize).ok(),
+    };
+    let cwd = cwd.map(|dir| dir.to_string_lossy().into_owned());
+    let mut cap = match cmd.cap {
         None => Cap::Default,
         Some(Duration::ZERO) => Cap::Unlimited,
         Some(cap) => Cap::After(cap),
     };
-    let sessions = sessions
+    let presenter = match profile {
+        Profile::Csa1445 => wait::Presenter::Csa1445,
+        Profile::Csa1142 => {
+            let provider = cmd.model_provider.clone();
+            let cap_secs = match CsaConfig::load().cap(provider.as_deref()) {
+                Ok(secs) => secs,
+                Err(lines) => return Ok(Err(lines)),
+            };
+            cap = Cap::After(Duration::from_secs(cap_secs));
+            wait::Presenter::Csa1142 {
+                provider: provider.unwrap_or_default(),
+                cap_secs,
+                verbose: cmd.verbose || std::env::var("CSA_WAIT_VERBOSE").is_ok_and(|v| v == "1"),
+                command: command.to_string(),
+                cd: cwd.clone().unwrap_or_default(),
+            }
+        }
+    };
+    let sessions = cmd
+        .sessions
         .iter()
+        .chain(cmd.session.as_ref())
         .map(|s| verdict_client::session_arg(s))
         .collect::<Result<Vec<_>, _>>()?;
     let options = Options {
-        socket: socket_path(socket),
-        spawn: !no_spawn,
+        socket: socket_path(cmd.socket),
+        spawn: !cmd.no_spawn,
         fallback: true,
-        no_daemon,
-        ..Options::default()
+        no_daemon: cmd.no_daemon,
+        cwd,
     };
-    Ok(wait::WaitArgs {
+    Ok(Ok(wait::WaitArgs {
         sessions,
-        mode,
+        mode: if cmd.any { Mode::Any } else { Mode::All },
         cap,
-        json,
+        json: cmd.json,
         options,
-    })
+        presenter,
+    }))
 }
 
 /// Says what went wrong on stderr; returns the exit code that stands for it.

@@ -15,7 +15,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use verdict_client::wire::WireOutcome;
-use verdict_client::{markers, Cap, Client, Exit, Mode, Options, Update, Verdict};
+use verdict_client::{csa1142, markers, Cap, Client, Exit, Mode, Options, Update, Verdict};
 
 use crate::out::{err_line, err_text, out_line, Stdout};
 
@@ -35,6 +35,84 @@ pub struct WaitArgs {
     pub json: bool,
     /// How to reach the daemon.
     pub options: Options,
+    /// Which csa's output to print.
+    pub presenter: Presenter,
+}
+
+/// Which csa's `session wait` the output is that of.
+#[derive(Debug)]
+pub enum Presenter {
+    /// csa PR #1445: the session's output and the marker on stdout.
+    Csa1445,
+    /// csa 0.1.1142: a compact summary on stdout, markers on stderr.
+    Csa1142 {
+        /// `--model-provider`.
+        provider: String,
+        /// The cap its TTL gives.
+        cap_secs: u64,
+        /// `--verbose`: stdout.log instead of the summary.
+        verbose: bool,
+        /// How the re-wait command starts (`csa session wait`, or verdict's).
+        command: String,
+        /// The project (`--cd` in the re-wait command).
+        cd: String,
+    },
+}
+
+impl Presenter {
+    /// Prints a completed session's answer.
+    fn completed(&self, verdict: &Verdict, json: bool) {
+        let Presenter::Csa1142 { verbose, .. } = self else {
+            verdict.print_completed(&mut Stdout, &mut std::io::stderr(), json);
+            return;
+        };
+        let marker = markers::completed(&verdict.event);
+        if json {
+            out_line(&csa1142::json(verdict));
+        } else if *verbose {
+            // The marker goes to stdout too when the log printed nothing.
+            if !verdict.print_output(&mut Stdout, &mut std::io::stderr()) {
+                out_line(&marker);
+            }
+        } else {
+            out_line(&csa1142::summary(verdict));
+        }
+        err_line(&marker);
+        err_line(csa1142::NEXT_SESSION_HINT);
+    }
+
+    /// Prints the lines for the sessions the cap caught.
+    fn at_cap(&self, sessions: &[String], caught: &[(usize, Verdict)], cap: &str, elapsed: u64) {
+        let Presenter::Csa1142 {
+            provider,
+            cap_secs,
+            command,
+            cd,
+            ..
+        } = self
+        else {
+            return print_at_cap(sessions, caught, cap, elapsed);
+        };
+        let command = if command == "verdict wait" {
+            "verdict wait --csa 1142"
+        } else {
+            command
+        };
+        for (index, verdict) in caught {
+            if verdict.is_running() {
+                let rewait = format!(
+                    "{command} --session {} --model-provider {provider} --cd {}",
+                    verdict.session(),
+                    csa1142::shell_quote(cd)
+                );
+                for line in csa1142::kv_warm(verdict, *cap_secs, provider, &rewait) {
+                    err_line(&line);
+                }
+            } else {
+                print_at_cap(sessions, &[(*index, verdict.clone())], cap, elapsed);
+            }
+        }
+    }
 }
 
 /// Runs the wait and returns the process exit code.
@@ -84,14 +162,15 @@ pub fn run(args: WaitArgs) -> Exit {
             Update::Verdict { index, verdict } => {
                 status_line.clear();
                 status_line.answered += 1;
-                if args.json {
+                let csa1445 = matches!(args.presenter, Presenter::Csa1445);
+                if args.json && csa1445 {
                     out_line(verdict.json());
                 }
                 if verdict.is_completed() {
                     if many && !args.json {
                         out_line(&format!("==> {} <==", verdict.session()));
                     }
-                    verdict.print_completed(&mut Stdout, &mut std::io::stderr(), args.json);
+                    args.presenter.completed(&verdict, args.json);
                 } else {
                     at_cap.push((index, verdict));
                 }
@@ -115,7 +194,9 @@ pub fn run(args: WaitArgs) -> Exit {
     }
     status_line.clear();
     let cap = markers::seconds(waits.cap_ms().unwrap_or(0));
-    print_at_cap(&args.sessions, &at_cap, &cap, waits.elapsed().as_secs());
+    let elapsed = waits.elapsed().as_secs();
+    args.presenter
+        .at_cap(&args.sessions, &at_cap, &cap, elapsed);
     waits.exit()
 }
 

@@ -7,6 +7,7 @@ mod chaos_faults;
 mod chaos_input;
 mod cli;
 mod corpus;
+mod corpus1142;
 mod daemon;
 mod degraded;
 mod events;

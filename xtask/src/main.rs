@@ -181,8 +181,9 @@ mod tests {
         assert!(read("completions/verdict.bash").contains("--no-daemon"));
         assert!(read("completions/_verdict").contains("--any"));
         assert!(read("completions/verdict.fish").contains("no-spawn"));
-        // verdict, its 5 subcommands and `service install`; verdictd; verdict-mcp; 3 shells each.
-        assert_eq!(written.len(), 7 + 1 + 1 + 3 * 3, "{written:?}");
+        assert!(read("man/verdict-csa.1").contains("session wait"));
+        // verdict, its 6 subcommands and `service install`; verdictd; verdict-mcp; 3 shells each.
+        assert_eq!(written.len(), 8 + 1 + 1 + 3 * 3, "{written:?}");
     }
 
     #[test]
