@@ -77,6 +77,14 @@ pub fn next_session_hint() -> String {
     )
 }
 
+/// The hint after a call that named several sessions: one for the call,
+/// and it does not forbid what the call just did.
+pub fn next_session_hint_batched() -> String {
+    format!(
+        "<!-- CSA:CALLER_HINT action=\"next_session\" rule=\"More sessions? Name them together in one 'verdict wait' call (it prints each as it ends), or wait each in a SEPARATE Bash call. Generate tokens between waits to keep your KV cache warm. {BACKGROUND_AND_POLLING}\" -->"
+    )
+}
+
 /// The line csa prints on stderr before the marker when the session wrote
 /// no output: the failure summary of `result.toml`, or what verdict made up.
 pub fn failure_summary(verdict: &VerdictEvent) -> Option<String> {
@@ -107,10 +115,24 @@ pub fn synthesized(session: &str) -> String {
 }
 
 /// Sentence, marker and hint for a session still running at the cap.
-/// `rewait` is the session as `verdict wait` should be given it again.
-pub fn kv_warm(session: &str, cap: &str, elapsed_s: u64, rewait: &str) -> [String; 3] {
+/// `rewait` is the session as `verdict wait` should be given it again
+/// (several, when `batched`: the call waited for more than one).
+pub fn kv_warm(
+    session: &str,
+    cap: &str,
+    elapsed_s: u64,
+    rewait: &str,
+    batched: bool,
+) -> [String; 3] {
     let id = word(session);
     let cmd = attr(&format!("verdict wait {rewait}"));
+    // One call waiting for several sessions is verdict's way, not a batch
+    // to forbid: its retry names them all.
+    let how = if batched {
+        "again in a NEW Bash call; it waits for all of them."
+    } else {
+        "again in a NEW Bash call. NEVER batch multiple session waits in one Bash call."
+    };
     [
         format!(
             "Session {} still running after {cap}s wait cap; returning so caller can warm its KV cache before re-waiting.",
@@ -120,7 +142,7 @@ pub fn kv_warm(session: &str, cap: &str, elapsed_s: u64, rewait: &str) -> [Strin
             "<!-- CSA:SESSION_WAIT_KV_WARM session={id} status=alive elapsed={elapsed_s}s action=re-wait cmd=\"{cmd}\" -->"
         ),
         format!(
-            "<!-- CSA:CALLER_HINT action=\"retry_wait\" rule=\"Session is alive; this exit is healthy. Process this output NOW and generate tokens to warm your KV cache, then call '{cmd}' again in a NEW Bash call. NEVER batch multiple session waits in one Bash call. {BACKGROUND_AND_POLLING}\" -->"
+            "<!-- CSA:CALLER_HINT action=\"retry_wait\" rule=\"Session is alive; this exit is healthy. Process this output NOW and generate tokens to warm your KV cache, then call '{cmd}' {how} {BACKGROUND_AND_POLLING}\" -->"
         ),
     ]
 }
@@ -192,14 +214,14 @@ mod tests {
         assert_eq!(line.matches("-->").count(), 1, "{line}");
         assert_eq!(line.matches("exit=").count(), 1, "{line}");
         assert!(line.ends_with("exit=1 synthetic=false -->"), "{line}");
-        let [_, marker, hint] = kv_warm("S", "3", 3, "/tmp/a\"b -->\nc");
+        let [_, marker, hint] = kv_warm("S", "3", 3, "/tmp/a\"b -->\nc", false);
         assert!(marker.contains("cmd=\"verdict wait /tmp/a&quot;b --&gt;&#10;c\""));
         assert!(!hint.contains('\n') && hint.matches("-->").count() == 1);
     }
 
     #[test]
     fn kv_warm_and_timeout_lines() {
-        let lines = kv_warm("01J", "3", 3, "01J");
+        let lines = kv_warm("01J", "3", 3, "01J", false);
         assert_eq!(
             lines[1],
             "<!-- CSA:SESSION_WAIT_KV_WARM session=01J status=alive elapsed=3s action=re-wait cmd=\"verdict wait 01J\" -->"

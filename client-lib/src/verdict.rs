@@ -111,6 +111,18 @@ impl Verdict {
     /// summary when there was no output, and the hint on `err`. Write
     /// errors are ignored: the exit code is the answer.
     pub fn print_completed(&self, out: &mut dyn Write, err: &mut dyn Write, json: bool) {
+        self.print_completed_with(out, err, json, Some(&markers::next_session_hint()));
+    }
+
+    /// [`Verdict::print_completed`] with another hint, or none (a call that
+    /// waits for several sessions gives one hint for the call).
+    pub fn print_completed_with(
+        &self,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+        json: bool,
+        hint: Option<&str>,
+    ) {
         let streamed = !json && self.print_output(out, err);
         if !streamed {
             if let Some(summary) = markers::failure_summary(&self.event) {
@@ -122,7 +134,9 @@ impl Verdict {
             line(out, &marker);
         }
         line(err, &marker);
-        line(err, &markers::next_session_hint());
+        if let Some(hint) = hint {
+            line(err, hint);
+        }
         if self.event.synthetic == Some(true) && !streamed {
             line(err, &markers::synthesized(&self.event.session));
         }

@@ -60,10 +60,13 @@ pub enum Presenter {
 }
 
 impl Presenter {
-    /// Prints a completed session's answer.
-    fn completed(&self, verdict: &Verdict, json: bool) {
+    /// Prints a completed session's answer (`many`: one of several named
+    /// in the call, whose hint comes once, at the end).
+    fn completed(&self, verdict: &Verdict, json: bool, many: bool) {
         let Presenter::Csa1142 { verbose, .. } = self else {
-            verdict.print_completed(&mut Stdout, &mut std::io::stderr(), json);
+            let hint = (!many).then(markers::next_session_hint);
+            let mut err = std::io::stderr();
+            verdict.print_completed_with(&mut Stdout, &mut err, json, hint.as_deref());
             return;
         };
         let marker = markers::completed(&verdict.event);
@@ -135,6 +138,7 @@ pub fn run(args: WaitArgs) -> Exit {
         waits.tick_every(TICK);
     }
     let mut at_cap: Vec<(usize, Verdict)> = Vec::new();
+    let mut completed_any = false;
     while let Some(update) = waits.next() {
         let update = match update {
             Ok(update) => update,
@@ -170,7 +174,8 @@ pub fn run(args: WaitArgs) -> Exit {
                     if many && !args.json {
                         out_line(&format!("==> {} <==", verdict.session()));
                     }
-                    args.presenter.completed(&verdict, args.json);
+                    args.presenter.completed(&verdict, args.json, many);
+                    completed_any = true;
                 } else {
                     at_cap.push((index, verdict));
                 }
@@ -194,6 +199,9 @@ pub fn run(args: WaitArgs) -> Exit {
     }
     status_line.clear();
     let cap = markers::seconds(waits.cap_ms().unwrap_or(0));
+    if many && completed_any && matches!(args.presenter, Presenter::Csa1445) {
+        err_line(&markers::next_session_hint_batched());
+    }
     let elapsed = waits.elapsed().as_secs();
     args.presenter
         .at_cap(&args.sessions, &at_cap, &cap, elapsed);
@@ -219,8 +227,13 @@ fn print_at_cap(sessions: &[String], caught: &[(usize, Verdict)], cap: &str, ela
     let mut hint = None;
     for (index, verdict) in caught {
         if verdict.event.outcome == WireOutcome::KvWarm {
-            let [sentence, marker, retry] =
-                markers::kv_warm(verdict.session(), cap, elapsed, &alive.join(" "));
+            let [sentence, marker, retry] = markers::kv_warm(
+                verdict.session(),
+                cap,
+                elapsed,
+                &alive.join(" "),
+                sessions.len() > 1,
+            );
             err_line(&sentence);
             err_line(&marker);
             hint = Some(retry);

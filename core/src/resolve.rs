@@ -56,7 +56,7 @@ pub enum LookupError {
     )]
     RelativePath(String),
     /// No session has this id (or prefix) under the roots.
-    #[error("no session {id} under the roots [{roots}]; pass the session's path, or add its root with --root")]
+    #[error("no session {id} under the roots [{roots}]; pass the session's path, or add its root to verdictd's config (a [[root]] table in $XDG_CONFIG_HOME/verdict/verdictd.toml)")]
     UnknownId {
         /// The id or prefix asked for.
         id: String,

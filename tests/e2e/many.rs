@@ -74,6 +74,20 @@ fn all_at_the_cap_names_only_the_running_sessions_in_the_rewait_command() {
         1,
         "{run:?}"
     );
+    // The call named three sessions: its hints do not forbid that, and the
+    // finished one's next-session hint comes once, for the call.
+    assert!(
+        run.hints().iter().all(|h| !h.contains("NEVER batch")),
+        "{run:?}"
+    );
+    assert_eq!(
+        run.hints()
+            .iter()
+            .filter(|h| h.contains("next_session"))
+            .count(),
+        1,
+        "{run:?}"
+    );
     // Nothing known to run and nothing written (within the launch grace):
     // no verdict at the cap, so 124.
     let (new1, new2) = (h.session("01JMANYNEW1"), h.session("01JMANYNEW2"));
