@@ -26,6 +26,14 @@ const SELECT_PROVIDER_HINT: &str = "<!-- CSA:CALLER_HINT action=\"select_wait_pr
 
 const FORBID: &str = "process.wait,process.poll,manual_status_loops,short_wrapper_timeouts";
 
+/// `--verbose` shows at most this much of the end of `stdout.log`.
+pub const MAX_OUTPUT_BYTES: u64 = 1024 * 1024;
+
+/// What csa says on stderr when `--verbose` shows only the log's end.
+pub fn output_cut_note() -> String {
+    format!("[csa] stdout.log exceeded {MAX_OUTPUT_BYTES} bytes; showing bounded tail output")
+}
+
 /// Longest summary shown, in characters (csa's `compact_wait_summary_text`).
 const MAX_SUMMARY_CHARS: usize = 500;
 

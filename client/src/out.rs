@@ -33,6 +33,11 @@ pub fn out_line(line: &str) {
     });
 }
 
+/// Text on stdout as it is (no newline added).
+pub fn out_text(text: &str) {
+    with_stdout(|out| out.write_all(text.as_bytes()));
+}
+
 fn with_stdout(write: impl FnOnce(&mut io::StdoutLock<'static>) -> io::Result<()>) {
     if STDOUT_CLOSED.load(Ordering::Relaxed) {
         return;

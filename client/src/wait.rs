@@ -17,7 +17,7 @@ use std::time::Duration;
 use verdict_client::wire::WireOutcome;
 use verdict_client::{csa1142, markers, Cap, Client, Exit, Mode, Options, Update, Verdict};
 
-use crate::out::{err_line, err_text, out_line, Stdout};
+use crate::out::{err_line, err_text, out_line, out_text, Stdout};
 
 /// How often the TTY status line is redrawn.
 const TICK: Duration = Duration::from_secs(1);
@@ -73,8 +73,17 @@ impl Presenter {
         if json {
             out_line(&csa1142::json(verdict));
         } else if *verbose {
+            // csa 1142 shows at most the log's last MiB, and says so.
+            let printed = match verdict.output_tail(csa1142::MAX_OUTPUT_BYTES) {
+                Some(tail) if tail.truncated => {
+                    err_line(&csa1142::output_cut_note());
+                    out_text(&tail.tail);
+                    !tail.tail.is_empty()
+                }
+                _ => verdict.print_output(&mut Stdout, &mut std::io::stderr()),
+            };
             // The marker goes to stdout too when the log printed nothing.
-            if !verdict.print_output(&mut Stdout, &mut std::io::stderr()) {
+            if !printed {
                 out_line(&marker);
             }
         } else {

@@ -413,3 +413,30 @@ fn verdict_csa_session_wait_answers_as_csa() {
     let run = Run::from(verdict_e2e::output_within(command));
     replay.check(&run);
 }
+
+#[test]
+fn verbose_shows_the_last_mebibyte_of_a_long_log_and_says_so() {
+    let replay = Replay::new("hv");
+    let log: String = (0..60_000)
+        .map(|i| format!("line {i:06} of the answer\n"))
+        .collect();
+    assert!(log.len() > 1024 * 1024);
+    std::fs::write(replay.dir.join("stdout.log"), &log).expect("long log");
+    let mut child = replay.spawn();
+    let run = Run::from(finish(&mut child));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.len() <= 1024 * 1024,
+        "{} bytes",
+        run.stdout.len()
+    );
+    assert!(run.stdout.starts_with("line "), "cut at a line start");
+    assert!(log.ends_with(&run.stdout), "the end of the log");
+    assert!(
+        run.stderr.lines().next().is_some_and(
+            |l| l == "[csa] stdout.log exceeded 1048576 bytes; showing bounded tail output"
+        ),
+        "{}",
+        run.stderr
+    );
+}
