@@ -90,17 +90,25 @@ pub struct CsaConfig {
     pub path: PathBuf,
     /// Provider key → TTL in seconds, in the file's order.
     pub ttls: Vec<(String, i64)>,
+    /// `[kv_cache] long_poll_seconds`: csa 1445's cap.
+    pub long_poll_seconds: Option<u64>,
 }
 
 impl CsaConfig {
     /// Reads csa's user config; a missing or unreadable file has no keys.
     pub fn load() -> CsaConfig {
         let path = config_home().join("cli-sub-agent").join("config.toml");
-        let ttls = files::read_bounded(&path)
+        let table = files::read_bounded(&path)
             .ok()
             .flatten()
             .and_then(|(bytes, _)| String::from_utf8(bytes).ok())
-            .and_then(|text| text.parse::<toml::Table>().ok())
+            .and_then(|text| text.parse::<toml::Table>().ok());
+        let long_poll_seconds = table
+            .as_ref()
+            .and_then(|t| t.get("kv_cache")?.get("long_poll_seconds")?.as_integer())
+            .and_then(|secs| u64::try_from(secs).ok())
+            .filter(|secs| *secs > 0);
+        let ttls = table
             .and_then(|table| {
                 let ttls = table.get("kv_cache")?.get("provider_ttls")?.as_table()?;
                 Some(
@@ -110,7 +118,11 @@ impl CsaConfig {
                 )
             })
             .unwrap_or_default();
-        CsaConfig { path, ttls }
+        CsaConfig {
+            path,
+            ttls,
+            long_poll_seconds,
+        }
     }
 
     /// The cap for `--model-provider KEY`, in seconds: exactly its TTL,

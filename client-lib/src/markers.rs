@@ -70,18 +70,57 @@ pub fn completed(verdict: &VerdictEvent) -> String {
     )
 }
 
+/// Whose command the hints name: verdict's, or csa's when verdict answers
+/// as `csa`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Caller {
+    /// `verdict wait`.
+    #[default]
+    Verdict,
+    /// `csa session wait` (verdict run as `csa`).
+    Csa,
+}
+
+impl Caller {
+    /// The wait command.
+    pub fn wait(self) -> &'static str {
+        match self {
+            Caller::Verdict => "verdict wait",
+            Caller::Csa => "csa session wait",
+        }
+    }
+
+    /// The command that waits for `session` again.
+    pub fn rewait(self, session: &str) -> String {
+        match self {
+            Caller::Verdict => format!("verdict wait {session}"),
+            Caller::Csa => format!("csa session wait --session {session}"),
+        }
+    }
+
+    /// The command that shows what is known of an answerless `session`.
+    fn inspect(self, session: &str) -> String {
+        match self {
+            Caller::Verdict => format!("verdict wait {session} --json"),
+            Caller::Csa => format!("csa session result --session {session}"),
+        }
+    }
+}
+
 /// The hint after a completion.
-pub fn next_session_hint() -> String {
+pub fn next_session_hint(caller: Caller) -> String {
+    let wait = caller.wait();
     format!(
-        "<!-- CSA:CALLER_HINT action=\"next_session\" rule=\"If you have more sessions to wait for, call each 'verdict wait' in a SEPARATE Bash call. NEVER batch. Generate tokens between waits to keep your KV cache warm. {BACKGROUND_AND_POLLING}\" -->"
+        "<!-- CSA:CALLER_HINT action=\"next_session\" rule=\"If you have more sessions to wait for, call each '{wait}' in a SEPARATE Bash call. NEVER batch. Generate tokens between waits to keep your KV cache warm. {BACKGROUND_AND_POLLING}\" -->"
     )
 }
 
 /// The hint after a call that named several sessions: one for the call,
 /// and it does not forbid what the call just did.
-pub fn next_session_hint_batched() -> String {
+pub fn next_session_hint_batched(caller: Caller) -> String {
+    let wait = caller.wait();
     format!(
-        "<!-- CSA:CALLER_HINT action=\"next_session\" rule=\"More sessions? Name them together in one 'verdict wait' call (it prints each as it ends), or wait each in a SEPARATE Bash call. Generate tokens between waits to keep your KV cache warm. {BACKGROUND_AND_POLLING}\" -->"
+        "<!-- CSA:CALLER_HINT action=\"next_session\" rule=\"More sessions? Name them together in one '{wait}' call (it prints each as it ends), or wait each in a SEPARATE Bash call. Generate tokens between waits to keep your KV cache warm. {BACKGROUND_AND_POLLING}\" -->"
     )
 }
 
@@ -123,9 +162,10 @@ pub fn kv_warm(
     elapsed_s: u64,
     rewait: &str,
     batched: bool,
+    caller: Caller,
 ) -> [String; 3] {
     let id = word(session);
-    let cmd = attr(&format!("verdict wait {rewait}"));
+    let cmd = attr(&caller.rewait(rewait));
     // One call waiting for several sessions is verdict's way, not a batch
     // to forbid: its retry names them all.
     let how = if batched {
@@ -148,8 +188,14 @@ pub fn kv_warm(
 }
 
 /// Sentence and marker for a cap that fired with nothing alive.
-pub fn timeout(session: &str, cap: &str, elapsed_s: u64, rewait: &str) -> [String; 2] {
-    let cmd = attr(&format!("verdict wait {rewait} --json"));
+pub fn timeout(
+    session: &str,
+    cap: &str,
+    elapsed_s: u64,
+    rewait: &str,
+    caller: Caller,
+) -> [String; 2] {
+    let cmd = attr(&caller.inspect(rewait));
     [
         format!(
             "Timeout: session {} did not complete within {cap}s and no live daemon process remains.",
@@ -214,14 +260,14 @@ mod tests {
         assert_eq!(line.matches("-->").count(), 1, "{line}");
         assert_eq!(line.matches("exit=").count(), 1, "{line}");
         assert!(line.ends_with("exit=1 synthetic=false -->"), "{line}");
-        let [_, marker, hint] = kv_warm("S", "3", 3, "/tmp/a\"b -->\nc", false);
+        let [_, marker, hint] = kv_warm("S", "3", 3, "/tmp/a\"b -->\nc", false, Caller::Verdict);
         assert!(marker.contains("cmd=\"verdict wait /tmp/a&quot;b --&gt;&#10;c\""));
         assert!(!hint.contains('\n') && hint.matches("-->").count() == 1);
     }
 
     #[test]
     fn kv_warm_and_timeout_lines() {
-        let lines = kv_warm("01J", "3", 3, "01J", false);
+        let lines = kv_warm("01J", "3", 3, "01J", false, Caller::Verdict);
         assert_eq!(
             lines[1],
             "<!-- CSA:SESSION_WAIT_KV_WARM session=01J status=alive elapsed=3s action=re-wait cmd=\"verdict wait 01J\" -->"
@@ -230,7 +276,7 @@ mod tests {
             "<!-- CSA:CALLER_HINT action=\"retry_wait\" rule=\"Session is alive; this exit is healthy."
         ));
         assert_eq!(
-            timeout("01J", "5", 5, "01J")[1],
+            timeout("01J", "5", 5, "01J", Caller::Verdict)[1],
             "<!-- CSA:SESSION_WAIT_TIMEOUT session=01J elapsed=5s status=dead cmd=\"verdict wait 01J --json\" -->"
         );
         assert_eq!(seconds(240_000), "240");

@@ -111,7 +111,12 @@ impl Verdict {
     /// summary when there was no output, and the hint on `err`. Write
     /// errors are ignored: the exit code is the answer.
     pub fn print_completed(&self, out: &mut dyn Write, err: &mut dyn Write, json: bool) {
-        self.print_completed_with(out, err, json, Some(&markers::next_session_hint()));
+        self.print_completed_with(
+            out,
+            err,
+            json,
+            Some(&markers::next_session_hint(markers::Caller::Verdict)),
+        );
     }
 
     /// [`Verdict::print_completed`] with another hint, or none (a call that

@@ -41,7 +41,7 @@ pub fn run(args: Vec<OsString>) -> Exit {
             }
         };
         return match cli.command {
-            Command::Wait(cmd) => crate::wait(cmd, "csa session wait"),
+            Command::Wait(cmd) => crate::wait(cmd, verdict_client::markers::Caller::Csa),
             _ => Exit::Usage,
         };
     }

@@ -18,6 +18,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command, ServiceAction, WaitCmd};
 use verdict_client::csa1142::{CsaConfig, Profile};
+use verdict_client::markers::Caller;
 use verdict_client::{Cap, Client, Exit, Mode, Options};
 
 use crate::out::{err_line, out_line};
@@ -28,7 +29,7 @@ fn main() -> ExitCode {
         return csa::run(std::env::args_os().skip(1).collect()).into();
     }
     let exit = match Cli::parse().command {
-        Command::Wait(cmd) => wait(cmd, "verdict wait"),
+        Command::Wait(cmd) => wait(cmd, Caller::Verdict),
         Command::Csa { args } => csa::run(args),
         Command::Events {
             root,
@@ -45,9 +46,9 @@ fn main() -> ExitCode {
     exit.into()
 }
 
-/// Runs `verdict wait` (or csa's wait, `command` naming it in hints).
-pub fn wait(cmd: WaitCmd, command: &str) -> Exit {
-    match wait_args(cmd, command) {
+/// Runs `verdict wait` (or csa's wait, when `caller` is csa).
+pub fn wait(cmd: WaitCmd, caller: Caller) -> Exit {
+    match wait_args(cmd, caller) {
         Ok(Ok(args)) => wait::run(args),
         Ok(Err(lines)) => {
             // csa's own refusal (no usable --model-provider): its lines, exit 1.
@@ -63,7 +64,7 @@ pub fn wait(cmd: WaitCmd, command: &str) -> Exit {
 
 /// The wait's settings, every session as it is sent (paths absolute); or
 /// csa 1142's refusal to wait (its lines).
-fn wait_args(cmd: WaitCmd, command: &str) -> Result<Result<wait::WaitArgs, Vec<String>>, String> {
+fn wait_args(cmd: WaitCmd, caller: Caller) -> Result<Result<wait::WaitArgs, Vec<String>>, String> {
     let profile = Profile::choose(cmd.csa.as_deref())?;
     let cwd = match &cmd.cd {
         Some(dir) => Some(
@@ -79,7 +80,15 @@ fn wait_args(cmd: WaitCmd, command: &str) -> Result<Result<wait::WaitArgs, Vec<S
         Some(cap) => Cap::After(cap),
     };
     let presenter = match profile {
-        Profile::Csa1445 => wait::Presenter::Csa1445,
+        Profile::Csa1445 => {
+            if caller == Caller::Csa && cmd.cap.is_none() {
+                // csa 1445 waits `[kv_cache] long_poll_seconds` of its config.
+                if let Some(secs) = CsaConfig::load().long_poll_seconds {
+                    cap = Cap::After(Duration::from_secs(secs));
+                }
+            }
+            wait::Presenter::Csa1445 { caller }
+        }
         Profile::Csa1142 => {
             let provider = cmd.model_provider.clone();
             let cap_secs = match CsaConfig::load().cap(provider.as_deref()) {
@@ -91,7 +100,7 @@ fn wait_args(cmd: WaitCmd, command: &str) -> Result<Result<wait::WaitArgs, Vec<S
                 provider: provider.unwrap_or_default(),
                 cap_secs,
                 verbose: cmd.verbose || std::env::var("CSA_WAIT_VERBOSE").is_ok_and(|v| v == "1"),
-                command: command.to_string(),
+                caller,
                 cd: cwd.clone().unwrap_or_default(),
             }
         }

@@ -14,6 +14,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
+use verdict_client::markers::Caller;
 use verdict_client::wire::WireOutcome;
 use verdict_client::{csa1142, markers, Cap, Client, Exit, Mode, Options, Update, Verdict};
 
@@ -43,7 +44,10 @@ pub struct WaitArgs {
 #[derive(Debug)]
 pub enum Presenter {
     /// csa PR #1445: the session's output and the marker on stdout.
-    Csa1445,
+    Csa1445 {
+        /// Whose command the hints name.
+        caller: Caller,
+    },
     /// csa 0.1.1142: a compact summary on stdout, markers on stderr.
     Csa1142 {
         /// `--model-provider`.
@@ -52,8 +56,8 @@ pub enum Presenter {
         cap_secs: u64,
         /// `--verbose`: stdout.log instead of the summary.
         verbose: bool,
-        /// How the re-wait command starts (`csa session wait`, or verdict's).
-        command: String,
+        /// Whose command the hints name.
+        caller: Caller,
         /// The project (`--cd` in the re-wait command).
         cd: String,
     },
@@ -63,8 +67,12 @@ impl Presenter {
     /// Prints a completed session's answer (`many`: one of several named
     /// in the call, whose hint comes once, at the end).
     fn completed(&self, verdict: &Verdict, json: bool, many: bool) {
-        let Presenter::Csa1142 { verbose, .. } = self else {
-            let hint = (!many).then(markers::next_session_hint);
+        let (verbose, caller) = match self {
+            Presenter::Csa1142 { verbose, .. } => (*verbose, None),
+            Presenter::Csa1445 { caller } => (false, Some(*caller)),
+        };
+        if let Some(caller) = caller {
+            let hint = (!many).then(|| markers::next_session_hint(caller));
             let mut err = std::io::stderr();
             verdict.print_completed_with(&mut Stdout, &mut err, json, hint.as_deref());
             return;
@@ -72,7 +80,7 @@ impl Presenter {
         let marker = markers::completed(&verdict.event);
         if json {
             out_line(&csa1142::json(verdict));
-        } else if *verbose {
+        } else if verbose {
             // csa 1142 shows at most the log's last MiB, and says so.
             let printed = match verdict.output_tail(csa1142::MAX_OUTPUT_BYTES) {
                 Some(tail) if tail.truncated => {
@@ -95,20 +103,21 @@ impl Presenter {
 
     /// Prints the lines for the sessions the cap caught.
     fn at_cap(&self, sessions: &[String], caught: &[(usize, Verdict)], cap: &str, elapsed: u64) {
-        let Presenter::Csa1142 {
-            provider,
-            cap_secs,
-            command,
-            cd,
-            ..
-        } = self
-        else {
-            return print_at_cap(sessions, caught, cap, elapsed);
+        let (provider, cap_secs, caller, cd) = match self {
+            Presenter::Csa1445 { caller } => {
+                return print_at_cap(sessions, caught, cap, elapsed, *caller)
+            }
+            Presenter::Csa1142 {
+                provider,
+                cap_secs,
+                caller,
+                cd,
+                ..
+            } => (provider, cap_secs, *caller, cd),
         };
-        let command = if command == "verdict wait" {
-            "verdict wait --csa 1142"
-        } else {
-            command
+        let command = match caller {
+            Caller::Verdict => "verdict wait --csa 1142",
+            Caller::Csa => "csa session wait",
         };
         for (index, verdict) in caught {
             if verdict.is_running() {
@@ -121,7 +130,7 @@ impl Presenter {
                     err_line(&line);
                 }
             } else {
-                print_at_cap(sessions, &[(*index, verdict.clone())], cap, elapsed);
+                print_at_cap(sessions, &[(*index, verdict.clone())], cap, elapsed, caller);
             }
         }
     }
@@ -175,7 +184,7 @@ pub fn run(args: WaitArgs) -> Exit {
             Update::Verdict { index, verdict } => {
                 status_line.clear();
                 status_line.answered += 1;
-                let csa1445 = matches!(args.presenter, Presenter::Csa1445);
+                let csa1445 = matches!(args.presenter, Presenter::Csa1445 { .. });
                 if args.json && csa1445 {
                     out_line(verdict.json());
                 }
@@ -208,8 +217,8 @@ pub fn run(args: WaitArgs) -> Exit {
     }
     status_line.clear();
     let cap = markers::seconds(waits.cap_ms().unwrap_or(0));
-    if many && completed_any && matches!(args.presenter, Presenter::Csa1445) {
-        err_line(&markers::next_session_hint_batched());
+    if let (true, true, Presenter::Csa1445 { caller }) = (many, completed_any, &args.presenter) {
+        err_line(&markers::next_session_hint_batched(*caller));
     }
     let elapsed = waits.elapsed().as_secs();
     args.presenter
@@ -220,7 +229,13 @@ pub fn run(args: WaitArgs) -> Exit {
 /// The KV-warm and timeout lines, with one re-wait command that names
 /// the sessions still running: the full id when the user gave an id or a
 /// prefix, else the path.
-fn print_at_cap(sessions: &[String], caught: &[(usize, Verdict)], cap: &str, elapsed: u64) {
+fn print_at_cap(
+    sessions: &[String],
+    caught: &[(usize, Verdict)],
+    cap: &str,
+    elapsed: u64,
+    caller: Caller,
+) {
     let rewait_name = |index: usize, verdict: &Verdict| {
         if sessions[index].starts_with('/') {
             sessions[index].clone()
@@ -242,13 +257,14 @@ fn print_at_cap(sessions: &[String], caught: &[(usize, Verdict)], cap: &str, ela
                 elapsed,
                 &alive.join(" "),
                 sessions.len() > 1,
+                caller,
             );
             err_line(&sentence);
             err_line(&marker);
             hint = Some(retry);
         } else {
             let rewait = rewait_name(*index, verdict);
-            for line in markers::timeout(verdict.session(), cap, elapsed, &rewait) {
+            for line in markers::timeout(verdict.session(), cap, elapsed, &rewait, caller) {
                 err_line(&line);
             }
         }

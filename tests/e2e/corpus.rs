@@ -2,8 +2,10 @@
 //! `csa session wait` at cli-sub-agent PR #1445 on session directories
 //! written by csa's own code), replayed through `verdict wait` by path, by
 //! id from the project, by id prefix from elsewhere, by id without the
-//! daemon (degraded mode: the same rules, no verdictd), and through the Python
-//! client. Each session is laid out as csa lays it out, under
+//! daemon (degraded mode: the same rules, no verdictd), through the Python
+//! client, and as `csa session wait --session ID` itself, through a `csa`
+//! symlink to verdict (csa's command names in every line, so csa's lines
+//! are compared as they are). Each session is laid out as csa lays it out, under
 //! `$XDG_STATE_HOME/cli-sub-agent/<project path>/sessions/<ID>`, with the
 //! recorded file ages and a real process for `alive` cases.
 //!
@@ -168,6 +170,10 @@ impl Replay {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         vec![
+            (
+                "as csa (a symlink), by id from the project".into(),
+                self.as_csa(),
+            ),
             ("by path".into(), rust(dir, self.h.tmp.path(), &[])),
             (
                 "by id from the project".into(),
@@ -188,6 +194,37 @@ impl Replay {
         ]
     }
 
+    /// `csa session wait --session ID` as the corpus ran it, through a
+    /// `csa` symlink to verdict (default profile), csa's config giving the
+    /// 3 s cap (`[kv_cache] long_poll_seconds`).
+    fn as_csa(&self) -> Child {
+        let bin = self.h.tmp.path().join("bin");
+        std::fs::create_dir_all(&bin).expect("bin dir");
+        let csa = bin.join("csa");
+        std::os::unix::fs::symlink(verdict_e2e::bin("verdict"), &csa).expect("symlink");
+        let config = self.h.tmp.path().join("home/config/cli-sub-agent");
+        std::fs::create_dir_all(&config).expect("csa config dir");
+        std::fs::write(
+            config.join("config.toml"),
+            "[kv_cache]\nlong_poll_seconds = 3\n",
+        )
+        .expect("csa config");
+        let mut command = std::process::Command::new(csa);
+        for (key, value) in self.h.verdict(&[]).get_envs() {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        command
+            .args(["session", "wait", "--session", &self.id])
+            .env("VERDICT_SOCKET", &self.h.socket)
+            .current_dir(&self.project)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command.spawn().expect("spawn csa (verdict)")
+    }
+
     /// For `*-live` cases: the session writes its files, then exits.
     fn finish_live_session(&mut self) {
         let wrote = match self.name.as_str() {
@@ -195,7 +232,7 @@ impl Replay {
             "d-live" => ("d", "daemon-completion.toml"),
             _ => return,
         };
-        self.h.wait_for_waiters(4);
+        self.h.wait_for_waiters(5);
         let contents = read(&corpus().join(wrote.0).join("before").join(wrote.1));
         let tmp = self.dir.join(format!(".{}.tmp", wrote.1));
         std::fs::write(&tmp, contents).expect("write");
@@ -207,6 +244,14 @@ impl Replay {
 
     /// csa's line with csa's commands named as verdict's; `rewait` is how
     /// verdict names the session in its re-wait command.
+    fn named(&self, line: &str, rewait: &str, as_csa: bool) -> String {
+        if as_csa {
+            line.to_string()
+        } else {
+            self.as_verdict(line, rewait)
+        }
+    }
+
     fn as_verdict(&self, line: &str, rewait: &str) -> String {
         line.replace(
             &format!("csa session wait --session {}", self.id),
@@ -217,6 +262,8 @@ impl Replay {
 
     fn check(&self, how: &str, run: &Run) {
         let what = format!("case {} {how}: {run:?}", self.name);
+        // Run as csa, verdict names csa's commands: csa's lines as they are.
+        let as_csa = how.starts_with("as csa");
         let rewait = if how == "by path" {
             self.dir.to_str().expect("utf-8").to_string()
         } else {
@@ -227,7 +274,7 @@ impl Replay {
             csa_stderr
                 .lines()
                 .filter(|line| line.starts_with(prefix))
-                .map(|line| self.as_verdict(line, &rewait))
+                .map(|line| self.named(line, &rewait, as_csa))
                 .collect()
         };
         match own_answer(&self.name) {
@@ -253,7 +300,7 @@ impl Replay {
                     // No csa-internal diagnostics: every stderr line is the same.
                     let want: Vec<String> = csa_stderr
                         .lines()
-                        .map(|line| self.as_verdict(line, &rewait))
+                        .map(|line| self.named(line, &rewait, as_csa))
                         .collect();
                     assert_eq!(
                         run.stderr.lines().collect::<Vec<_>>(),
@@ -275,7 +322,7 @@ impl Replay {
                 let hint = read(&corpus().join("a/csa.stderr"))
                     .lines()
                     .find(|line| line.starts_with("<!-- CSA:CALLER_HINT"))
-                    .map(|line| self.as_verdict(line, &rewait))
+                    .map(|line| self.named(line, &rewait, as_csa))
                     .expect("csa's hint");
                 assert_eq!(run.hints(), [hint], "hints, {what}");
             }
