@@ -142,6 +142,26 @@ impl Harness {
         command
     }
 
+    /// `csa <args…>` through a `csa` symlink to verdict (in the harness's
+    /// `bin/`), isolated like [`Harness::verdict`] and on our socket
+    /// through `$VERDICT_SOCKET`, since csa's command line has no
+    /// `--socket`.
+    pub fn csa(&self, args: &[&str]) -> Command {
+        let dir = self.tmp.path().join("bin");
+        let csa = dir.join("csa");
+        if !csa.exists() {
+            std::fs::create_dir_all(&dir).expect("bin dir");
+            std::os::unix::fs::symlink(bin("verdict"), &csa).expect("csa symlink");
+        }
+        let mut command = Command::new(csa);
+        self.isolate(&mut command);
+        command
+            .args(args)
+            .env("VERDICT_SOCKET", &self.socket)
+            .stdin(Stdio::null());
+        command
+    }
+
     /// Runs `verdict wait <session> <extra…>` to completion.
     pub fn wait(&self, session: &str, extra: &[&str]) -> Run {
         let mut args = vec!["wait", session];

@@ -170,6 +170,25 @@ impl Session {
 }
 
 /// Writes `dir/name` the way csa does: to a temp name, then renamed in.
+/// Copies the directory `from` to `to` (made if missing), every copy
+/// writable by its owner (fixtures are checked in read-only).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read fixture dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy fixture file");
+            let mut perms = std::fs::metadata(&target).expect("meta").permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perms.set_readonly(false);
+            std::fs::set_permissions(&target, perms).expect("writable copy");
+        }
+    }
+}
+
+/// Writes `name` in `dir` as a session does: a temp file renamed in place.
 pub fn write_atomic(dir: &Path, name: &str, contents: &str) {
     let tmp = dir.join(format!(".{name}.tmp"));
     std::fs::write(&tmp, contents).expect("write temp file");

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, SystemTime};
 
-use verdict_e2e::{finish, Harness, Run};
+use verdict_e2e::{copy_tree, finish, write_atomic, Harness, Run};
 
 fn corpus() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/csa-1445")
@@ -61,18 +61,6 @@ fn ages(case: &Path) -> Vec<(String, f64)> {
             Some((name, age.trim_end_matches('s').parse().ok()?))
         })
         .collect()
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read fixture dir").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy fixture file");
-        }
-    }
 }
 
 /// A process that has exited and been reaped, as `daemon.pid` names it.
@@ -198,10 +186,6 @@ impl Replay {
     /// `csa` symlink to verdict (default profile), csa's config giving the
     /// 3 s cap (`[kv_cache] long_poll_seconds`).
     fn as_csa(&self) -> Child {
-        let bin = self.h.tmp.path().join("bin");
-        std::fs::create_dir_all(&bin).expect("bin dir");
-        let csa = bin.join("csa");
-        std::os::unix::fs::symlink(verdict_e2e::bin("verdict"), &csa).expect("symlink");
         let config = self.h.tmp.path().join("home/config/cli-sub-agent");
         std::fs::create_dir_all(&config).expect("csa config dir");
         std::fs::write(
@@ -209,16 +193,8 @@ impl Replay {
             "[kv_cache]\nlong_poll_seconds = 3\n",
         )
         .expect("csa config");
-        let mut command = std::process::Command::new(csa);
-        for (key, value) in self.h.verdict(&[]).get_envs() {
-            match value {
-                Some(value) => command.env(key, value),
-                None => command.env_remove(key),
-            };
-        }
+        let mut command = self.h.csa(&["session", "wait", "--session", &self.id]);
         command
-            .args(["session", "wait", "--session", &self.id])
-            .env("VERDICT_SOCKET", &self.h.socket)
             .current_dir(&self.project)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -234,9 +210,7 @@ impl Replay {
         };
         self.h.wait_for_waiters(5);
         let contents = read(&corpus().join(wrote.0).join("before").join(wrote.1));
-        let tmp = self.dir.join(format!(".{}.tmp", wrote.1));
-        std::fs::write(&tmp, contents).expect("write");
-        std::fs::rename(&tmp, self.dir.join(wrote.1)).expect("rename");
+        write_atomic(&self.dir, wrote.1, &contents);
         let mut child = self.process.take().expect("a live process");
         child.kill().expect("kill");
         child.wait().expect("reap");

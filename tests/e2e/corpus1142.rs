@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use verdict_e2e::{finish, Harness, Run};
+use verdict_e2e::{copy_tree, finish, write_atomic, Harness, Run};
 
 fn corpus() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/csa-1142")
@@ -82,22 +82,6 @@ fn masked(text: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read fixture dir").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy fixture file");
-            let mut perms = std::fs::metadata(&target).expect("meta").permissions();
-            #[allow(clippy::permissions_set_readonly_false)]
-            perms.set_readonly(false);
-            std::fs::set_permissions(&target, perms).expect("writable copy");
-        }
-    }
 }
 
 struct Replay {
@@ -173,26 +157,11 @@ impl Replay {
 
     /// `csa …` as the case ran it, through a `csa` symlink to verdict.
     fn spawn(&self) -> Child {
-        let bin = self.h.tmp.path().join("bin");
-        std::fs::create_dir_all(&bin).expect("bin dir");
-        let csa = bin.join("csa");
-        if !csa.exists() {
-            std::os::unix::fs::symlink(verdict_e2e::bin("verdict"), &csa).expect("symlink");
-        }
-        let template = self.h.verdict(&[]);
-        let mut command = Command::new(&csa);
-        for (key, value) in template.get_envs() {
-            match value {
-                Some(value) => command.env(key, value),
-                None => command.env_remove(key),
-            };
-        }
         let cmd = read(&corpus().join(&self.name).join("csa.cmd"));
+        let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+        let mut command = self.h.csa(&args);
         command
-            .args(cmd.split_whitespace().skip(1))
             .env("VERDICT_CSA", "1142")
-            // csa's command line has no --socket: the harness's daemon.
-            .env("VERDICT_SOCKET", &self.h.socket)
             .current_dir(&self.project)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -208,9 +177,7 @@ impl Replay {
         };
         self.h.wait_for_waiters(1);
         let contents = read(&corpus().join(wrote.0).join("before").join(wrote.1));
-        let tmp = self.dir.join(format!(".{}.tmp", wrote.1));
-        std::fs::write(&tmp, contents).expect("write");
-        std::fs::rename(&tmp, self.dir.join(wrote.1)).expect("rename");
+        write_atomic(&self.dir, wrote.1, &contents);
         let mut child = self.process.take().expect("a live process");
         child.kill().expect("kill");
         child.wait().expect("reap");
@@ -398,12 +365,7 @@ fn verdict_csa_session_wait_answers_as_csa() {
     let replay = Replay::new("a");
     let cmd = read(&corpus().join("a/csa.cmd"));
     let mut command = Command::new(verdict_e2e::bin("verdict"));
-    for (key, value) in replay.h.verdict(&[]).get_envs() {
-        match value {
-            Some(value) => command.env(key, value),
-            None => command.env_remove(key),
-        };
-    }
+    replay.h.isolate(&mut command);
     command
         .arg("csa")
         .args(cmd.split_whitespace().skip(1))
