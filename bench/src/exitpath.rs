@@ -1,108 +1,22 @@
-//! Scenarios 6–8: the path from an exit to a waiter, against its floors.
+//! Scenarios 7 and 8: the file-event path, and the syscalls of the exit
+//! path (its floors are in `floor.rs`).
 //!
-//! - **Two-hop floor.** Any design where a daemon tells a waiter costs at
-//!   least two wake-ups: the kernel wakes the watcher (pidfd readable), the
-//!   watcher writes to a socket, the kernel wakes the waiter. The relay
-//!   (`verdict-bench --relay SOCKET`) does exactly that and nothing else;
-//!   it is read by the same protocol client as verdictd.
 //! - **File-event path.** A session with no `daemon.pid` whose
 //!   `daemon-completion.toml` is renamed into place, watched by verdict and
 //!   by an `inotifywait` process on the same event.
 //! - **Syscalls.** `strace -c` attached to verdictd (all threads) while it
 //!   sets waits up, and while it answers exits, divided by the count.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
 use crate::peers;
 use crate::stats::{table, Samples};
-use crate::world::{Client, Session, World};
+use crate::world::{Session, World};
 use crate::Plan;
-
-/// `verdict-bench --relay SOCKET`: for each connection, read a pid, open
-/// its pidfd, say `watching`, block until it is readable, write one line.
-pub fn relay_child(args: &[String]) -> ! {
-    let code = match args.first().map(|socket| relay(Path::new(socket))) {
-        Some(Ok(())) => 0,
-        Some(Err(err)) => {
-            eprintln!("verdict-bench --relay: {err:#}");
-            1
-        }
-        None => {
-            eprintln!("usage: verdict-bench --relay SOCKET");
-            2
-        }
-    };
-    std::process::exit(code)
-}
-
-fn relay(socket: &Path) -> Result<()> {
-    use rustix::event::{poll, PollFd, PollFlags};
-    let listener = UnixListener::bind(socket)?;
-    for stream in listener.incoming() {
-        let mut stream = stream?;
-        let mut line = String::new();
-        BufReader::new(&stream).read_line(&mut line)?;
-        if line.is_empty() {
-            continue; // a probe: connected and went away
-        }
-        let pid = line.trim().parse::<i32>().context("pid")?;
-        let pid = rustix::process::Pid::from_raw(pid).context("pid 0")?;
-        let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
-        stream.write_all(b"{\"event\":\"watching\"}\n")?;
-        poll(&mut [PollFd::new(&fd, PollFlags::IN)], None)?;
-        stream.write_all(b"{\"event\":\"verdict\",\"exit\":0}\n")?;
-    }
-    Ok(())
-}
-
-/// The relay process, listening.
-pub struct Relay {
-    child: Child,
-    socket: std::path::PathBuf,
-}
-
-impl Relay {
-    pub fn start(world: &World) -> Result<Relay> {
-        let socket = world.tmp.path().join("relay.sock");
-        let mut child = Command::new(std::env::current_exe()?)
-            .arg("--relay")
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .spawn()
-            .context("start the relay")?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while UnixStream::connect(&socket).is_err() {
-            if Instant::now() > deadline || child.try_wait()?.is_some() {
-                bail!("the relay did not start listening");
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        Ok(Relay { child, socket })
-    }
-
-    /// A client told of `session`'s exit by the relay.
-    pub fn watch(&self, session: &Session) -> Result<Client> {
-        let mut client = Client::connect(&self.socket)?;
-        client.send(&session.pid().to_string())?;
-        if client.recv()?["event"] != "watching" {
-            bail!("the relay did not say watching");
-        }
-        Ok(client)
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Scenario 7: the file-event path, verdict next to `inotifywait`.
 pub fn file_events(plan: &Plan) -> Result<()> {
@@ -207,7 +121,7 @@ pub fn syscalls(plan: &Plan) -> Result<()> {
     let mut world = World::start()?;
     let daemon = world.daemon_pid();
     let n = plan.peer_events.max(1);
-    let mut sessions: Vec<Session> = (0..n).map(|_| world.session()).collect::<Result<_>>()?;
+    let mut sessions: Vec<Session> = world.aged_sessions(n)?;
     let mut clients = Vec::new();
     let (setup, setup_rows) = strace_count(daemon, || {
         for session in &sessions {
@@ -217,9 +131,17 @@ pub fn syscalls(plan: &Plan) -> Result<()> {
         }
         Ok(())
     })?;
+    // The result lands while the process runs (csa writes it, then tears
+    // down); the exit path is counted on its own.
+    let (result, result_rows) = strace_count(daemon, || {
+        for session in &sessions {
+            session.write_result()?;
+        }
+        std::thread::sleep(crate::world::LEAD);
+        Ok(())
+    })?;
     let (exit, exit_rows) = strace_count(daemon, || {
         for (session, client) in sessions.iter_mut().zip(&mut clients) {
-            session.write_result()?;
             session.exit()?;
             client.verdict()?;
             session.reap();
@@ -243,7 +165,12 @@ pub fn syscalls(plan: &Plan) -> Result<()> {
         top(&setup_rows)
     );
     println!(
-        "| `result.toml` renamed in, process exits → verdict written | {:.1} | {} |",
+        "| `result.toml` renamed in (process runs) | {:.1} | {} |",
+        per(result),
+        top(&result_rows)
+    );
+    println!(
+        "| process exits → verdict written | {:.1} | {} |",
         per(exit),
         top(&exit_rows)
     );

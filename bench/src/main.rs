@@ -6,6 +6,7 @@
 mod compare;
 mod cost;
 mod exitpath;
+mod floor;
 mod hostile;
 mod many;
 mod peers;
@@ -43,7 +44,7 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("--poll") => streaming::poll_child(args[1..].to_vec()),
-        Some("--relay") => exitpath::relay_child(&args[1..]),
+        Some("--relay") => floor::relay_child(&args[1..]),
         _ => {}
     }
     let quick = args.iter().any(|a| a == "--quick");

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use mio::{Events, Interest, Poll, Token};
 
-use crate::stats::{human, table, Samples};
+use crate::floor::Relay;
+use crate::stats::{human, table, table_against, Samples};
 use crate::world::{Session, World};
 use crate::Plan;
 use verdict_support::rss_kib;
@@ -53,31 +54,35 @@ pub fn single_waiter(plan: &Plan) -> Result<()> {
         let mut session = world.session()?;
         floor.push(pidfd_floor(&mut session)?);
     }
-    // The relay and verdictd take turns, so that both see the same noise.
-    let relay = crate::exitpath::Relay::start(&world)?;
-    let (mut protocol, mut relayed) = (Vec::new(), Vec::new());
-    for _ in 0..plan.latency_events {
-        let mut session = world.session()?;
-        let mut client = world.client()?;
-        client.watch(session.path())?;
-        session.write_result()?;
-        let t0 = session.exit()?;
-        protocol.push(client.verdict()? - t0);
+    // The relay and verdictd take turns, with the result landing ahead of
+    // the exit and back to back, so that all four see the same noise.
+    let relay = Relay::start(&world)?;
+    let mut rows: [Vec<Duration>; 4] = Default::default();
+    let mut sessions = world.aged_sessions(4 * plan.latency_events)?.into_iter();
+    while let Some(mut session) = sessions.next() {
+        for back_to_back in [false, true] {
+            let mut client = world.client()?;
+            client.watch(session.path())?;
+            let t0 = session.finish(back_to_back)?;
+            rows[2 * usize::from(back_to_back)].push(client.verdict()? - t0);
 
-        let mut session = world.session()?;
-        let mut client = relay.watch(&session)?;
-        session.write_result()?;
-        let t0 = session.exit()?;
-        relayed.push(client.verdict()? - t0);
+            session = sessions.next().context("sessions")?;
+            let mut client = relay.watch(&session)?;
+            let t0 = session.finish(back_to_back)?;
+            rows[1 + 2 * usize::from(back_to_back)].push(client.verdict()? - t0);
+            if !back_to_back {
+                session = sessions.next().context("sessions")?;
+            }
+        }
     }
     drop(relay);
+    let [protocol, relayed, protocol_b2b, relayed_b2b] = rows;
     let mut process = Vec::new();
     for _ in 0..plan.latency_events {
         let mut session = world.session()?;
         let mut child = verdict_wait(&world, &session)?;
         world.wait_for_waiters(1)?;
-        session.write_result()?;
-        let t0 = session.exit()?;
+        let t0 = session.finish(false)?;
         let status = child.wait()?;
         process.push(t0.elapsed());
         if !status.success() {
@@ -103,16 +108,16 @@ pub fn single_waiter(plan: &Plan) -> Result<()> {
             }
             std::thread::sleep(Duration::from_micros(200));
         }
-        session.write_result()?;
-        let t0 = session.exit()?;
+        let t0 = session.finish(false)?;
         let status = child.wait()?;
         alone.push(t0.elapsed());
         if !status.success() {
             bail!("verdict wait --no-daemon exited with {status}");
         }
     }
-    table(
-        "1. Single waiter: session exit → verdict",
+    let lead = format!("{} ms", crate::world::LEAD.as_millis());
+    table_against(
+        &format!("1. Single waiter: session exit → verdict (result {lead} before the exit)"),
         &[
             Samples::new(
                 "kernel floor: SIGKILL → pidfd readable (no daemon)",
@@ -124,13 +129,21 @@ pub fn single_waiter(plan: &Plan) -> Result<()> {
                 relayed,
                 0,
             ),
-            Samples::new("verdictd → protocol client (in the harness)", protocol, 0),
+            Samples::new("verdictd → protocol client", protocol, 0),
             Samples::new("`verdict wait` process (to its exit)", process, 0),
             Samples::new(
                 "`verdict wait --no-daemon` process, degraded mode (to its exit)",
                 alone,
                 0,
             ),
+        ],
+        1,
+    );
+    table(
+        "1b. Single waiter, the worst case: result and exit back to back",
+        &[
+            Samples::new("two-hop floor (relay)", relayed_b2b, 0),
+            Samples::new("verdictd → protocol client", protocol_b2b, 0),
         ],
     );
     Ok(())
@@ -198,6 +211,8 @@ fn collect_verdicts(readers: Readers, each: usize) -> Result<Vec<Instant>> {
         .collect())
 }
 
+/// `per_session` waits on each of `sessions`, each its own connection,
+/// with every `watching` read, as a real waiter does before its verdict.
 pub fn open_waits(
     world: &World,
     sessions: &[&Session],
@@ -215,45 +230,150 @@ pub fn open_waits(
             sockets.push(socket);
         }
     }
-    world.wait_for_waiters((sessions.len() * per_session) as u64)?;
+    for socket in &mut sockets {
+        read_watching(socket, 1)?;
+    }
     Ok(sockets)
 }
 
-/// Scenario 2: many waiters on one session, and many sessions at once.
+/// Reads `n` replies from `socket`, each of them `watching`, and nothing
+/// past them (nothing else is sent before the event).
+pub fn read_watching(socket: &mut UnixStream, n: usize) -> Result<()> {
+    socket.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut byte = [0u8; 1];
+    let mut line = Vec::new();
+    for _ in 0..n {
+        line.clear();
+        while byte[0] != b'\n' || line.is_empty() {
+            if socket.read(&mut byte).context("read a watching reply")? == 0 {
+                bail!("the connection closed before `watching`");
+            }
+            line.push(byte[0]);
+            if byte[0] == b'\n' {
+                break;
+            }
+        }
+        byte[0] = 0;
+        const WATCHING: &[u8] = b"\"event\":\"watching\"";
+        if !line.windows(WATCHING.len()).any(|w| w == WATCHING) {
+            bail!("expected watching, got {}", String::from_utf8_lossy(&line));
+        }
+    }
+    socket.set_read_timeout(None)?;
+    Ok(())
+}
+
+/// When each reader's verdict arrived, relative to `t0`: first, median, last.
+fn spread(t0: Instant, mut times: Vec<Instant>) -> [Duration; 3] {
+    times.sort();
+    let at = |i: usize| times[i] - t0;
+    [at(0), at(times.len() / 2), at(times.len() - 1)]
+}
+
+/// Rounds of each fan-out size, taking turns with its floor.
+const FANOUT_ROUNDS: usize = 3;
+
+/// Scenario 2: many waiters on one session, and many sessions at once,
+/// each against its floor in the same run: the relay (the same number of
+/// connections, the same readers) and, for many sessions, the kernel.
 pub fn fanout(plan: &Plan) -> Result<()> {
     let mut world = World::start()?;
-    println!("\n### 2. Fan-out: one event, many waiters (each waiter its own connection)\n");
-    println!("| waiters | sessions | first verdict | median | last verdict |");
-    println!("|---|---|---|---|---|");
-    let report = |waiters: usize, sessions: usize, t0: Instant, mut times: Vec<Instant>| {
-        times.sort();
-        let at = |i: usize| human(times[i] - t0);
-        println!(
-            "| {waiters} | {sessions} | {} | {} | {} |",
-            at(0),
-            at(times.len() / 2),
-            at(times.len() - 1)
-        );
+    let relay = Relay::start(&world)?;
+    println!("\n### 2. Fan-out: one event, many waiters (each waiter its own connection; result {} ms before the exit; median of {FANOUT_ROUNDS} rounds)\n", crate::world::LEAD.as_millis());
+    println!(
+        "| waiters | sessions | who | first verdict | median | last verdict | last vs floor |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let report = |waiters: usize, sessions: usize, rows: &[(&str, Vec<[Duration; 3]>)]| {
+        let median = |runs: &[[Duration; 3]], i: usize| {
+            let mut v: Vec<Duration> = runs.iter().map(|r| r[i]).collect();
+            v.sort();
+            v[v.len() / 2]
+        };
+        let floor = median(&rows[0].1, 2).as_secs_f64().max(1e-9);
+        // The kernel row knows only when the last pidfd turned readable.
+        let shown = |d: Duration| if d.is_zero() { "—".into() } else { human(d) };
+        for (who, runs) in rows {
+            println!(
+                "| {waiters} | {sessions} | {who} | {} | {} | {} | {:.2}× |",
+                shown(median(runs, 0)),
+                shown(median(runs, 1)),
+                human(median(runs, 2)),
+                median(runs, 2).as_secs_f64() / floor
+            );
+        }
     };
     for &n in &plan.fanout {
-        let mut session = world.session()?;
-        let readers = Readers::new(open_waits(&world, &[&session], n)?)?;
-        session.write_result()?;
-        let t0 = session.exit()?;
-        report(n, 1, t0, collect_verdicts(readers, 1)?);
+        let (mut ours, mut floor) = (Vec::new(), Vec::new());
+        for _ in 0..FANOUT_ROUNDS {
+            let mut aged = world.aged_sessions(2)?;
+            let mut session = aged.pop().context("session")?;
+            let readers = Readers::new(relay.waits(&[&session], n)?)?;
+            let t0 = session.finish(false)?;
+            floor.push(spread(t0, collect_verdicts(readers, 1)?));
+            let mut session = aged.pop().context("session")?;
+            let readers = Readers::new(open_waits(&world, &[&session], n)?)?;
+            let t0 = session.finish(false)?;
+            ours.push(spread(t0, collect_verdicts(readers, 1)?));
+        }
+        report(
+            n,
+            1,
+            &[("relay (fan-out floor)", floor), ("verdictd", ours)],
+        );
     }
     let n = plan.many_sessions;
-    let mut sessions: Vec<Session> = (0..n).map(|_| world.session()).collect::<Result<_>>()?;
-    let refs: Vec<&Session> = sessions.iter().collect();
-    let readers = Readers::new(open_waits(&world, &refs, 1)?)?;
-    for session in &sessions {
+    let (mut kernel, mut floor, mut ours) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..FANOUT_ROUNDS {
+        let mut sessions = world.aged_sessions(3 * n)?;
+        let third = |sessions: &mut Vec<Session>| sessions.split_off(sessions.len() - n);
+        let mut batch = third(&mut sessions);
+        for session in &batch {
+            session.write_result()?;
+        }
+        std::thread::sleep(crate::world::LEAD);
+        let last = crate::floor::exits(&mut batch, kill_all)?;
+        kernel.push([Duration::ZERO, Duration::ZERO, last]);
+        let mut batch = third(&mut sessions);
+        let refs: Vec<&Session> = batch.iter().collect();
+        let readers = Readers::new(relay.waits(&refs, 1)?)?;
+        floor.push(many_end(&mut batch, readers)?);
+        let mut batch = third(&mut sessions);
+        let refs: Vec<&Session> = batch.iter().collect();
+        let readers = Readers::new(open_waits(&world, &refs, 1)?)?;
+        ours.push(many_end(&mut batch, readers)?);
+    }
+    report(
+        n,
+        n,
+        &[
+            (
+                "kernel: the kills → every pidfd readable (no daemon)",
+                kernel,
+            ),
+            ("relay", floor),
+            ("verdictd", ours),
+        ],
+    );
+    Ok(())
+}
+
+/// Ends every one of `sessions` (results first, [`crate::world::LEAD`]
+/// before the kills); when each reader got its verdict.
+fn many_end(sessions: &mut [Session], readers: Readers) -> Result<[Duration; 3]> {
+    for session in sessions.iter() {
         session.write_result()?;
     }
+    std::thread::sleep(crate::world::LEAD);
     let t0 = Instant::now();
-    for session in &mut sessions {
+    kill_all(sessions)?;
+    Ok(spread(t0, collect_verdicts(readers, 1)?))
+}
+
+fn kill_all(sessions: &mut [Session]) -> Result<()> {
+    for session in sessions {
         session.kill()?;
     }
-    report(n, n, t0, collect_verdicts(readers, 1)?);
     Ok(())
 }
 
@@ -285,17 +405,17 @@ pub fn big_fanout(plan: &Plan) -> Result<()> {
         socket.write_all(lines.as_bytes())?;
         sockets.push(socket);
     }
-    world.wait_for_waiters((total / each * each) as u64)?;
+    for socket in &mut sockets {
+        read_watching(socket, each)?;
+    }
     let rss = rss_kib(daemon);
     let readers = Readers::new(sockets)?;
     for session in &sessions {
         session.write_result()?;
     }
+    std::thread::sleep(crate::world::LEAD);
     let t0 = Instant::now();
-    rustix::process::kill_process_group(
-        rustix::process::Pid::from_raw(group).context("group")?,
-        rustix::process::Signal::KILL,
-    )?;
+    kill_group(group)?;
     let mut times = collect_verdicts(readers, each)?;
     times.sort();
     println!("\n### 2b. Fan-out at scale: {} waits ({each} per connection) on {n} sessions, all ending at once\n", total / each * each);
@@ -323,43 +443,19 @@ pub fn big_fanout(plan: &Plan) -> Result<()> {
 /// How long the kernel takes to end `n` processes of one group: kill →
 /// the last of their pidfds readable, in the harness.
 fn group_exit_floor(world: &mut World, n: usize) -> Result<Duration> {
-    use rustix::process::{pidfd_open, Pid, PidfdFlags};
     let first = world.session_in_group(0)?;
     let group = first.pid() as i32;
     let mut sessions = vec![first];
     for _ in 1..n {
         sessions.push(world.session_in_group(group)?);
     }
-    let mut poll = Poll::new()?;
-    let mut fds = Vec::with_capacity(n);
-    for (i, session) in sessions.iter().enumerate() {
-        let pid = Pid::from_raw(session.pid() as i32).context("pid")?;
-        let fd = pidfd_open(pid, PidfdFlags::empty())?;
-        poll.registry().register(
-            &mut mio::unix::SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&fd)),
-            Token(i),
-            Interest::READABLE,
-        )?;
-        fds.push(fd);
-    }
-    let t0 = Instant::now();
+    crate::floor::exits(&mut sessions, |_| kill_group(group))
+}
+
+fn kill_group(group: i32) -> Result<()> {
     rustix::process::kill_process_group(
-        Pid::from_raw(group).context("group")?,
+        rustix::process::Pid::from_raw(group).context("group")?,
         rustix::process::Signal::KILL,
     )?;
-    let mut events = Events::with_capacity(4096);
-    let mut seen = vec![false; n];
-    let mut remaining = n;
-    while remaining > 0 {
-        if t0.elapsed() > Duration::from_secs(120) {
-            bail!("{remaining} pidfds never became readable");
-        }
-        poll.poll(&mut events, Some(Duration::from_secs(1)))?;
-        for event in events.iter() {
-            if !std::mem::replace(&mut seen[event.token().0], true) {
-                remaining -= 1;
-            }
-        }
-    }
-    Ok(t0.elapsed())
+    Ok(())
 }

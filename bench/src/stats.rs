@@ -57,11 +57,17 @@ pub fn human(d: Duration) -> String {
 /// Prints a markdown table of samples, with each row's p50 as a multiple
 /// of the first row's.
 pub fn table(title: &str, rows: &[Samples]) {
+    table_against(title, rows, 0)
+}
+
+/// Prints a markdown table of samples, with each row's p50 as a multiple
+/// of row `base`'s.
+pub fn table_against(title: &str, rows: &[Samples], base: usize) {
     println!("\n### {title}\n");
-    println!("| waiter | n | p50 | p99 | max | p50 vs first row |");
+    println!("| waiter | n | p50 | p99 | max | p50 vs row {} |", base + 1);
     println!("|---|---|---|---|---|---|");
     let base = rows
-        .first()
+        .get(base)
         .map(Samples::p50)
         .unwrap_or_default()
         .as_secs_f64()
@@ -73,7 +79,7 @@ pub fn table(title: &str, rows: &[Samples]) {
             String::new()
         };
         println!(
-            "| {} | {}{missed} | {} | {} | {} | {:.0}× |",
+            "| {} | {}{missed} | {} | {} | {} | {:.2}× |",
             row.name,
             row.count(),
             human(row.p50()),

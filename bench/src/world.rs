@@ -5,18 +5,31 @@
 //! the timestamps the benchmarks take.
 //!
 //! The event is always the same: the session renames `result.toml` into
-//! place; the harness takes the timestamp; the session exits (SIGKILL).
-//! Latencies are measured from that timestamp. For the peer comparison the
-//! session also renames `daemon-completion.toml` into place right before it
-//! exits (after the timestamp), since file-watching peers need a last file.
+//! place, [`LEAD`] before its exit as csa's sessions do (or back to back,
+//! the worst case); the harness takes the timestamp; the session exits
+//! (SIGKILL). Latencies are measured from that timestamp. For the peer
+//! comparison the session also renames `daemon-completion.toml` into place
+//! right before it exits (after the timestamp), since file-watching peers
+//! need a last file.
+//!
+//! Sessions are made ahead of time and aged past the 2 s in which a
+//! file's stamp is too recent to trust (see `verdict_core::files`), as
+//! real sessions, minutes old when they end, are.
 
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use verdict_support::{write_atomic, Harness};
+
+/// How long before its exit a session's `result.toml` lands, as in csa
+/// (the result is written, then the process tears down).
+pub const LEAD: Duration = Duration::from_millis(3);
+
+/// Older than this, a session's files are past the racy-stamp window.
+pub const AGE: Duration = Duration::from_millis(2_100);
 
 /// A temp dir with a running daemon (the harness's fields, by `Deref`).
 pub struct World {
@@ -67,6 +80,14 @@ impl World {
     /// A new session directory with a live session process.
     pub fn session(&mut self) -> Result<Session> {
         self.session_in(None, "01JBENCH")
+    }
+
+    /// `n` new sessions, returned once the youngest is older than the
+    /// racy-stamp window ([`AGE`]).
+    pub fn aged_sessions(&mut self, n: usize) -> Result<Vec<Session>> {
+        let sessions = (0..n).map(|_| self.session()).collect::<Result<Vec<_>>>()?;
+        std::thread::sleep(AGE);
+        Ok(sessions)
     }
 
     /// A new session directory with no process named (no `daemon.pid`).
@@ -129,6 +150,16 @@ impl Session {
     pub fn write_result(&self) -> Result<()> {
         self.write("result.toml", "status = \"success\"\nexit_code = 0\n");
         Ok(())
+    }
+
+    /// The session's result lands, and [`LEAD`] later the process exits.
+    /// Returns the timestamp taken right before the exit.
+    pub fn finish(&mut self, back_to_back: bool) -> Result<Instant> {
+        self.write_result()?;
+        if !back_to_back {
+            std::thread::sleep(LEAD);
+        }
+        self.exit()
     }
 
     /// The session process exits. Returns the timestamp taken right before.
