@@ -29,7 +29,7 @@ pub const POLL_EVERY: Duration = Duration::from_secs(1);
 
 fn finished(dir: &Path) -> bool {
     let snap = Snapshot::read(dir);
-    let live = liveness::observe(dir, snap.pid.value(), &[]).liveness;
+    let live = liveness::observe(dir, snap.pid.value(), &[], true).liveness;
     let phase = Phase {
         cap_fired: false,
         grace_over: true,

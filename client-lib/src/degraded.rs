@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use verdict_core::liveness::{self, Watch};
 use verdict_core::rules::{Liveness, Verdict};
-use verdict_core::track::{self, Found, Identity, Look, Probe, Tracker};
+use verdict_core::track::{self, Found, Identity, Look, Plan, Probe, Tracker};
 use verdict_core::watch::{Change, Watcher};
 use verdict_proto::wire::VerdictEvent;
 
@@ -186,6 +186,8 @@ struct State {
     /// it leads its group.
     pidfds: HashMap<i32, (Option<OwnedFd>, bool)>,
     exited: Vec<Watch>,
+    /// The directory was replaced and could not be watched again.
+    unwatched: bool,
 }
 
 impl State {
@@ -200,6 +202,7 @@ impl State {
             tracker: Tracker::new(),
             pidfds: HashMap::new(),
             exited: Vec::new(),
+            unwatched: false,
         }
     }
 
@@ -218,6 +221,10 @@ impl State {
             self.tracker.rescan();
         }
         if !self.tracker.stale() {
+            let ahead = self.tracker.read_ahead();
+            if !ahead.is_empty() {
+                self.probe.read_ahead(ahead);
+            }
             return Step::Wake(self.tracker.deadline());
         }
         let look = self.look(watcher);
@@ -241,12 +248,18 @@ impl State {
             Identity::Replaced => {
                 // The watch follows the old inode: watch the path again.
                 watcher.remove(self.probe.dir());
-                let _ = watcher.add(self.probe.dir());
+                self.unwatched = watcher.add(self.probe.dir()).is_err();
             }
             Identity::Same => {}
         }
+        // Events still queued may name this session's files.
+        let plan = if watcher.more() {
+            Plan::FULL
+        } else {
+            self.tracker.plan()
+        };
         let exited = std::mem::take(&mut self.exited);
-        let (snap, seen) = self.probe.read(&exited);
+        let (snap, seen, subdirs) = self.probe.read(&plan, &exited);
         self.pidfds
             .retain(|pid, _| seen.watch.iter().any(|w| w.pid == *pid));
         for watch in &seen.watch {
@@ -262,7 +275,8 @@ impl State {
             snap,
             live: seen.liveness,
             exits_watched: alive && !self.pidfds.is_empty() && !blind,
-            polled: alive && blind,
+            polled: (alive && blind) || self.unwatched,
+            subdirs,
         })
     }
 
@@ -284,14 +298,14 @@ fn sleep(
     stop: Option<BorrowedFd<'_>>,
     until: Option<Instant>,
 ) -> Result<(), Error> {
-    let (changed, exited) = wait_for_events(watcher, sessions, stop, until)?;
-    if changed {
-        for change in watcher.drain() {
-            match change {
-                Change::Paths(paths) => paths.iter().for_each(|path| changed_at(sessions, path)),
-                Change::NewDirs(_) => {}
-                Change::Rescan => sessions.iter_mut().for_each(|s| s.tracker.rescan()),
-            }
+    let exited = wait_for_events(watcher, sessions, stop, until)?;
+    // Drained whether or not the poll saw a file event: one that came
+    // after it may speak for a process that exited.
+    for change in watcher.drain() {
+        match change {
+            Change::Paths(paths) => paths.iter().for_each(|path| changed_at(sessions, path)),
+            Change::NewDirs(_) => {}
+            Change::Rescan => sessions.iter_mut().for_each(|s| s.tracker.rescan()),
         }
     }
     for (s, watch) in exited {
@@ -312,14 +326,14 @@ fn changed_at(sessions: &mut [State], path: &Path) {
     }
 }
 
-/// One `poll` of the watcher, `stop` and every armed pidfd: whether the
-/// watcher has events, and the (session, process) of each pidfd that fired.
+/// One `poll` of the watcher, `stop` and every armed pidfd: the (session,
+/// process) of each pidfd that fired.
 fn wait_for_events(
     watcher: &Watcher,
     sessions: &[State],
     stop: Option<BorrowedFd<'_>>,
     until: Option<Instant>,
-) -> Result<(bool, Vec<(usize, Watch)>), Error> {
+) -> Result<Vec<(usize, Watch)>, Error> {
     let timeout = until.map(|at| {
         let left = at.saturating_duration_since(Instant::now());
         Timespec {
@@ -359,5 +373,5 @@ fn wait_for_events(
         .zip(pidfds)
         .filter_map(|(entry, fired)| fired.then_some(entry))
         .collect();
-    Ok((own[0], exited))
+    Ok(exited)
 }

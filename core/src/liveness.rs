@@ -102,6 +102,8 @@ pub struct Observed {
     pub liveness: Liveness,
     /// Live pids whose exit can change the answer.
     pub watch: Vec<Watch>,
+    /// `locks/` was there (or could not be told absent).
+    pub locks: bool,
 }
 
 impl Observed {
@@ -114,8 +116,9 @@ impl Observed {
 /// Looks at the session in `dir`: its `daemon.pid` record (if usable) and
 /// its lock files. `exited` are processes the caller knows have exited
 /// (their pidfd turned readable): `/proc` is not read for them, except
-/// for a group leader, whose group may still run.
-pub fn observe(dir: &Path, pid: Option<&PidFile>, exited: &[Watch]) -> Observed {
+/// for a group leader, whose group may still run. `locks/` is listed only
+/// when `locks` says it may exist.
+pub fn observe(dir: &Path, pid: Option<&PidFile>, exited: &[Watch], locks: bool) -> Observed {
     let session_id = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let mut watch = pid
         .map(|pid| match exited.iter().find(|w| w.pid == pid.pid) {
@@ -124,7 +127,13 @@ pub fn observe(dir: &Path, pid: Option<&PidFile>, exited: &[Watch]) -> Observed 
         })
         .unwrap_or_default();
     let exited_pid = |pid: i32| exited.iter().any(|w| w.pid == pid);
-    for lock_pid in lock_pids(&dir.join(LOCKS_DIR), session_id, &exited_pid) {
+    let locked = if locks {
+        lock_pids(&dir.join(LOCKS_DIR), session_id, &exited_pid)
+    } else {
+        None
+    };
+    let locks = locked.is_some();
+    for lock_pid in locked.unwrap_or_default() {
         if !watch.iter().any(|w| w.pid == lock_pid.pid) {
             watch.push(lock_pid);
         }
@@ -134,7 +143,11 @@ pub fn observe(dir: &Path, pid: Option<&PidFile>, exited: &[Watch]) -> Observed 
         (true, Some(_)) => Liveness::Dead,
         (true, None) => Liveness::Unknown,
     };
-    Observed { liveness, watch }
+    Observed {
+        liveness,
+        watch,
+        locks,
+    }
 }
 
 /// Whether the process named by `daemon.pid` is alive now: the pids to
@@ -182,9 +195,13 @@ pub fn process_liveness(pid: &PidFile) -> Liveness {
 
 /// Pids of `locks/*.lock` (csa writes `{"pid": N, …}`) that run and belong
 /// to the session; those `exited` says have exited are not looked up.
-fn lock_pids(locks: &Path, session_id: &str, exited: &dyn Fn(i32) -> bool) -> Vec<Watch> {
-    let Ok(entries) = std::fs::read_dir(locks) else {
-        return Vec::new();
+/// The live pids that `locks/` names; `None` when there is no `locks/`.
+fn lock_pids(locks: &Path, session_id: &str, exited: &dyn Fn(i32) -> bool) -> Option<Vec<Watch>> {
+    let entries = match std::fs::read_dir(locks) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return None,
+        // Not listable now (not a directory, no permission): it exists.
+        Err(_) => return Some(Vec::new()),
     };
     let now = SystemTime::now();
     let mut candidates = Vec::new();
@@ -192,7 +209,7 @@ fn lock_pids(locks: &Path, session_id: &str, exited: &dyn Fn(i32) -> bool) -> Ve
         if seen == MAX_LOCK_ENTRIES {
             // Not a directory of tool locks: counting on it would be
             // unbounded work for whoever looks (the daemon's loop).
-            return Vec::new();
+            return Some(Vec::new());
         }
         let name = entry.file_name();
         let Some(tool) = name.to_str().and_then(|n| n.strip_suffix(".lock")) else {
@@ -247,7 +264,7 @@ fn lock_pids(locks: &Path, session_id: &str, exited: &dyn Fn(i32) -> bool) -> Ve
             });
         }
     }
-    pids
+    Some(pids)
 }
 
 /// The pid of a csa lock file: a JSON object with a `pid` field.
@@ -300,7 +317,7 @@ mod tests {
         let me = std::process::id();
         std::fs::write(locks.join("codex.lock"), format!("{{\"pid\":{me}}}")).expect("write");
         std::fs::write(locks.join("notes.txt"), format!("{{\"pid\":{me}}}")).expect("write");
-        let seen = observe(dir.path(), None, &[]);
+        let seen = observe(dir.path(), None, &[], true);
         assert_eq!(seen.liveness, Liveness::Alive);
         assert_eq!(seen.pids(), vec![me as i32]);
         // A pid the caller saw exit is not looked up again.
@@ -309,7 +326,7 @@ mod tests {
             group_leader: false,
         };
         assert_eq!(
-            observe(dir.path(), None, &[gone]).liveness,
+            observe(dir.path(), None, &[gone], true).liveness,
             Liveness::Unknown
         );
     }

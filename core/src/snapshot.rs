@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::files::{self, Cached, FileState, Output, Packet, PidFile, SessionResult};
+use crate::track::{Name, Names, Plan};
 
 /// Everything the rules need to know about one session directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +49,9 @@ pub struct SnapshotCache {
     output_result: Cached<SessionResult>,
     /// The results' stamps at the first look: anything else arrived since.
     first: Option<[Option<files::Stamp>; 2]>,
+    /// The last reading of every file (with what was read ahead since):
+    /// what a look that does not read a file again says of it.
+    last: Option<Snapshot>,
 }
 
 impl SnapshotCache {
@@ -76,40 +80,75 @@ impl Snapshot {
 
     /// Reads the session files of `dir` that changed since `cache` saw them.
     pub fn read_cached(dir: &Path, cache: &mut SnapshotCache) -> Snapshot {
-        let mut snap = Snapshot {
-            pid: files::load_cached(
-                &dir.join(files::PID_FILE),
-                files::parse_pid_file,
-                &mut cache.pid,
-            ),
-            result: files::load_cached(
-                &dir.join(files::RESULT_FILE),
-                files::parse_result,
-                &mut cache.result,
-            ),
-            packet: files::load_cached(
-                &dir.join(files::PACKET_FILE),
-                files::parse_packet,
-                &mut cache.packet,
-            ),
-            legacy: files::load_cached(
-                &dir.join(files::LEGACY_FILE),
-                files::parse_legacy,
-                &mut cache.legacy,
-            ),
-            output_result: files::load_cached(
+        Snapshot::read_planned(dir, cache, &Plan::FULL)
+    }
+
+    /// Reads the session files of `dir` that `plan` names, each only if it
+    /// changed since `cache` saw it; the others are as `cache` last read
+    /// them. A plan that is not full needs a full read before it.
+    pub fn read_planned(dir: &Path, cache: &mut SnapshotCache, plan: &Plan) -> Snapshot {
+        let mut snap = match cache.last.take() {
+            Some(last) if !plan.full => last,
+            _ => Snapshot::empty(),
+        };
+        let full = plan.full || cache.first.is_none();
+        snap.load(dir, cache, if full { Plan::FULL.files } else { plan.files });
+        if full || plan.output {
+            snap.output_result = files::load_cached(
                 &dir.join(files::OUTPUT_RESULT_FILE),
                 files::parse_result,
                 &mut cache.output_result,
-            ),
-            stdout: Output::Content,
-            arrived: Arrived::default(),
-        };
-        snap.arrived = cache.arrived();
-        if snap.needs_stdout() {
-            snap.stdout = files::stdout_state(dir);
+            );
         }
+        snap.arrived = cache.arrived();
+        snap.stdout = if snap.needs_stdout() {
+            files::stdout_state(dir)
+        } else {
+            Output::Content
+        };
+        cache.last = Some(snap.clone());
         snap
+    }
+
+    /// Reads `names` now, into `cache`'s last reading (nothing before a
+    /// first full read).
+    pub fn read_ahead(dir: &Path, cache: &mut SnapshotCache, names: Names) {
+        if let Some(mut last) = cache.last.take() {
+            last.load(dir, cache, names);
+            cache.last = Some(last);
+        }
+    }
+
+    /// Loads the files of the directory among `names`.
+    fn load(&mut self, dir: &Path, cache: &mut SnapshotCache, names: Names) {
+        if names.contains(Name::Pid) {
+            self.pid = files::load_cached(
+                &dir.join(files::PID_FILE),
+                files::parse_pid_file,
+                &mut cache.pid,
+            );
+        }
+        if names.contains(Name::Result) {
+            self.result = files::load_cached(
+                &dir.join(files::RESULT_FILE),
+                files::parse_result,
+                &mut cache.result,
+            );
+        }
+        if names.contains(Name::Packet) {
+            self.packet = files::load_cached(
+                &dir.join(files::PACKET_FILE),
+                files::parse_packet,
+                &mut cache.packet,
+            );
+        }
+        if names.contains(Name::Legacy) {
+            self.legacy = files::load_cached(
+                &dir.join(files::LEGACY_FILE),
+                files::parse_legacy,
+                &mut cache.legacy,
+            );
+        }
     }
 
     /// Rule C3 asks what `stdout.log` holds only for an exit-0 packet with

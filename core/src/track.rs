@@ -18,10 +18,12 @@ use crate::rules::{self, decide, decide_at_cap, Decision, Liveness, Phase, Verdi
 use crate::snapshot::Snapshot;
 
 mod probe;
+mod scope;
 #[cfg(test)]
 mod tests;
 
 pub use probe::{dir_inode, Identity, Probe};
+pub use scope::{Name, Names, Plan, Subdirs};
 
 /// How often a session that no event can speak for (no inotify watch, or
 /// a live process without a pidfd) is looked at.
@@ -92,22 +94,15 @@ impl Period {
 pub enum Change {
     /// The directory itself (attributes, moved, deleted).
     Dir,
-    /// A file in it; `pid_file` when it is `daemon.pid`.
-    File {
-        /// The file is `daemon.pid`.
-        pid_file: bool,
-    },
+    /// An entry of it.
+    File(Name),
 }
 
 impl Change {
-    /// The change a watcher reports at `path`, a file in the session
+    /// The change a watcher reports at `path`, an entry of the session
     /// directory.
     pub fn of_file(path: &std::path::Path) -> Change {
-        Change::File {
-            pid_file: path
-                .file_name()
-                .is_some_and(|name| name == crate::files::PID_FILE),
-        }
+        Change::File(path.file_name().map_or(Name::Other, Name::of))
     }
 }
 
@@ -135,8 +130,10 @@ pub struct Found {
     pub exits_watched: bool,
     /// No event can tell a change: the directory has no watch, or a live
     /// process has no pidfd. The tracker then asks for a look every
-    /// [`Timing::poll`].
+    /// [`Timing::poll`], and every look is a full one.
     pub polled: bool,
+    /// Which of `output/` and `locks/` were there.
+    pub subdirs: Subdirs,
 }
 
 impl Found {
@@ -146,6 +143,7 @@ impl Found {
             live: Liveness::Unknown,
             exits_watched: false,
             polled: false,
+            subdirs: Subdirs::default(),
         }
     }
 }
@@ -174,6 +172,12 @@ pub struct Tracker {
     poll: Option<Instant>,
     /// Something happened since the last look.
     stale: bool,
+    /// The next look must read everything (see [`Plan`]).
+    full: bool,
+    /// Names reported since the last look and not read yet.
+    dirty: Names,
+    /// Anything was named since the last look.
+    named: bool,
     /// The last look that found the directory.
     last: Found,
     /// The tracker has given its final step.
@@ -189,6 +193,9 @@ impl Tracker {
             vanished: Period::Idle,
             poll: None,
             stale: true,
+            full: true,
+            dirty: Names::default(),
+            named: false,
             last: Found::nothing(),
             done: false,
         }
@@ -197,16 +204,46 @@ impl Tracker {
     /// Something changed in the directory. Any change starts rule C5's
     /// launch grace over; a look is needed unless the session's processes
     /// are all watched and the change is not `daemon.pid` (while they run,
-    /// rule C0 holds whatever the files say).
+    /// rule C0 holds whatever the files say). The name is kept for the
+    /// next look to read; a change of the directory itself makes it full.
     pub fn changed(&mut self, change: Change) {
         if self.launch.until().is_some() {
             self.launch = Period::Idle;
             self.stale = true;
         }
         match change {
-            Change::Dir | Change::File { pid_file: true } => self.stale = true,
-            Change::File { pid_file: false } => self.stale |= !self.last.exits_watched,
+            Change::Dir => {
+                self.full = true;
+                self.stale = true;
+            }
+            Change::File(name) => {
+                self.dirty.insert(name);
+                self.named = true;
+                self.stale |= name == Name::Pid || !self.last.exits_watched;
+            }
         }
+    }
+
+    /// What the next look must read: only what was named since the last
+    /// one, unless a full look is needed (see [`Plan`]).
+    pub fn plan(&self) -> Plan {
+        if self.full || self.last.polled {
+            return Plan::FULL;
+        }
+        Plan::only(self.dirty, self.named, self.last.subdirs)
+    }
+
+    /// The verdict files named while no look is due (the processes run
+    /// and are watched): the driver reads them now, into its probe's last
+    /// reading, so that the exit finds them read. They are no longer
+    /// dirty.
+    pub fn read_ahead(&mut self) -> Names {
+        if self.stale() || self.full {
+            return Names::default();
+        }
+        let ahead = self.dirty.and(Names::VERDICT);
+        self.dirty = self.dirty.minus(ahead);
+        ahead
     }
 
     /// A process the driver follows for this session exited.
@@ -215,8 +252,9 @@ impl Tracker {
     }
 
     /// Events may have been lost (a watcher overflow), or the driver needs
-    /// the session as it is now (a cap fired): look again.
+    /// the session as it is now (a cap fired): a full look.
     pub fn rescan(&mut self) {
+        self.full = true;
         self.stale = true;
     }
 
@@ -276,10 +314,17 @@ impl Tracker {
             return Step::Wait;
         }
         self.stale = false;
+        self.dirty = Names::default();
+        self.named = false;
         let found = match look {
-            Look::Gone => return self.vanish(now, timing),
+            Look::Gone => {
+                // Whatever comes back is looked at in full.
+                self.full = true;
+                return self.vanish(now, timing);
+            }
             Look::Found(found) => found,
         };
+        self.full = false;
         self.vanished = Period::Idle;
         let phase = self.phase(false);
         let decision = decide(&found.snap, found.live, phase);

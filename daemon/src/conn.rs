@@ -379,7 +379,7 @@ impl Conns {
 
 /// The registry's replies, written to their connections at once.
 impl crate::registry::Sink for Conns {
-    fn send(&mut self, conn: Token, line: Vec<u8>) {
-        Conns::send(self, conn, &line);
+    fn send(&mut self, conn: Token, line: &[u8]) {
+        Conns::send(self, conn, line);
     }
 }

@@ -191,6 +191,9 @@ impl Server {
                     SIGNALS => self.on_signals(),
                     LOOKUPS => self.registry.looked_up(&mut self.core.ctx()),
                     token if token.0 & PIDFD_TAG != 0 => {
+                        // What inotify holds first: the exit's look then
+                        // reads only what changed (see `Tracker::plan`).
+                        self.drain_watcher();
                         self.registry.process_exited(&mut self.core.ctx(), token)
                     }
                     token => {

@@ -136,6 +136,9 @@ both_ways!(
     a_fifo_named_result_toml_does_not_hang_anything,
     a_result_written_in_place_without_a_rename_is_seen_when_closed,
     a_directory_replaced_mid_wait_is_watched_again,
+    the_exit_finds_the_result_already_read,
+    a_result_inside_an_existing_output_dir_is_seen_at_the_exit,
+    a_lock_taken_inside_an_existing_locks_dir_keeps_the_session_running,
 );
 
 fn c1_result_success_beats_a_sigterm_packet(h: &World) {
@@ -402,4 +405,106 @@ fn a_directory_replaced_mid_wait_is_watched_again(h: &World) {
         run.markers(),
         [completed("01JREPLACED", "success", 0, false)]
     );
+}
+
+/// Who opened what in a directory (inotify `IN_OPEN`): the names.
+struct Opens {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl Opens {
+    fn of(dir: &std::path::Path) -> Opens {
+        use rustix::fs::inotify;
+        let fd = inotify::init(inotify::CreateFlags::NONBLOCK | inotify::CreateFlags::CLOEXEC)
+            .expect("inotify");
+        inotify::add_watch(&fd, dir, inotify::WatchFlags::OPEN).expect("watch");
+        Opens { fd }
+    }
+
+    /// The names opened since the last call.
+    fn names(&mut self) -> Vec<String> {
+        let mut buf = [std::mem::MaybeUninit::uninit(); 4096];
+        let mut reader = rustix::fs::inotify::Reader::new(&self.fd, &mut buf);
+        let mut names = Vec::new();
+        while let Ok(event) = reader.next() {
+            if let Some(name) = event.file_name() {
+                names.push(name.to_string_lossy().into_owned());
+            }
+        }
+        names
+    }
+}
+
+fn the_exit_finds_the_result_already_read(h: &World) {
+    let mut s = h.session("01JAHEAD");
+    s.start_process();
+    let mut opens = Opens::of(&s.dir);
+    let mut waiting = h.spawn_wait(s.path(), &["--json"]);
+    h.armed(&waiting);
+    opens.names();
+    // The result lands while the process runs: it is read then...
+    s.write_result("success", 0);
+    eventually("the result to be read as it lands", || {
+        opens
+            .names()
+            .iter()
+            .any(|n| n == "result.toml")
+            .then_some(())
+    });
+    // ...and the exit's look reads nothing again.
+    s.end_process();
+    let run = Run::from(finish(&mut waiting));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["source"], "result", "{run:?}");
+    let opened = opens.names();
+    assert!(
+        !opened
+            .iter()
+            .any(|n| n == "result.toml" || n == "daemon.pid"),
+        "the exit read again: {opened:?}"
+    );
+}
+
+fn a_result_inside_an_existing_output_dir_is_seen_at_the_exit(h: &World) {
+    let mut s = h.session("01JOUTPUTDIR");
+    s.start_process();
+    std::fs::create_dir(s.dir.join("output")).expect("output/");
+    let mut waiting = h.spawn_wait(s.path(), &["--json"]);
+    h.armed(&waiting);
+    // Inside output/: no event on the session directory.
+    verdict_e2e::write_atomic(
+        &s.dir.join("output"),
+        "result.toml",
+        "status = \"failure\"\nexit_code = 7\n",
+    );
+    s.end_process();
+    let run = Run::from(finish(&mut waiting));
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.json()["status"], "failure", "{run:?}");
+    assert_eq!(run.json()["exit_code"], 7, "{run:?}");
+}
+
+fn a_lock_taken_inside_an_existing_locks_dir_keeps_the_session_running(h: &World) {
+    let mut s = h.session("01JLOCKSDIR");
+    s.start_process();
+    std::fs::create_dir(s.dir.join("locks")).expect("locks/");
+    let mut waiting = h.spawn_wait(s.path(), &["--json"]);
+    h.armed(&waiting);
+    // A tool of the session takes its lock (no event on the session
+    // directory), the result lands, and the session's process ends first.
+    let (mut tool, _) = verdict_e2e::sleeper();
+    let lock = format!("{{\"pid\": {}, \"tool\": \"codex\"}}", tool.id());
+    std::fs::write(s.dir.join("locks").join("codex.lock"), lock).expect("lock");
+    s.write_result("success", 0);
+    s.end_process();
+    // The tool runs: the session is not over. A short-capped second
+    // wait proves it, as in rule C0's test.
+    let early = h.wait(s.path(), &["--cap", "0.2", "--json"]);
+    assert_eq!(early.json()["outcome"], "kv_warm", "{early:?}");
+    assert!(h.still_waiting(&mut waiting), "the tool still runs");
+    let _ = tool.kill();
+    let _ = tool.wait();
+    let run = Run::from(finish(&mut waiting));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["outcome"], "completed", "{run:?}");
 }

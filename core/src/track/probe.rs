@@ -1,19 +1,32 @@
 //! The I/O half of a look at a session, shared by every driver of a
-//! [`super::Tracker`]: which directory is there now, its files (unchanged
-//! ones from the cache) and its processes.
+//! [`super::Tracker`]: which directory is there now, its files (the ones
+//! the tracker's [`Plan`] names, unchanged ones from the cache) and its
+//! processes.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use super::{Names, Plan, Subdirs};
+use crate::files::FileState;
 use crate::liveness::{self, Observed, Watch};
 use crate::snapshot::{Snapshot, SnapshotCache};
 
 /// (device, inode) of `dir`, if it is a directory.
 pub fn dir_inode(dir: &Path) -> Option<(u64, u64)> {
-    std::fs::metadata(dir)
-        .ok()
-        .filter(|m| m.is_dir())
-        .map(|m| (m.dev(), m.ino()))
+    dir_meta(dir).map(|(inode, _)| inode)
+}
+
+/// A directory's modification and change times: they move whenever an
+/// entry is added, removed or renamed.
+type DirStamp = [(i64, i64); 2];
+
+fn dir_meta(dir: &Path) -> Option<((u64, u64), DirStamp)> {
+    std::fs::metadata(dir).ok().filter(|m| m.is_dir()).map(|m| {
+        (
+            (m.dev(), m.ino()),
+            [(m.mtime(), m.mtime_nsec()), (m.ctime(), m.ctime_nsec())],
+        )
+    })
 }
 
 /// Which directory is at the session's path now.
@@ -35,6 +48,10 @@ pub struct Probe {
     dir: PathBuf,
     inode: Option<(u64, u64)>,
     cache: SnapshotCache,
+    /// The directory's stamp at the last [`Probe::identity`].
+    seen: Option<DirStamp>,
+    /// The directory's stamp when the files were last read.
+    read: Option<DirStamp>,
 }
 
 impl Probe {
@@ -44,6 +61,8 @@ impl Probe {
             inode: dir_inode(&dir),
             dir,
             cache: SnapshotCache::default(),
+            seen: None,
+            read: None,
         }
     }
 
@@ -54,22 +73,46 @@ impl Probe {
 
     /// Which directory is there now (one `stat`).
     pub fn identity(&mut self) -> Identity {
-        match dir_inode(&self.dir) {
-            None => Identity::Gone,
-            Some(inode) if Some(inode) == self.inode => Identity::Same,
-            Some(inode) => {
-                self.inode = Some(inode);
-                self.cache = SnapshotCache::default();
-                Identity::Replaced
-            }
+        let Some((inode, stamp)) = dir_meta(&self.dir) else {
+            self.seen = None;
+            return Identity::Gone;
+        };
+        self.seen = Some(stamp);
+        if Some(inode) == self.inode {
+            return Identity::Same;
         }
+        self.inode = Some(inode);
+        self.cache = SnapshotCache::default();
+        Identity::Replaced
     }
 
-    /// The files, and what runs; `exited` are followed processes known to
-    /// have ended (their `/proc` entries are not read).
-    pub fn read(&mut self, exited: &[Watch]) -> (Snapshot, Observed) {
-        let snap = Snapshot::read_cached(&self.dir, &mut self.cache);
-        let seen = liveness::observe(&self.dir, snap.pid.value(), exited);
-        (snap, seen)
+    /// The files `plan` names (all of them when it is full), and what
+    /// runs; `exited` are followed processes known to have ended (their
+    /// `/proc` entries are not read). Call [`Probe::identity`] first: a
+    /// directory whose stamp moved while nothing was named gets a full
+    /// look.
+    pub fn read(&mut self, plan: &Plan, exited: &[Watch]) -> (Snapshot, Observed, Subdirs) {
+        let plan = if !plan.full && !plan.named && self.seen != self.read {
+            &Plan::FULL
+        } else {
+            plan
+        };
+        self.read = self.seen;
+        let snap = Snapshot::read_planned(&self.dir, &mut self.cache, plan);
+        let seen = liveness::observe(&self.dir, snap.pid.value(), exited, plan.locks);
+        let output = (plan.full || plan.output)
+            && (!matches!(snap.output_result, FileState::Absent)
+                || std::fs::symlink_metadata(self.dir.join(super::scope::OUTPUT_DIR)).is_ok());
+        let subdirs = Subdirs {
+            output,
+            locks: seen.locks,
+        };
+        (snap, seen, subdirs)
+    }
+
+    /// Reads the files `names` now, into the last reading (see
+    /// [`super::Tracker::read_ahead`]).
+    pub fn read_ahead(&mut self, names: Names) {
+        Snapshot::read_ahead(&self.dir, &mut self.cache, names);
     }
 }

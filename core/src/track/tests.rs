@@ -37,6 +37,7 @@ fn found(snap: Snapshot, live: Liveness) -> Look {
         live,
         exits_watched: live == Liveness::Alive,
         polled: false,
+        subdirs: Subdirs::default(),
     })
 }
 
@@ -90,7 +91,7 @@ fn a_result_within_the_grace_wins() {
     let t0 = Instant::now();
     let mut tracker = Tracker::new();
     tracker.observe(t0, found(with_pid(), Liveness::Dead), &timing());
-    tracker.changed(Change::File { pid_file: false });
+    tracker.changed(Change::File(Name::Other));
     assert!(tracker.stale());
     match tracker.observe(
         t0 + 50 * MS,
@@ -108,7 +109,7 @@ fn a_process_back_within_the_grace_starts_it_over() {
     let mut tracker = Tracker::new();
     tracker.observe(t0, found(with_pid(), Liveness::Dead), &timing());
     assert!(tracker.deadline().is_some());
-    tracker.changed(Change::File { pid_file: true });
+    tracker.changed(Change::File(Name::Pid));
     assert_eq!(
         tracker.observe(t0 + 100 * MS, found(with_pid(), Liveness::Alive), &timing()),
         Step::Wait
@@ -128,9 +129,9 @@ fn while_every_process_is_watched_only_daemon_pid_needs_a_look() {
     let t0 = Instant::now();
     let mut tracker = Tracker::new();
     tracker.observe(t0, found(with_pid(), Liveness::Alive), &timing());
-    tracker.changed(Change::File { pid_file: false });
+    tracker.changed(Change::File(Name::Other));
     assert!(!tracker.stale(), "rule C0 holds while it runs");
-    tracker.changed(Change::File { pid_file: true });
+    tracker.changed(Change::File(Name::Pid));
     assert!(tracker.stale());
     tracker.observe(t0, found(with_pid(), Liveness::Alive), &timing());
     tracker.changed(Change::Dir);
@@ -143,7 +144,7 @@ fn the_launch_grace_starts_over_on_any_change() {
     let mut tracker = Tracker::new();
     tracker.observe(t0, found(Snapshot::empty(), Liveness::Unknown), &timing());
     assert_eq!(tracker.deadline(), Some(t0 + 2_000 * MS));
-    tracker.changed(Change::File { pid_file: false });
+    tracker.changed(Change::File(Name::Other));
     assert_eq!(tracker.deadline(), None);
     tracker.observe(
         t0 + 1_500 * MS,
@@ -195,11 +196,12 @@ fn a_polled_session_is_looked_at_every_poll() {
             live,
             exits_watched: false,
             polled: true,
+            subdirs: Subdirs::default(),
         })
     };
     tracker.observe(t0, polled(Liveness::Alive), &timing());
     assert_eq!(tracker.deadline(), Some(t0 + 1_000 * MS));
-    tracker.changed(Change::File { pid_file: false });
+    tracker.changed(Change::File(Name::Other));
     assert!(
         tracker.stale(),
         "a process without a pidfd: files are looked at"
@@ -241,4 +243,61 @@ fn an_old_session_is_followed_only_while_it_runs() {
     assert!(running(&with_pid(), Liveness::Alive));
     assert!(!running(&with_pid(), Liveness::Dead));
     assert!(!running(&with_result("success", 0), Liveness::Unknown));
+}
+
+#[test]
+fn a_look_reads_only_what_was_named_unless_a_full_one_is_needed() {
+    let t0 = Instant::now();
+    let mut tracker = Tracker::new();
+    assert_eq!(tracker.plan(), Plan::FULL, "the first look is full");
+    tracker.observe(t0, found(with_pid(), Liveness::Alive), &timing());
+    let plan = tracker.plan();
+    assert!(!plan.full && plan.files.is_empty() && !plan.named);
+    assert!(!plan.output && !plan.locks, "neither was there");
+
+    // A result while the process runs and is watched: no look, but read
+    // ahead, and then no longer to be read at the exit.
+    tracker.changed(Change::File(Name::Result));
+    tracker.changed(Change::File(Name::Other));
+    assert!(!tracker.stale());
+    assert!(tracker.read_ahead().contains(Name::Result));
+    assert!(tracker.read_ahead().is_empty(), "read once");
+    tracker.exited();
+    let plan = tracker.plan();
+    assert!(!plan.full && !plan.reads(Name::Result) && plan.named);
+
+    // `output/` and `locks/` are looked into once they may exist.
+    tracker.changed(Change::File(Name::Output));
+    assert!(tracker.plan().output && !tracker.plan().locks);
+    let mut look = found(with_pid(), Liveness::Alive);
+    if let Look::Found(found) = &mut look {
+        found.subdirs.locks = true;
+    }
+    tracker.observe(t0, look, &timing());
+    assert!(tracker.plan().locks && !tracker.plan().output);
+
+    // The directory itself, a rescan, or a poll: full.
+    tracker.changed(Change::Dir);
+    assert_eq!(tracker.plan(), Plan::FULL);
+    tracker.observe(t0, found(with_pid(), Liveness::Alive), &timing());
+    tracker.rescan();
+    assert_eq!(tracker.plan(), Plan::FULL);
+    assert!(tracker.read_ahead().is_empty(), "a full look is due");
+    tracker.observe(t0, Look::Gone, &timing());
+    assert_eq!(
+        tracker.plan(),
+        Plan::FULL,
+        "what comes back is read in full"
+    );
+}
+
+#[test]
+fn daemon_pid_is_read_by_the_look_it_asks_for() {
+    let t0 = Instant::now();
+    let mut tracker = Tracker::new();
+    tracker.observe(t0, found(with_pid(), Liveness::Alive), &timing());
+    tracker.changed(Change::File(Name::Pid));
+    assert!(tracker.stale());
+    assert!(tracker.read_ahead().is_empty());
+    assert!(tracker.plan().reads(Name::Pid));
 }

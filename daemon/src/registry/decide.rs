@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use verdict_core::rules::{Liveness, Verdict};
-use verdict_core::track::{Found, Identity, Look, Step};
+use verdict_core::track::{Found, Identity, Look, Plan, Step};
 use verdict_proto::wire::{ErrorCode, Event, VerdictLines};
 
 use super::session::{Session, Waiter};
@@ -27,9 +27,22 @@ impl Registry {
     pub(super) fn look(&mut self, ctx: &mut Ctx, key: u64) -> Option<Step> {
         let session = self.sessions.get_mut(&key)?;
         if !session.tracker.stale() {
+            // A verdict file that arrived while the process runs is read
+            // now, so that its exit finds it read.
+            let ahead = session.tracker.read_ahead();
+            if !ahead.is_empty() {
+                session.probe.read_ahead(ahead);
+            }
             sync_deadline(ctx, key, session);
             return None;
         }
+        // Events still queued may name this session's files: only a full
+        // look cannot miss them.
+        let plan = if ctx.watcher.more() {
+            Plan::FULL
+        } else {
+            session.tracker.plan()
+        };
         let look = match session.probe.identity() {
             Identity::Gone => Look::Gone,
             identity => {
@@ -43,7 +56,7 @@ impl Registry {
                     }
                 }
                 let exited = std::mem::take(&mut session.exited);
-                let (snap, seen) = session.probe.read(&exited);
+                let (snap, seen, subdirs) = session.probe.read(&plan, &exited);
                 self.pidfds.track(ctx.poll, key, session, &seen.watch);
                 let alive = seen.liveness == Liveness::Alive;
                 Look::Found(Found {
@@ -51,6 +64,7 @@ impl Registry {
                     live: seen.liveness,
                     exits_watched: session.exits_watched(alive),
                     polled: !session.inotify || session.blind(alive),
+                    subdirs,
                 })
             }
         };
@@ -91,20 +105,28 @@ impl Registry {
         let Some(session) = self.sessions.remove(&key) else {
             return;
         };
-        // One encoding for all the session's waiters.
+        // Every waiter's line goes out before any bookkeeping: one
+        // encoding for all of them, written into one reused buffer.
         let event = verdict.event(&session.id, 0);
         let lines = VerdictLines::new(&event);
+        let mut line = std::mem::take(&mut self.line);
         for wkey in &session.waiters {
-            if let Some(waiter) = self.take_waiter(ctx, *wkey) {
-                match &lines {
-                    Some(lines) => {
-                        let elapsed = waiter.started.elapsed().as_millis() as u64;
-                        ctx.out.send(waiter.conn, lines.line(&waiter.id, elapsed));
-                        ctx.stats.verdicts_sent += 1;
-                    }
-                    None => send_verdict(ctx, &waiter, &session.id, verdict),
+            let Some(waiter) = self.waiters.get(wkey) else {
+                continue;
+            };
+            match &lines {
+                Some(lines) => {
+                    let elapsed = waiter.started.elapsed().as_millis() as u64;
+                    lines.write(&waiter.id, elapsed, &mut line);
+                    ctx.out.send(waiter.conn, &line);
+                    ctx.stats.verdicts_sent += 1;
                 }
+                None => send_verdict(ctx, waiter, &session.id, verdict),
             }
+        }
+        self.line = line;
+        for wkey in &session.waiters {
+            self.take_waiter(ctx, *wkey);
         }
         if session.followed {
             self.tell_subscribers(ctx, session.dir(), &session.id, verdict);

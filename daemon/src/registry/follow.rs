@@ -314,7 +314,7 @@ impl Registry {
                 .is_ok_and(|born| self.follow.since.is_some_and(|since| born < since));
         if old {
             let snap = Snapshot::read(&dir);
-            let live = liveness::observe(&dir, snap.pid.value(), &[]).liveness;
+            let live = liveness::observe(&dir, snap.pid.value(), &[], true).liveness;
             if !track::running(&snap, live) {
                 return;
             }
@@ -361,7 +361,7 @@ impl Registry {
             let mut event = verdict.event(id, elapsed);
             event.dir = Some(dir.display().to_string());
             let line = encode_line(&Reply::new(sub.id.clone(), Event::Verdict(event)));
-            ctx.out.send(*conn, line);
+            ctx.out.send(*conn, &line);
             ctx.stats.verdicts_sent += 1;
         }
     }

@@ -43,7 +43,7 @@ pub use verdict_proto::wire::MAX_WAITS_PER_CONNECTION;
 /// Where the registry's replies go (the server writes them out at once).
 pub trait Sink: std::fmt::Debug {
     /// Sends one encoded line to connection `conn`.
-    fn send(&mut self, conn: Token, line: Vec<u8>);
+    fn send(&mut self, conn: Token, line: &[u8]);
 }
 
 /// Counters that are not sizes of the registry.
@@ -84,7 +84,7 @@ pub struct Registry {
     sessions: HashMap<u64, Box<Session>>,
     by_dir: HashMap<PathBuf, u64>,
     waiters: HashMap<u64, Box<Waiter>>,
-    by_conn: HashMap<Token, HashMap<String, u64>>,
+    by_conn: HashMap<Token, HashMap<IdKey, u64>>,
     next_key: u64,
     watches: usize,
     /// Watches to remove at the end of the round.
@@ -97,12 +97,32 @@ pub struct Registry {
     /// Waits by id whose directory the lookup thread is finding, by ticket
     /// (in `by_conn` like a waiter, so cancels, limits and closes see them).
     parked: HashMap<u64, Parked>,
+    /// The buffer each verdict line is written into.
+    line: Vec<u8>,
 }
 
 pub use refusal::{bounded, Refusal};
 
+/// A request id as a key of a connection's waits: its number when it is
+/// one (most clients count), so that the common case hashes an integer
+/// and allocates nothing; its JSON text otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IdKey {
+    Number(u64),
+    Text(Box<str>),
+}
+
+impl IdKey {
+    fn of(id: &RequestId) -> IdKey {
+        match id.as_u64() {
+            Some(n) => IdKey::Number(n),
+            None => IdKey::Text(id.as_json().into()),
+        }
+    }
+}
+
 fn push(out: &mut dyn Sink, conn: Token, id: &RequestId, event: Event) {
-    out.send(conn, encode_line(&Reply::new(id.clone(), event)));
+    out.send(conn, &encode_line(&Reply::new(id.clone(), event)));
 }
 
 impl Registry {
@@ -152,12 +172,12 @@ impl Registry {
         cap_ms: Option<u64>,
         cwd: Option<&str>,
     ) -> Result<(), Refusal> {
-        let id_key = id.to_string();
+        let id_key = IdKey::of(&id);
         let in_flight = self.by_conn.get(&conn);
         if in_flight.is_some_and(|waits| waits.contains_key(&id_key)) {
             return Err(Refusal::DuplicateId {
                 what: "wait",
-                id: id_key,
+                id: id.to_string(),
             });
         }
         if in_flight.is_some_and(|waits| waits.len() >= MAX_WAITS_PER_CONNECTION) {
@@ -180,7 +200,7 @@ impl Registry {
         ctx: &mut Ctx,
         conn: Token,
         id: RequestId,
-        id_key: String,
+        id_key: IdKey,
         resolved: Resolved,
         cap_ms: Option<u64>,
     ) -> Result<(), Refusal> {
@@ -313,7 +333,7 @@ impl Registry {
         let wkey = self
             .by_conn
             .get(&conn)
-            .and_then(|waits| waits.get(&target.to_string()))
+            .and_then(|waits| waits.get(&IdKey::of(target)))
             .copied();
         if let Some(parked) = wkey.and_then(|ticket| self.parked.remove(&ticket)) {
             self.forget_id(conn, &parked.id_key);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use mio::Token;
 use verdict_proto::wire::RequestId;
 
-use super::{bounded, push, Ctx, Refusal, Registry};
+use super::{bounded, push, Ctx, IdKey, Refusal, Registry};
 use crate::lookup::Job;
 
 /// A wait by id waiting for its lookup.
@@ -17,7 +17,7 @@ use crate::lookup::Job;
 pub(super) struct Parked {
     pub(super) conn: Token,
     pub(super) id: RequestId,
-    pub(super) id_key: String,
+    pub(super) id_key: IdKey,
     pub(super) cap_ms: Option<u64>,
 }
 
@@ -29,7 +29,7 @@ impl Registry {
         ctx: &mut Ctx,
         conn: Token,
         id: RequestId,
-        id_key: String,
+        id_key: IdKey,
         session: &str,
         cap_ms: Option<u64>,
         cwd: Option<&str>,
@@ -84,7 +84,7 @@ impl Registry {
     }
 
     /// Forgets the wait (or parked wait) `id_key` of `conn` in `by_conn`.
-    pub(super) fn forget_id(&mut self, conn: Token, id_key: &str) {
+    pub(super) fn forget_id(&mut self, conn: Token, id_key: &IdKey) {
         if let Some(waits) = self.by_conn.get_mut(&conn) {
             waits.remove(id_key);
             if waits.is_empty() {

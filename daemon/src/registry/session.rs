@@ -65,8 +65,8 @@ impl Session {
 pub struct Waiter {
     pub conn: Token,
     pub id: RequestId,
-    /// `id` as text: the key of the connection's waits.
-    pub id_key: String,
+    /// `id` as the key of the connection's waits.
+    pub id_key: super::IdKey,
     pub session: u64,
     pub started: Instant,
     pub cap_timer: Option<TimerId>,

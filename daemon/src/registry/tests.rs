@@ -21,8 +21,8 @@ use verdict_support::{sleeper, starttime};
 struct Recorder(Vec<(Token, Value)>);
 
 impl Sink for Recorder {
-    fn send(&mut self, conn: Token, line: Vec<u8>) {
-        let value = serde_json::from_slice(&line).expect("replies are JSON lines");
+    fn send(&mut self, conn: Token, line: &[u8]) {
+        let value = serde_json::from_slice(line).expect("replies are JSON lines");
         self.0.push((conn, value));
     }
 }

@@ -42,16 +42,24 @@ impl VerdictLines {
 
     /// The line (with its newline) for the waiter with `id`.
     pub fn line(&self, id: &RequestId, elapsed_ms: u64) -> Vec<u8> {
-        let id = serde_json::to_vec(id).unwrap_or_else(|_| b"null".to_vec());
-        let elapsed = elapsed_ms.to_string();
-        let mut line = Vec::with_capacity(
-            self.head.len() + id.len() + self.middle.len() + 20 + self.tail.len(),
-        );
-        line.extend_from_slice(&self.head);
-        line.extend_from_slice(&id);
-        line.extend_from_slice(&self.middle);
-        line.extend_from_slice(elapsed.as_bytes());
-        line.extend_from_slice(&self.tail);
+        let mut line = Vec::new();
+        self.write(id, elapsed_ms, &mut line);
         line
+    }
+
+    /// Writes the line for request `id` into `line` (cleared first), so
+    /// that one buffer serves every waiter.
+    pub fn write(&self, id: &RequestId, elapsed_ms: u64, line: &mut Vec<u8>) {
+        use std::io::Write;
+        line.clear();
+        line.extend_from_slice(&self.head);
+        if serde_json::to_writer(&mut *line, id).is_err() {
+            line.truncate(self.head.len());
+            line.extend_from_slice(b"null");
+        }
+        line.extend_from_slice(&self.middle);
+        // Writing to a Vec cannot fail.
+        let _ = write!(line, "{elapsed_ms}");
+        line.extend_from_slice(&self.tail);
     }
 }

@@ -1,11 +1,16 @@
 //! Model-based test of the tracker: random sequences of what can happen to
 //! a session (files written, the process starting, exiting or coming back,
-//! the directory removed, restored or replaced, time passing, the cap)
-//! are applied to a simulated session that a small driver feeds to the
+//! `output/result.toml` and tool locks written by the running session,
+//! events lost to an overflow, events on the directory itself, the
+//! directory removed, restored or replaced, time passing, the cap) are
+//! applied to a simulated session that a small driver feeds to the
 //! tracker, and to a reference model written from the rule table alone.
-//! After every step both must agree on whether there is an answer and on
-//! what it is; no answer may come while a process runs; every sequence
-//! ends in exactly one answer.
+//! The driver reads only what the tracker's [`Plan`] names (and what it
+//! reads ahead), keeping the rest from its last reading, as the real
+//! probe does; the reference always sees everything. After every step
+//! both must agree on whether there is an answer and on what it is; no
+//! answer may come while a process runs; every sequence ends in exactly
+//! one answer.
 //!
 //! `PROPTEST_CASES` sets the number of sequences (CI runs the default).
 
@@ -33,6 +38,19 @@ enum Process {
 enum Op {
     Result(Written),
     Packet(Written),
+    /// `result.toml` (true) or the packet written, its event lost to a
+    /// queue overflow.
+    Lost(Written, bool),
+    /// The running session writes `output/result.toml` (making `output/`
+    /// first if need be: an event; the file inside is none).
+    OutputResult(Written),
+    /// The running session's tool takes a lock naming itself (making
+    /// `locks/` first if need be).
+    Lock,
+    /// The lock's process exits.
+    LockExit,
+    /// An event on the directory itself (its attributes changed).
+    Touch,
     Stdout,
     Start,
     Exit,
@@ -51,7 +69,12 @@ fn op() -> impl Strategy<Value = Op> {
     ];
     prop_oneof![
         1 => written.clone().prop_map(Op::Result),
-        1 => written.prop_map(Op::Packet),
+        1 => written.clone().prop_map(Op::Packet),
+        1 => (written.clone(), any::<bool>()).prop_map(|(w, result)| Op::Lost(w, result)),
+        1 => written.prop_map(Op::OutputResult),
+        1 => Just(Op::Lock),
+        1 => Just(Op::LockExit),
+        1 => Just(Op::Touch),
         1 => Just(Op::Stdout),
         3 => Just(Op::Start),
         3 => Just(Op::Exit),
@@ -72,6 +95,10 @@ struct Session {
     packet: Option<Written>,
     stdout: bool,
     process: Process,
+    /// `output/` and what its `result.toml` holds.
+    output: Option<Option<Written>>,
+    /// `locks/` and the process of the lock in it.
+    locks: Option<Process>,
 }
 
 impl Session {
@@ -82,22 +109,19 @@ impl Session {
             packet: None,
             stdout: false,
             process: Process::None,
+            output: None,
+            locks: None,
         }
     }
 
-    fn live(&self) -> Liveness {
-        match self.process {
-            Process::None => Liveness::Unknown,
-            Process::Alive => Liveness::Alive,
-            Process::Dead => Liveness::Dead,
-        }
+    /// Something of the session runs: its process, or a locked tool.
+    fn alive(&self) -> bool {
+        self.process == Process::Alive || self.locks == Some(Process::Alive)
     }
 
-    fn look(&self) -> Look {
-        if !self.present {
-            return Look::Gone;
-        }
-        let snap = Snapshot {
+    /// Everything, as a full look reads it.
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
             pid: if self.process == Process::None {
                 FileState::Absent
             } else {
@@ -113,14 +137,90 @@ impl Session {
                 exit_code,
                 reason: None,
             }),
+            output_result: state(self.output.flatten(), |status, exit_code| SessionResult {
+                status,
+                exit_code,
+                summary: None,
+            }),
             stdout: if self.stdout {
                 Output::Content
             } else {
                 Output::Missing
             },
             ..Snapshot::empty()
+        }
+    }
+}
+
+/// The driver's probe: reads what a plan names from the session, and
+/// keeps its last reading of the rest, as [`Probe`] does.
+#[derive(Debug)]
+struct Disk {
+    last: Snapshot,
+    /// The lock's process was seen running at the last look that listed
+    /// `locks/`: its pidfd is armed.
+    lock_watched: bool,
+}
+
+impl Disk {
+    fn look(&mut self, s: &Session, plan: &Plan) -> Look {
+        if !s.present {
+            return Look::Gone;
+        }
+        let truth = s.snapshot();
+        let mut snap = if plan.full {
+            truth.clone()
+        } else {
+            self.last.clone()
         };
-        found(snap, self.live())
+        snap.take(&truth, plan.files);
+        if plan.full || plan.output {
+            snap.output_result = truth.output_result.clone();
+        }
+        // Read when rule C3 needs it, which is always fresh.
+        snap.stdout = truth.stdout;
+        self.last = snap.clone();
+        // An unlisted `locks/` names no process: its pidfd is dropped.
+        let locks_read = plan.full || plan.locks;
+        self.lock_watched = locks_read && s.locks == Some(Process::Alive);
+        let running = s.process == Process::Alive || self.lock_watched;
+        let live = match (running, &snap.pid) {
+            (true, _) => Liveness::Alive,
+            (false, FileState::Absent) => Liveness::Unknown,
+            (false, _) => Liveness::Dead,
+        };
+        Look::Found(Found {
+            snap,
+            live,
+            exits_watched: running,
+            polled: false,
+            subdirs: Subdirs {
+                output: (plan.full || plan.output) && s.output.is_some(),
+                locks: locks_read && s.locks.is_some(),
+            },
+        })
+    }
+
+    fn read_ahead(&mut self, s: &Session, names: Names) {
+        self.last.take(&s.snapshot(), names);
+    }
+}
+
+impl Snapshot {
+    /// Takes the files among `names` from `truth`.
+    fn take(&mut self, truth: &Snapshot, names: Names) {
+        if names.contains(Name::Pid) {
+            self.pid = truth.pid.clone();
+        }
+        if names.contains(Name::Result) {
+            self.result = truth.result.clone();
+        }
+        if names.contains(Name::Packet) {
+            self.packet = truth.packet.clone();
+        }
+        if names.contains(Name::Legacy) {
+            self.legacy = truth.legacy.clone();
+        }
     }
 }
 
@@ -206,7 +306,12 @@ struct Reference {
 impl Reference {
     /// C1–C3: what the files say once nothing runs.
     fn written(s: &Session) -> Option<Answer> {
-        match s.result {
+        // `output/result.toml` stands in for a missing (or unusable) result.
+        let result = match s.result {
+            Some(Written::Malformed) | None => s.output.flatten(),
+            written => written,
+        };
+        match result {
             Some(Written::Success) => {
                 return Some(Answer::completed("success", 0, Source::Result, false, None))
             }
@@ -245,7 +350,7 @@ impl Reference {
             return (now >= since + t.grace).then_some(Answer::Removed);
         }
         self.gone_since = None;
-        if s.process == Process::Alive {
+        if s.alive() {
             self.dead_since = None;
             self.quiet_since = None;
             return None; // C0
@@ -272,7 +377,7 @@ impl Reference {
     /// K and T: the answer when the cap fires at `now` (the directory is
     /// there; with none, the last look stands, which the driver avoids).
     fn at_cap(&mut self, s: &Session, now: Instant, t: Timing) -> Answer {
-        if s.process == Process::Alive {
+        if s.alive() {
             return Answer::not_completed(Outcome::KvWarm, "alive");
         }
         self.answer(s, now, t)
@@ -282,28 +387,62 @@ impl Reference {
 
 /// Feeds one operation to the tracker the way a driver does: the events a
 /// watcher and pidfds would report, then a look if the tracker asks.
-fn drive(tracker: &mut Tracker, s: &mut Session, op: Op, now: &mut Instant) -> Option<Answer> {
-    let file = |tracker: &mut Tracker, s: &Session, pid_file| {
+fn drive(
+    tracker: &mut Tracker,
+    disk: &mut Disk,
+    s: &mut Session,
+    op: Op,
+    now: &mut Instant,
+) -> Option<Answer> {
+    let file = |tracker: &mut Tracker, s: &Session, name| {
         if s.present {
-            tracker.changed(Change::File { pid_file });
+            tracker.changed(Change::File(name));
         }
     };
     match op {
         Op::Result(w) if s.present => {
             s.result = Some(w);
-            file(tracker, s, false);
+            file(tracker, s, Name::Result);
         }
         Op::Packet(w) if s.present => {
             s.packet = Some(w);
-            file(tracker, s, false);
+            file(tracker, s, Name::Packet);
         }
+        Op::Lost(w, result) if s.present => {
+            if result {
+                s.result = Some(w);
+            } else {
+                s.packet = Some(w);
+            }
+            tracker.rescan();
+        }
+        Op::OutputResult(w) if s.present && s.process == Process::Alive => {
+            if s.output.is_none() {
+                file(tracker, s, Name::Output);
+            }
+            s.output = Some(Some(w));
+        }
+        Op::Lock if s.present && s.process == Process::Alive => {
+            if s.locks.is_none() {
+                file(tracker, s, Name::Locks);
+            }
+            s.locks = Some(Process::Alive);
+        }
+        Op::LockExit if s.locks == Some(Process::Alive) => {
+            s.locks = Some(Process::Dead);
+            // Only a lock seen at a look has a pidfd.
+            if disk.lock_watched {
+                tracker.exited();
+            }
+        }
+        Op::Touch if s.present => tracker.changed(Change::Dir),
         Op::Stdout if s.present => {
             s.stdout = true;
-            file(tracker, s, false);
+            file(tracker, s, Name::Other);
         }
         Op::Start if s.present => {
             s.process = Process::Alive;
-            file(tracker, s, true);
+            file(tracker, s, Name::Pid);
         }
         Op::Exit if s.process == Process::Alive => {
             s.process = Process::Dead;
@@ -330,9 +469,12 @@ fn drive(tracker: &mut Tracker, s: &mut Session, op: Op, now: &mut Instant) -> O
         _ => {}
     }
     if !tracker.stale() {
+        let ahead = tracker.read_ahead();
+        disk.read_ahead(s, ahead);
         return None;
     }
-    match tracker.observe(*now, s.look(), &timing()) {
+    let plan = tracker.plan();
+    match tracker.observe(*now, disk.look(s, &plan), &timing()) {
         Step::Wait => None,
         Step::Verdict(verdict) => Some(Answer::of(&verdict)),
         Step::Removed => Some(Answer::Removed),
@@ -341,10 +483,15 @@ fn drive(tracker: &mut Tracker, s: &mut Session, op: Op, now: &mut Instant) -> O
 
 fn changes_directory(op: Op, s: &Session) -> bool {
     match op {
-        Op::Result(_) | Op::Packet(_) | Op::Stdout | Op::Start | Op::Remove => s.present,
+        Op::Result(_) | Op::Packet(_) | Op::Stdout | Op::Start | Op::Remove | Op::Touch => {
+            s.present
+        }
+        Op::OutputResult(_) | Op::Lock => s.present && s.process == Process::Alive,
         Op::Restore => !s.present,
         Op::Replace => true,
-        Op::Exit | Op::Wait(_) | Op::Cap => false,
+        // A lost event is no change the tracker can see (the look it
+        // forces sees the file).
+        Op::Lost(..) | Op::LockExit | Op::Exit | Op::Wait(_) | Op::Cap => false,
     }
 }
 
@@ -355,7 +502,11 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     let mut tracker = Tracker::new();
     let mut s = Session::new();
     let mut reference = Reference::default();
-    let first = tracker.observe(now, s.look(), &timing());
+    let mut disk = Disk {
+        last: Snapshot::empty(),
+        lock_watched: false,
+    };
+    let first = tracker.observe(now, disk.look(&s, &tracker.plan()), &timing());
     prop_assert_eq!(first, Step::Wait);
     prop_assert_eq!(reference.answer(&s, now, t), None);
     let mut ops = ops
@@ -379,7 +530,9 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
             }
             // As a driver does: a fresh look first (it may hold the
             // verdict itself), then the cap's answer.
-            let got = match tracker.observe(now, s.look(), &timing()) {
+            tracker.rescan();
+            let look = disk.look(&s, &tracker.plan());
+            let got = match tracker.observe(now, look, &timing()) {
                 Step::Verdict(verdict) => Answer::of(&verdict),
                 Step::Removed => Answer::Removed,
                 Step::Wait => Answer::of(&tracker.at_cap()),
@@ -391,15 +544,12 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         if changes_directory(op, &s) {
             reference.changed();
         }
-        let got = drive(&mut tracker, &mut s, op, &mut now);
+        let got = drive(&mut tracker, &mut disk, &mut s, op, &mut now);
         let want = reference.answer(&s, now, t);
         prop_assert_eq!(&got, &want, "after {:?}, session {:?}", op, s);
         if let Some(answer) = got {
             if matches!(answer, Answer::Verdict { .. }) {
-                prop_assert!(
-                    s.process != Process::Alive,
-                    "a verdict while the process runs"
-                );
+                prop_assert!(!s.alive(), "a verdict while the session runs");
             }
             prop_assert!(
                 !tracker.stale() && tracker.deadline().is_none(),
