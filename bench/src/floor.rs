@@ -42,6 +42,8 @@ pub fn relay_child(args: &[String]) -> ! {
 }
 
 const LISTENER: Token = Token(0);
+/// Every connection's readiness, ignored.
+const CONNS: Token = Token(usize::MAX);
 
 /// The connections waiting on one pid, and its pidfd.
 struct Waited {
@@ -66,6 +68,9 @@ fn relay(socket: &Path) -> Result<()> {
             if event.token() == LISTENER {
                 answered.clear();
                 accept_all(&listener, poll.registry(), &mut waited)?;
+                continue;
+            }
+            if event.token() == CONNS {
                 continue;
             }
             let pid = (event.token().0 - 1) as i32;
@@ -103,6 +108,13 @@ fn accept_all(
         }
         let pid = line.trim().parse::<i32>().context("pid")?;
         stream.write_all(b"{\"event\":\"watching\"}\n")?;
+        // As any daemon must, to see its client go away: the connection
+        // is in the loop's epoll, for reading (its events are ignored).
+        registry.register(
+            &mut mio::unix::SourceFd(&stream.as_raw_fd()),
+            CONNS,
+            Interest::READABLE,
+        )?;
         if let Some(entry) = waited.get_mut(&pid) {
             entry.streams.push(stream);
             continue;
