@@ -11,6 +11,11 @@
 //! The driver sleeps until [`Tracker::deadline`] (or the next event), and
 //! asks [`Tracker::at_cap`] when a waiter's cap fires. Time is an input:
 //! every call that needs the clock takes `now`.
+//!
+//! What a look reads is the tracker's call too ([`Tracker::plan`]): the
+//! files named since the last look, or everything when a shortcut is not
+//! safe (see [`Plan`]); verdict files named while nothing needs a look are
+//! read ahead ([`Tracker::read_ahead`]).
 
 use std::time::{Duration, Instant};
 
