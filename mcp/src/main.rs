@@ -9,6 +9,7 @@
 
 mod answer;
 mod cli;
+mod schema;
 mod tools;
 
 use std::process::ExitCode;
@@ -18,6 +19,9 @@ use clap::Parser;
 
 use crate::cli::Cli;
 use rmcp::ServiceExt;
+
+/// After stdin ends, how long replies already due may take to go out.
+const REPLY_GRACE: Duration = Duration::from_millis(50);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -47,20 +51,38 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let calls = server.calls();
     let served = runtime.block_on(async {
+        // stdin goes through a pipe of ours, so that its end is seen here:
+        // then every wait is stopped (the daemon drops them) and the server
+        // exits at once, instead of waiting for calls nobody will read.
+        let (mut forward, input) = tokio::io::duplex(64 * 1024);
+        let (gone_tx, gone) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut forward).await;
+            let _ = gone_tx.send(());
+        });
         let service = server
-            .serve(rmcp::transport::stdio_pipes())
+            .serve((input, tokio::io::stdout()))
             .await
             .map_err(|err| format!("the MCP session did not start: {err}"))?;
-        service
-            .waiting()
-            .await
-            .map(drop)
-            .map_err(|err| format!("the MCP session failed: {err}"))
+        let waiting = service.waiting();
+        tokio::pin!(waiting);
+        tokio::select! {
+            served = &mut waiting => served
+                .map(drop)
+                .map_err(|err| format!("the MCP session failed: {err}")),
+            _ = gone => {
+                calls.stop_all();
+                // Replies to what was read before the end (a client that
+                // half-closes after its last request) still go out.
+                let _ = tokio::time::timeout(REPLY_GRACE, &mut waiting).await;
+                Ok(())
+            }
+        }
     });
-    // Waits still blocked in their threads are stopped by their calls'
-    // cancellation; nothing else needs the runtime.
-    runtime.shutdown_timeout(Duration::from_millis(100));
+    // Stopped waits return at once; nothing else needs the runtime.
+    runtime.shutdown_timeout(Duration::from_millis(50));
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

@@ -1,5 +1,8 @@
 //! The tools: `wait` and `status`, their parameters and their checks.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
@@ -21,6 +24,38 @@ pub struct Server {
     options: Options,
     max_timeout: Duration,
     tool_router: ToolRouter<Server>,
+    calls: Arc<Calls>,
+}
+
+/// The `wait` calls in flight, so that all of them can be stopped at once
+/// (the client went away).
+#[derive(Debug, Default)]
+pub struct Calls {
+    next: AtomicU64,
+    stoppers: Mutex<HashMap<u64, Stopper>>,
+}
+
+impl Calls {
+    fn add(&self, stopper: Stopper) -> u64 {
+        let key = self.next.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(key, stopper);
+        key
+    }
+
+    fn remove(&self, key: u64) {
+        self.lock().remove(&key);
+    }
+
+    /// Stops every wait in flight: each drops its waits at the daemon.
+    pub fn stop_all(&self) {
+        for stopper in self.lock().values() {
+            stopper.stop();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Stopper>> {
+        self.stoppers.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// `wait`'s parameters.
@@ -87,12 +122,22 @@ pub struct Watched {
     pub waiters: u64,
 }
 
-/// Stops a wait when the call's future is dropped (the client went away).
-struct StopOnDrop(Stopper);
+/// Stops a wait when the call's future is dropped (the client went away),
+/// and takes it off the calls in flight.
+struct StopOnDrop(Stopper, Arc<Calls>, u64);
+
+impl StopOnDrop {
+    fn new(calls: &Arc<Calls>) -> StopOnDrop {
+        let stopper = Stopper::new();
+        let key = calls.add(stopper.clone());
+        StopOnDrop(stopper, Arc::clone(calls), key)
+    }
+}
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
         self.0.stop();
+        self.1.remove(self.2);
     }
 }
 
@@ -101,11 +146,21 @@ impl Server {
     /// A server that reaches verdictd with `options` and lets a call wait
     /// `max_timeout` at most.
     pub fn new(options: Options, max_timeout: Duration) -> Server {
+        let mut tool_router = Server::tool_router();
+        for route in tool_router.map.values_mut() {
+            crate::schema::publish(&mut route.attr, max_timeout.as_secs_f64());
+        }
         Server {
             options,
             max_timeout,
-            tool_router: Server::tool_router(),
+            tool_router,
+            calls: Arc::default(),
         }
+    }
+
+    /// The calls in flight.
+    pub fn calls(&self) -> Arc<Calls> {
+        Arc::clone(&self.calls)
     }
 
     /// Blocks until sub-agent sessions end, and says how each ended.
@@ -126,7 +181,7 @@ wait again with them. Use this instead of sleeping or polling in a shell."
             WaitMode::All => Mode::All,
             WaitMode::Any => Mode::Any,
         };
-        let guard = StopOnDrop(Stopper::new());
+        let guard = StopOnDrop::new(&self.calls);
         let (options, stopper) = (self.options.clone(), guard.0.clone());
         let call = tokio::task::spawn_blocking(move || {
             run_wait(options, sessions, mode, timeout, stopper)

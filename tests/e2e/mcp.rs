@@ -296,3 +296,98 @@ fn bad_input_is_a_tool_error_that_says_what_is_wrong() {
     let status = mcp.call("status", "status", json!({}));
     assert_eq!(status["is_error"], false, "{status}");
 }
+
+/// `target/node-mcp/node_modules`, where `scripts/test` installs the
+/// TypeScript MCP SDK and Ajv.
+fn node_modules() -> PathBuf {
+    let modules = bin("verdict")
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("node-mcp/node_modules");
+    assert!(
+        modules.join("@modelcontextprotocol/sdk").is_dir() && modules.join("ajv").is_dir(),
+        "{} lacks the TypeScript MCP SDK or Ajv: run `scripts/test --install-only`",
+        modules.display()
+    );
+    modules
+}
+
+#[test]
+fn the_typescript_sdk_validates_every_schema_and_result_strictly_waits_and_cancels() {
+    let h = Harness::start();
+    let done = verdict_e2e::Session::ended(&h, "01JTSDONE");
+    done.write_result("success", 0);
+    let failed = verdict_e2e::Session::ended(&h, "01JTSFAILED");
+    failed.write_result("failure", 3);
+    let mut live = h.session("01JTSLIVE");
+    live.start_process();
+    let mut live2 = h.session("01JTSLIVE2");
+    live2.start_process();
+    let mut command = Command::new("node");
+    command
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/mcp_sdk.mjs"))
+        .env("NODE_MCP_MODULES", node_modules())
+        .env("VERDICT_MCP", bin("verdict-mcp"))
+        .env("VERDICT_SOCKET", &h.socket)
+        .env("DONE", done.path())
+        .env("FAILED", failed.path())
+        .env("LIVE", live.path())
+        .env("LIVE2", live2.path())
+        .stdin(Stdio::null());
+    let out = verdict_e2e::output_within_for(command, std::time::Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\"ok\":true"), "{stdout}");
+    live.end_process();
+    live2.end_process();
+}
+
+#[test]
+fn closing_stdin_mid_wait_stops_the_waits_and_the_server() {
+    let h = Harness::start();
+    let mut live = h.session("01JMCPSTDIN");
+    live.start_process();
+    let mut command = Command::new(bin("verdict-mcp"));
+    command
+        .arg("--socket")
+        .arg(&h.socket)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    h.isolate(&mut command);
+    let mut server = command.spawn().expect("start verdict-mcp");
+    let mut stdin = server.stdin.take().expect("stdin");
+    let mut stdout = BufReader::new(server.stdout.take().expect("stdout"));
+    let send = |stdin: &mut ChildStdin, message: Value| {
+        writeln!(stdin, "{message}").expect("write");
+    };
+    send(
+        &mut stdin,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "e2e", "version": "1"}}}),
+    );
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("initialize reply");
+    assert!(line.contains("\"result\""), "{line}");
+    send(
+        &mut stdin,
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    );
+    send(
+        &mut stdin,
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "wait", "arguments": {"sessions": [live.path()], "timeout_seconds": 40}}}),
+    );
+    waiters(&h, 1);
+    drop(stdin);
+    let status = verdict_e2e::finish_within(&mut server, DEADLINE).status;
+    assert!(status.success(), "verdict-mcp exited with {status}");
+    waiters(&h, 0);
+    live.end_process();
+}
