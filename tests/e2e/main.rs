@@ -16,6 +16,7 @@ mod hostile_files;
 mod library;
 mod many;
 mod mcp;
+mod node;
 mod protocol;
 mod python;
 mod rules;
