@@ -10,8 +10,8 @@ use crate::Exit;
 pub struct Reply {
     /// Protocol version.
     pub v: u64,
-    /// The id of the request this answers.
-    #[serde(default)]
+    /// The id of the request this answers, as the token it carried.
+    #[serde(default, deserialize_with = "super::id::raw_token")]
     pub id: RequestId,
     /// The event and its fields.
     #[serde(flatten)]

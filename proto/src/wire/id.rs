@@ -80,6 +80,16 @@ impl<'de> Deserialize<'de> for RequestId {
     }
 }
 
+/// A reply's `id` as the very token it carried (`1e2` stays `1e2`, which a
+/// parsed `Value` would turn into `100.0`). Only where serde_json reads the
+/// field straight from the text (not from a buffered, flattened part).
+pub(crate) fn raw_token<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<RequestId, D::Error> {
+    Box::<serde_json::value::RawValue>::deserialize(deserializer)
+        .map(|raw| RequestId(minify(raw.get())))
+}
+
 /// `json` (valid JSON text) without the whitespace between its tokens.
 fn minify(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
