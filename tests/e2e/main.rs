@@ -20,6 +20,7 @@ mod node;
 mod protocol;
 mod python;
 mod rules;
+mod ssh;
 #[cfg(target_os = "linux")]
 mod systemd;
 mod vectors;
