@@ -277,6 +277,7 @@ impl State {
             exits_watched: alive && !self.pidfds.is_empty() && !blind,
             polled: (alive && blind) || self.unwatched,
             subdirs,
+            mismatch: seen.mismatch,
         })
     }
 

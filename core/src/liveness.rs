@@ -104,6 +104,33 @@ pub struct Observed {
     pub watch: Vec<Watch>,
     /// `locks/` was there (or could not be told absent).
     pub locks: bool,
+    /// `daemon.pid`'s pid runs, but is not the process it recorded.
+    pub mismatch: Option<Mismatch>,
+}
+
+/// `daemon.pid` names a running pid whose start time is not the one it
+/// recorded: another process got the pid, or the launcher wrote something
+/// other than field 22 of `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mismatch {
+    /// The pid.
+    pub pid: i32,
+    /// The start time `daemon.pid` holds.
+    pub recorded: u64,
+    /// The running process's start time (clock ticks since boot).
+    pub actual: u64,
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pid {} runs but started at {}, not at {} as daemon.pid says: a different \
+             process, or a wrong start time (daemon.pid holds `<pid> <starttime>`, the start \
+             time being field 22 of /proc/{}/stat, in clock ticks since boot)",
+            self.pid, self.actual, self.recorded, self.pid
+        )
+    }
 }
 
 impl Observed {
@@ -120,10 +147,10 @@ impl Observed {
 /// when `locks` says it may exist.
 pub fn observe(dir: &Path, pid: Option<&PidFile>, exited: &[Watch], locks: bool) -> Observed {
     let session_id = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let mut watch = pid
+    let (mut watch, mismatch) = pid
         .map(|pid| match exited.iter().find(|w| w.pid == pid.pid) {
-            Some(gone) if !gone.group_leader => Vec::new(),
-            _ => daemon_pid_watch(pid),
+            Some(gone) if !gone.group_leader => (Vec::new(), None),
+            _ => daemon_pid_state(pid),
         })
         .unwrap_or_default();
     let exited_pid = |pid: i32| exited.iter().any(|w| w.pid == pid);
@@ -147,21 +174,31 @@ pub fn observe(dir: &Path, pid: Option<&PidFile>, exited: &[Watch], locks: bool)
         liveness,
         watch,
         locks,
+        mismatch,
     }
 }
 
 /// Whether the process named by `daemon.pid` is alive now: the pids to
 /// watch, empty when it is gone (or its pid was reused).
 pub fn daemon_pid_watch(pid: &PidFile) -> Vec<Watch> {
+    daemon_pid_state(pid).0
+}
+
+/// [`daemon_pid_watch`], and the mismatch when the pid runs with another
+/// start time than the one recorded.
+fn daemon_pid_state(pid: &PidFile) -> (Vec<Watch>, Option<Mismatch>) {
     let Some(stat) = proc_stat(pid.pid) else {
-        return Vec::new();
+        return (Vec::new(), None);
     };
-    if pid
-        .starttime
-        .zip(stat.starttime)
-        .is_some_and(|(want, have)| want != have)
-    {
-        return Vec::new();
+    if let Some((recorded, actual)) = pid.starttime.zip(stat.starttime) {
+        if recorded != actual {
+            let mismatch = (!stat.exited()).then_some(Mismatch {
+                pid: pid.pid,
+                recorded,
+                actual,
+            });
+            return (Vec::new(), mismatch);
+        }
     }
     let leader = stat.pgrp == pid.pid;
     let this = || {
@@ -170,7 +207,7 @@ pub fn daemon_pid_watch(pid: &PidFile) -> Vec<Watch> {
             group_leader: leader,
         }]
     };
-    match stat.state {
+    let watch = match stat.state {
         'X' | 'x' => Vec::new(),
         // A zombie leader whose other threads run: its pidfd turns
         // readable only when the whole thread group has exited.
@@ -180,7 +217,8 @@ pub fn daemon_pid_watch(pid: &PidFile) -> Vec<Watch> {
         'Z' if leader => group_members(pid.pid),
         'Z' => Vec::new(),
         _ => this(),
-    }
+    };
+    (watch, None)
 }
 
 /// The compatibility helper for callers that only need a yes or no about

@@ -229,6 +229,28 @@ fn settled(snap: &Snapshot, live: Liveness, phase: Phase) -> Result<Verdict, Vec
     Err(notes)
 }
 
+/// A verdict, told that `daemon.pid`'s pid runs as another process (see
+/// [`crate::liveness::Mismatch`]): "the process exited" would be wrong, so
+/// the note says what was seen instead.
+pub fn explain_mismatch(
+    mut verdict: Verdict,
+    mismatch: Option<&crate::liveness::Mismatch>,
+) -> Verdict {
+    let Some(mismatch) = mismatch else {
+        return verdict;
+    };
+    let died = format!("reason={REASON_DIED}:");
+    match verdict
+        .notes
+        .iter_mut()
+        .find(|note| note.starts_with(&died))
+    {
+        Some(note) => *note = format!("{died} {mismatch}"),
+        None => verdict.notes.push(mismatch.to_string()),
+    }
+    verdict
+}
+
 /// Notes for every file that exists but cannot be used.
 fn gather_notes(snap: &Snapshot) -> Vec<String> {
     let mut notes = Vec::new();

@@ -139,6 +139,8 @@ pub struct Found {
     pub polled: bool,
     /// Which of `output/` and `locks/` were there.
     pub subdirs: Subdirs,
+    /// `daemon.pid`'s pid runs as another process than the one recorded.
+    pub mismatch: Option<crate::liveness::Mismatch>,
 }
 
 impl Found {
@@ -149,6 +151,7 @@ impl Found {
             exits_watched: false,
             polled: false,
             subdirs: Subdirs::default(),
+            mismatch: None,
         }
     }
 }
@@ -339,6 +342,7 @@ impl Tracker {
         }
         match decision {
             Decision::Verdict(verdict) => {
+                let verdict = rules::explain_mismatch(verdict, found.mismatch.as_ref());
                 self.last = found;
                 self.done = true;
                 return Step::Verdict(verdict);
@@ -369,7 +373,10 @@ impl Tracker {
     /// The answer for a waiter whose cap fired, from the last look (take a
     /// fresh one first: [`Tracker::observe`] may have the verdict itself).
     pub fn at_cap(&self) -> Verdict {
-        decide_at_cap(&self.last.snap, self.last.live, self.phase(true))
+        rules::explain_mismatch(
+            decide_at_cap(&self.last.snap, self.last.live, self.phase(true)),
+            self.last.mismatch.as_ref(),
+        )
     }
 
     fn phase(&self, cap_fired: bool) -> Phase {

@@ -19,6 +19,7 @@ mod mcp;
 mod node;
 mod protocol;
 mod python;
+mod readme;
 mod rules;
 mod ssh;
 #[cfg(target_os = "linux")]

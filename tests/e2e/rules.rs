@@ -316,6 +316,16 @@ fn pid_reuse_is_a_dead_process(h: &World) {
     let run = h.wait(s.path(), &["--json"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(run.json()["reason"], "died_without_result");
+    // The note says what was seen, not "the process exited": the pid runs,
+    // with another start time than daemon.pid's, and what the field is.
+    let notes = run.json()["notes"].to_string();
+    let said = format!(
+        "pid {pid} runs but started at {real}, not at {} as daemon.pid says",
+        real + 12345
+    );
+    assert!(notes.contains(&said), "{notes}");
+    assert!(notes.contains("field 22 of /proc/"), "{notes}");
+    assert!(!notes.contains("the process exited"), "{notes}");
 }
 
 fn legacy_complete_and_malformed_result_are_handled(h: &World) {

@@ -38,6 +38,7 @@ fn found(snap: Snapshot, live: Liveness) -> Look {
         exits_watched: live == Liveness::Alive,
         polled: false,
         subdirs: Subdirs::default(),
+        mismatch: None,
     })
 }
 
@@ -197,6 +198,7 @@ fn a_polled_session_is_looked_at_every_poll() {
             exits_watched: false,
             polled: true,
             subdirs: Subdirs::default(),
+            mismatch: None,
         })
     };
     tracker.observe(t0, polled(Liveness::Alive), &timing());

@@ -65,6 +65,7 @@ impl Registry {
                     exits_watched: session.exits_watched(alive),
                     polled: !session.inotify || session.blind(alive),
                     subdirs,
+                    mismatch: seen.mismatch,
                 })
             }
         };

@@ -198,6 +198,7 @@ impl Disk {
                 output: (plan.full || plan.output) && s.output.is_some(),
                 locks: locks_read && s.locks.is_some(),
             },
+            mismatch: None,
         })
     }
 
