@@ -43,7 +43,9 @@ pub enum Command {
     /// synthetic=B DIR`), until interrupted. Sessions that had ended before
     /// are not listed.
     Events {
-        /// Only sessions under DIR (repeatable); DIR must lie under a root.
+        /// Only sessions under DIR (repeatable): a filter; DIR must lie under
+        /// one of the daemon's roots. It adds no root (that is `verdictd
+        /// --root DIR`, or a [[root]] table in verdictd's config).
         #[arg(long, value_name = "DIR")]
         root: Vec<PathBuf>,
         /// Print the protocol's event lines (JSON) instead.

@@ -47,9 +47,19 @@ pub struct Resolved {
 /// matched, and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LookupError {
-    /// An absolute path that is not a directory.
+    /// An absolute path where nothing is.
     #[error("{0} is not a session directory (no such directory)")]
     NoDirectory(String),
+    /// An absolute path to something that is not a directory.
+    #[error("{path} is {kind}, not a session directory: give the directory that holds the session's daemon.pid, stdout.log and result.toml or daemon-completion.toml{hint}")]
+    NotADirectory {
+        /// The path given.
+        path: String,
+        /// What it is: `a file`, `a FIFO`, ….
+        kind: &'static str,
+        /// `(its parent, …)` when it is named like a session file.
+        hint: String,
+    },
     /// Neither an id nor an absolute path.
     #[error(
         "session {0:?} is neither an id nor an absolute path; clients must send absolute paths"
@@ -100,6 +110,7 @@ impl LookupError {
             LookupError::RelativePath(_) => ErrorCode::BadRequest,
             LookupError::BrokenRedirect { cause, .. } => cause.code(),
             LookupError::NoDirectory(_)
+            | LookupError::NotADirectory { .. }
             | LookupError::UnknownId { .. }
             | LookupError::Ambiguous { .. } => ErrorCode::UnknownSession,
         }
@@ -181,7 +192,7 @@ fn resolve_with(
     let mut dir = if session.starts_with('/') {
         match canonical_dir(Path::new(session)) {
             Some(dir) => dir,
-            None => return Some(Err(LookupError::NoDirectory(session.to_string()))),
+            None => return Some(Err(not_a_directory(session))),
         }
     } else if is_relative_path(session) {
         return Some(Err(LookupError::RelativePath(session.to_string())));
@@ -228,6 +239,46 @@ fn resume_target(dir: &Path) -> Option<String> {
     let target = raw.target_session_id;
     let plain = !target.is_empty() && !target.contains('/') && !target.starts_with('.');
     (raw.kind == "resume-wrapper" && plain).then_some(target)
+}
+
+/// Why the absolute path `session` is no session directory.
+fn not_a_directory(session: &str) -> LookupError {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::metadata(session) else {
+        return LookupError::NoDirectory(session.to_string());
+    };
+    let kind = meta.file_type();
+    let kind = if kind.is_file() {
+        "a file"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "not a directory"
+    };
+    let path = Path::new(session);
+    let session_file = path.file_name().is_some_and(|name| {
+        [
+            crate::files::PID_FILE,
+            crate::files::RESULT_FILE,
+            crate::files::PACKET_FILE,
+            crate::files::STDOUT_FILE,
+        ]
+        .iter()
+        .any(|file| name == *file)
+    });
+    let hint = match path.parent() {
+        Some(parent) if session_file => format!(" (here, its parent: {})", parent.display()),
+        _ => String::new(),
+    };
+    LookupError::NotADirectory {
+        path: session.to_string(),
+        kind,
+        hint,
+    }
 }
 
 fn canonical_dir(path: &Path) -> Option<PathBuf> {

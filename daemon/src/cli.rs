@@ -33,7 +33,9 @@ pub struct Args {
     /// Config file [default: $XDG_CONFIG_HOME/verdict/verdictd.toml].
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Also look session ids up under DIR (repeatable).
+    /// Add DIR to the roots: session ids are also looked up, and events
+    /// followed, under it (repeatable). Not to be confused with `verdict
+    /// events --root`, which only filters the events of existing roots.
     #[arg(long = "root", value_name = "DIR")]
     pub roots: Vec<PathBuf>,
     /// Exit after SECONDS with no connections and no waits (for socket

@@ -292,3 +292,31 @@ fn status_text_matches_its_snapshot() {
     live.end_process();
     let _ = verdict_e2e::finish(&mut waiting);
 }
+
+#[test]
+fn a_file_given_as_a_session_is_called_a_file_and_typos_get_suggestions() {
+    let h = Harness::start();
+    let s = verdict_e2e::Session::ended(&h, "01JAFILE");
+    s.write_result("success", 0);
+    let result = s.dir.join("result.toml");
+    for extra in [&[][..], &["--no-daemon"][..]] {
+        let run = h.wait(result.to_str().expect("utf8"), extra);
+        assert_eq!(run.code, 2, "{run:?}");
+        assert!(
+            run.stderr.contains("is a file, not a session directory"),
+            "{run:?}"
+        );
+        assert!(
+            run.stderr
+                .contains(&format!("its parent: {}", s.dir.display())),
+            "{run:?}"
+        );
+        assert!(!run.stderr.contains("no such directory"), "{run:?}");
+    }
+    let run = Run::from(output_within(h.verdict(&["wiat", s.path()])));
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("'wait'"), "did you mean: {run:?}");
+    let run = Run::from(output_within(h.verdict(&["wait", s.path(), "--jsno"])));
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("'--json'"), "did you mean: {run:?}");
+}
