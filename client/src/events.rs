@@ -38,8 +38,9 @@ pub fn run(socket: &std::path::Path, under: &[PathBuf], json: bool, no_spawn: bo
                         "verdict: subscribed again; events while verdictd was away may be missing",
                     );
                 }
+                let sessions = if live == 1 { "session" } else { "sessions" };
                 err_line(&format!(
-                    "verdict: following {} ({live} sessions running now)",
+                    "verdict: following {} ({live} {sessions} running now)",
                     roots.join(", ")
                 ));
             }

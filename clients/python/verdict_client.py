@@ -30,7 +30,15 @@ import subprocess
 import sys
 import time
 
-__all__ = ["wait", "socket_path", "VerdictError", "render_markers", "completed_marker"]
+__all__ = [
+    "wait",
+    "wait_many",
+    "events",
+    "socket_path",
+    "VerdictError",
+    "render_markers",
+    "completed_marker",
+]
 
 PROTOCOL_VERSION = 1
 MAX_LINE_BYTES = 64 * 1024

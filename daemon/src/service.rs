@@ -65,7 +65,13 @@ impl Service {
             report.timer = Some(timers.add(STATUS_INTERVAL - since, Timer::Status));
             return;
         }
-        let text = format!("watching {sessions} sessions for {waiters} waiters");
+        let noun =
+            |n: usize, one: &'static str, many: &'static str| if n == 1 { one } else { many };
+        let text = format!(
+            "watching {sessions} {} for {waiters} {}",
+            noun(sessions, "session", "sessions"),
+            noun(waiters, "waiter", "waiters")
+        );
         if let Err(err) = sd_notify::notify(false, &[NotifyState::Status(&text)]) {
             log::debug!("cannot send STATUS to the service manager: {err}");
         }

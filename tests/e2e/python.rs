@@ -316,3 +316,26 @@ fn a_malformed_reply_is_exit_3_in_the_python_client() {
         assert_eq!(run.code, 3, "{reply:?}: {run:?}");
     }
 }
+
+#[test]
+fn the_drop_in_is_executable_and_exports_what_it_offers() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(client_py())
+        .expect("client")
+        .permissions()
+        .mode();
+    assert!(
+        mode & 0o111 != 0,
+        "verdict_client.py is not executable: {mode:o}"
+    );
+    let h = Harness::without_daemon();
+    let mut check = python3(&h);
+    check
+        .env("PYTHONPATH", client_py().parent().expect("dir"))
+        .args([
+            "-c",
+            "import verdict_client as v; missing = [n for n in ('wait', 'wait_many', 'events', 'socket_path') if n not in v.__all__]; assert not missing, missing",
+        ]);
+    let run = verdict_e2e::Run::from(verdict_e2e::output_within(check));
+    assert_eq!(run.code, 0, "{run:?}");
+}

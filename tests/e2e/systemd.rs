@@ -120,8 +120,11 @@ fn notify_protocol_ready_status_stopping() {
     let mut s = h.session("01JNOTIFY");
     s.start_process();
     let mut waiting = h.spawn_wait(s.path(), &[]);
-    let status = recv_until(&notify, "STATUS=watching 1 sessions for 1 waiters");
-    assert!(status.contains("1 waiters"), "{status}");
+    let status = recv_until(&notify, "STATUS=watching 1 session for 1 waiter");
+    assert!(
+        status.contains("1 waiter") && !status.contains("waiters"),
+        "{status}"
+    );
     s.end_process();
     assert_eq!(finish(&mut waiting).status.code(), Some(1));
     signal(daemon.id() as i32, Signal::TERM);
