@@ -48,6 +48,7 @@ pub mod csa1142;
 pub mod daemon;
 pub mod degraded;
 mod error;
+pub mod launch;
 pub mod markers;
 mod stopper;
 pub mod subscribe;

@@ -81,6 +81,26 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Run COMMAND as a session in csa's layout, so that `verdict wait ID`,
+    /// `verdict events`, verdict-mcp and csa see it: the directory (by
+    /// default a fresh ULID among the current project's csa sessions),
+    /// `daemon.pid`, the command's output in stdout.log and stderr.log, and
+    /// at its end daemon-completion.toml with its exit code (128 + the
+    /// signal when one killed it). Prints `ID<TAB>DIR` and returns at once;
+    /// the command runs under a supervisor of its own that outlives this
+    /// terminal. The command finds its session in $VERDICT_SESSION_DIR and
+    /// $VERDICT_SESSION_ID; a result.toml it writes there wins over its exit
+    /// code. A command that exits 0 and prints nothing gets a result.toml
+    /// saying so (csa's rules would fail an empty success).
+    Run(RunCmd),
+    /// The supervisor of `verdict run` (not for people).
+    #[command(name = "__supervise", hide = true)]
+    Supervise {
+        dir: PathBuf,
+        id: String,
+        #[arg(allow_hyphen_values = true, last = true)]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Show the daemon's counters (sessions, waiters, verdicts sent, ...).
     Status {
         /// Print the status object as one JSON line.
@@ -90,6 +110,37 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
     },
+}
+
+/// `verdict run`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct RunCmd {
+    /// The session directory itself (made; it must be new or empty).
+    #[arg(long, value_name = "DIR", conflicts_with = "root")]
+    pub dir: Option<PathBuf>,
+    /// Make the session as ROOT/sessions/ID.
+    #[arg(long, value_name = "ROOT")]
+    pub root: Option<PathBuf>,
+    /// The session's id (its directory's name) instead of a fresh ULID.
+    #[arg(long, value_name = "ID", conflicts_with = "dir")]
+    pub id: Option<String>,
+    /// Then wait for it, as `verdict wait DIR` does, and exit with its code.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: the cap, as `verdict wait --cap`.
+    #[arg(long, value_name = "SECONDS", requires = "wait")]
+    pub cap: Option<String>,
+    /// With --wait: the daemon's socket.
+    #[arg(long, value_name = "PATH", requires = "wait")]
+    pub socket: Option<PathBuf>,
+    /// The command and its arguments.
+    #[arg(
+        allow_hyphen_values = true,
+        last = true,
+        required = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// `verdict wait`'s arguments (also what `csa session wait` accepts).

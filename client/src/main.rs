@@ -6,6 +6,7 @@ mod cli;
 mod csa;
 mod events;
 mod out;
+mod run;
 mod service;
 mod stop;
 mod wait;
@@ -29,6 +30,10 @@ fn main() -> ExitCode {
         return csa::run(std::env::args_os().skip(1).collect()).into();
     }
     let exit = match Cli::parse().command {
+        Command::Run(cmd) => return run::run(cmd),
+        Command::Supervise { dir, id, command } => {
+            return ExitCode::from(verdict_client::launch::supervise(&dir, &id, &command) as u8)
+        }
         Command::Wait(cmd) => wait(cmd, Caller::Verdict),
         Command::Csa { args } => csa::run(args),
         Command::Events {

@@ -21,6 +21,7 @@ mod protocol;
 mod python;
 mod readme;
 mod rules;
+mod run;
 mod ssh;
 #[cfg(target_os = "linux")]
 mod systemd;
