@@ -52,19 +52,35 @@ pub fn connect(socket: &Path, spawn: bool) -> Result<UnixStream, String> {
                     Ok(Some(status)) => format!("it exited with {status}"),
                     _ => "it did not start listening".into(),
                 };
-                return Err(format!(
-                    "started verdictd for {}, but {status} ({err}); see {}",
-                    socket.display(),
-                    log_path(socket).display()
-                ));
+                return Err(match last_log_line(socket) {
+                    Some(reason) => format!(
+                        "started verdictd for {}, but {status}: {reason} (see {})",
+                        socket.display(),
+                        log_path(socket).display()
+                    ),
+                    None => format!(
+                        "started verdictd for {}, but {status} ({err}); see {}",
+                        socket.display(),
+                        log_path(socket).display()
+                    ),
+                });
             }
             Err(_) => {
+                let exited = child.try_wait().ok().flatten();
+                if let Some(status) = exited.filter(|status| !status.success()) {
+                    // It refused to start (not a lost race, which exits
+                    // 0): its own reason, once, instead of starting more.
+                    let reason =
+                        last_log_line(socket).unwrap_or_else(|| format!("it exited with {status}"));
+                    return Err(format!(
+                        "verdictd could not start on {}: {reason} (its log: {})",
+                        socket.display(),
+                        log_path(socket).display()
+                    ));
+                }
                 // Our daemon lost the start-up race: the winner may still
                 // be binding. If nobody shows up, start another.
-                if matches!(child.try_wait(), Ok(Some(_)))
-                    && pause >= MAX_PAUSE
-                    && spawned < MAX_SPAWNS
-                {
+                if exited.is_some() && pause >= MAX_PAUSE && spawned < MAX_SPAWNS {
                     child = start_daemon(socket)?;
                     spawned += 1;
                     pause = Duration::from_millis(1);
@@ -74,6 +90,21 @@ pub fn connect(socket: &Path, spawn: bool) -> Result<UnixStream, String> {
             }
         }
     }
+}
+
+/// The daemon's last word in its log (the end of the file, bounded), its
+/// `verdictd: ` prefix taken off.
+fn last_log_line(socket: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 4096;
+    let mut file = std::fs::File::open(log_path(socket)).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;
+    let mut tail = Vec::new();
+    file.take(TAIL).read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    let line = text.lines().rev().find(|line| !line.trim().is_empty())?;
+    Some(line.trim().trim_start_matches("verdictd: ").to_string())
 }
 
 fn nobody_listens(err: &io::Error) -> bool {

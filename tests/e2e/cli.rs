@@ -320,3 +320,25 @@ fn a_file_given_as_a_session_is_called_a_file_and_typos_get_suggestions() {
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("'--json'"), "did you mean: {run:?}");
 }
+
+#[test]
+fn a_daemon_that_cannot_start_is_heard_once_with_its_own_reason() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = Harness::without_daemon();
+    let s = verdict_e2e::Session::ended(&h, "01JNOSTART");
+    s.write_result("success", 0);
+    let shared = h.tmp.path().join("shared");
+    std::fs::create_dir(&shared).expect("dir");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let socket = shared.join("verdictd.sock");
+    let mut wait = std::process::Command::new(verdict_e2e::bin("verdict"));
+    wait.args(["wait", s.path(), "--socket"]).arg(&socket);
+    h.isolate(&mut wait);
+    let run = Run::from(output_within(wait));
+    // Answered without a daemon, with the daemon's reason said once.
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("writable by other users"), "{run:?}");
+    assert!(!run.stderr.contains("os error 2"), "{run:?}");
+    let log = std::fs::read_to_string(shared.join("verdictd.sock.log")).expect("log");
+    assert_eq!(log.lines().count(), 1, "{log}");
+}
