@@ -39,7 +39,7 @@ pub enum Command {
     #[command(allow_negative_numbers = true)]
     Wait(WaitCmd),
     /// Print every session's start and end under the daemon's roots as they
-    /// happen, one line each (`started ID pid N DIR`, `ended ID STATUS exit=N
+    /// happen, one line each (`started ID pid N DIR`, `ended ID STATUS exit_code=N
     /// synthetic=B DIR`), until interrupted. Sessions that had ended before
     /// are not listed.
     Events {

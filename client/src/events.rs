@@ -51,7 +51,7 @@ pub fn run(socket: &std::path::Path, under: &[PathBuf], json: bool, no_spawn: bo
                 started.dir
             )),
             Notice::Ended(v) if !json => out_line(&format!(
-                "ended {} {} exit={} synthetic={} {}",
+                "ended {} {} exit_code={} synthetic={} {}",
                 v.session,
                 v.status,
                 v.exit_code.map_or_else(|| "?".into(), |c| c.to_string()),

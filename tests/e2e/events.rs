@@ -191,7 +191,7 @@ fn verdict_events_prints_starts_and_ends() {
     assert_eq!(
         line,
         format!(
-            "ended 01JCLI failure exit=3 synthetic=false {}",
+            "ended 01JCLI failure exit_code=3 synthetic=false {}",
             session.path()
         )
     );

@@ -102,20 +102,178 @@ fn man_pages(
     dir: &Path,
     written: &mut Vec<PathBuf>,
 ) -> Result<(), String> {
-    // A subcommand's page is titled with the full name (`verdict-wait`).
-    let command = command.name(&*Box::leak(name.to_string().into_boxed_str()));
     let path = dir.join(format!("{name}.1"));
-    let mut page = Vec::new();
-    clap_mangen::Man::new(command.clone())
-        .render(&mut page)
+    let page = page(command.clone(), name)
         .map_err(|err| format!("cannot render the man page of {name}: {err}"))?;
     std::fs::write(&path, page).map_err(|err| format!("cannot write {}: {err}", path.display()))?;
     written.push(path);
     for sub in command.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+        if sub.get_name() == "help" {
+            continue;
+        }
         let sub_name = format!("{name}-{}", sub.get_name());
         man_pages(sub.clone(), &sub_name, dir, written)?;
     }
     Ok(())
+}
+
+/// One man page: a one-line NAME, the synopsis as `--help` shows it
+/// (option values included), the description and options, the notes from
+/// `after_help` (its aligned rows as a list), and no `help` subcommand.
+fn page(command: clap::Command, name: &str) -> std::io::Result<String> {
+    let about = command
+        .get_about()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let long = command
+        .get_long_about()
+        .map_or_else(|| about.clone(), ToString::to_string);
+    // `verdict-wait` is run as `verdict wait`.
+    let shown = match name.split_once('-') {
+        Some(("verdict", rest)) if rest != "mcp" => format!("verdict {}", rest.replace('-', " ")),
+        _ => name.to_string(),
+    };
+    let mut command = command
+        .name(Box::leak(name.to_string().into_boxed_str()) as &str)
+        .bin_name(shown)
+        .disable_help_subcommand(true)
+        .about(first_sentence(&about))
+        .long_about(long);
+    let man = clap_mangen::Man::new(command.clone())
+        .title(name.to_uppercase())
+        .date(today())
+        .source(format!("verdict {}", env!("CARGO_PKG_VERSION")))
+        .manual("verdict manual");
+    let mut out = Vec::new();
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    let usage = command.render_usage().to_string();
+    let usage = usage.strip_prefix("Usage: ").unwrap_or(&usage);
+    out.extend_from_slice(format!(".SH SYNOPSIS\n.nf\n{}\n.fi\n", escape(usage)).as_bytes());
+    man.render_description_section(&mut out)?;
+    if command.get_arguments().any(|arg| !arg.is_hide_set()) {
+        man.render_options_section(&mut out)?;
+    }
+    if command.get_subcommands().any(|sub| !sub.is_hide_set()) {
+        man.render_subcommands_section(&mut out)?;
+    }
+    if let Some(after) = command.get_after_help() {
+        out.extend_from_slice(notes(&after.to_string()).as_bytes());
+    }
+    if command.get_version().is_some() {
+        man.render_version_section(&mut out)?;
+    }
+    // Each piece comes with roff's quote-string preamble: keep the first.
+    let text = String::from_utf8_lossy(&out);
+    let mut seen = std::collections::HashSet::new();
+    let mut lines: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        // A blank roff line is a paragraph break: clap_mangen puts one
+        // between two `.br`, which mandoc flags.
+        .filter(|line| !line.is_empty())
+        .filter(|line| {
+            !line.starts_with(".ie \\n(.g .ds Aq") && !line.starts_with(".el .ds Aq")
+                || seen.insert(*line)
+        })
+        .collect();
+    lines.dedup_by(|line, previous| *line == ".br" && *previous == ".br");
+    Ok(lines.join("\n") + "\n")
+}
+
+/// Up to the end of the first sentence (for NAME).
+fn first_sentence(text: &str) -> String {
+    let end = text
+        .char_indices()
+        // A colon ends it too, unless it only follows a label (`Linux:`).
+        .find(|&(i, c)| (c == '.' || (c == ':' && i > 20)) && text[i + 1..].starts_with(' '))
+        .map_or(text.len(), |(i, _)| i);
+    let sentence = text[..end].trim_end_matches('.');
+    if sentence.len() <= 80 {
+        return sentence.to_string();
+    }
+    // Still long: up to the first aside.
+    let aside = [", ", " ("]
+        .iter()
+        .filter_map(|mark| sentence.find(mark))
+        .min()
+        .unwrap_or(sentence.len());
+    sentence[..aside].to_string()
+}
+
+/// `after_help` as roff: rows like `  0    meaning` become a tagged list,
+/// other indented lines stay as they are, the rest are paragraphs.
+fn notes(text: &str) -> String {
+    let mut roff = String::from(".SH NOTES\n");
+    let mut in_nf = false;
+    for line in text.lines() {
+        let row = line
+            .strip_prefix("  ")
+            .and_then(|rest| rest.split_once("  "))
+            .filter(|(tag, _)| !tag.is_empty() && tag.chars().all(|c| c.is_ascii_digit()));
+        let indented = line.starts_with("  ");
+        if in_nf && (row.is_some() || !indented) {
+            roff.push_str(".fi\n");
+            in_nf = false;
+        }
+        match row {
+            Some((tag, meaning)) => {
+                roff.push_str(&format!(".TP\n\\fB{tag}\\fR\n{}\n", escape(meaning.trim())));
+            }
+            None if line.trim().is_empty() => roff.push_str(".PP\n"),
+            None if indented => {
+                if !in_nf {
+                    roff.push_str(".PP\n.nf\n");
+                    in_nf = true;
+                }
+                roff.push_str(&escape(line.trim()));
+                roff.push('\n');
+            }
+            None => {
+                roff.push_str(&escape(line));
+                roff.push('\n');
+            }
+        }
+    }
+    if in_nf {
+        roff.push_str(".fi\n");
+    }
+    roff
+}
+
+/// Text safe in a roff line: backslashes and dashes escaped, no line
+/// starting with a control character.
+fn escape(text: &str) -> String {
+    let text = text.replace('\\', "\\e").replace('-', "\\-");
+    if text.starts_with('.') || text.starts_with('\'') {
+        format!("\\&{text}")
+    } else {
+        text
+    }
+}
+
+/// The date for `.TH`: `SOURCE_DATE_EPOCH` (reproducible builds) or today,
+/// as YYYY-MM-DD.
+fn today() -> String {
+    let secs = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+        });
+    // Days to a civil date (Howard Hinnant's algorithm).
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
 }
 
 fn home_prefix() -> Result<PathBuf, String> {
@@ -182,8 +340,49 @@ mod tests {
         assert!(read("completions/_verdict").contains("--any"));
         assert!(read("completions/verdict.fish").contains("no-spawn"));
         assert!(read("man/verdict-csa.1").contains("session wait"));
-        // verdict, its 6 subcommands and `service install`; verdictd; verdict-mcp; 3 shells each.
-        assert_eq!(written.len(), 8 + 1 + 1 + 3 * 3, "{written:?}");
+        // verdict, its 7 subcommands and `service install`; verdictd; verdict-mcp; 3 shells each.
+        assert_eq!(written.len(), 9 + 1 + 1 + 3 * 3, "{written:?}");
+        for page in written
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "1"))
+        {
+            let text = std::fs::read_to_string(page).expect("page");
+            let name = text
+                .lines()
+                .skip_while(|l| *l != ".SH NAME")
+                .nth(1)
+                .unwrap_or("");
+            assert!(
+                name.len() < 140 && !name.contains(". "),
+                "{}: NAME is {name:?}",
+                page.display()
+            );
+            assert!(
+                !text.contains("help(1)"),
+                "{}: names a help page",
+                page.display()
+            );
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with(".TH ") && l.contains(&today())),
+                "{}: .TH has no date",
+                page.display()
+            );
+        }
+        // mandoc's linter, where it is installed: not a single warning.
+        if let Ok(lint) = std::process::Command::new("mandoc")
+            .args(["-T", "lint", "-W", "warning"])
+            .args(
+                written
+                    .iter()
+                    .filter(|p| p.extension().is_some_and(|e| e == "1")),
+            )
+            .output()
+        {
+            let said = String::from_utf8_lossy(&lint.stdout).into_owned()
+                + &String::from_utf8_lossy(&lint.stderr);
+            assert!(said.trim().is_empty(), "{said}");
+        }
     }
 
     #[test]
