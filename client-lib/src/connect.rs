@@ -200,6 +200,15 @@ fn start_daemon(socket: &Path) -> Result<std::process::Child, String> {
             ));
         }
     }
+    if let Some(ago) = crate::daemon::stopped_ago(socket) {
+        // Said where the user sees it: this client undoes a `verdict stop`.
+        eprintln!(
+            "verdict: verdictd on {} was stopped with `verdict stop` {ago} s ago; starting it again \
+             for this client (stop the client too, with `verdict stop --and-clients`, or give it \
+             --no-spawn to leave the daemon stopped)",
+            socket.display()
+        );
+    }
     let log = open_log(socket);
     let binary = find_daemon().unwrap_or_else(|| PathBuf::from("verdictd"));
     let mut command = Command::new(&binary);

@@ -70,7 +70,17 @@ pub fn stop(socket: &Path, deadline: Duration) -> Result<Option<i32>, StopError>
     };
     ours(pid).map_err(not_ours)?;
     let target = Pid::from_raw(pid).ok_or_else(|| not_ours("which is no pid".into()))?;
-    kill_process(target, Signal::TERM).map_err(|source| StopError::Signal { pid, source })?;
+    // Before the signal: a client that starts a daemon again the moment
+    // this one is gone must find the note (the next daemon removes it).
+    let stopped = verdict_core::paths::stopped_path(socket);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let _ = std::fs::write(&stopped, format!("{secs} {}\n", std::process::id()));
+    if let Err(source) = kill_process(target, Signal::TERM) {
+        let _ = std::fs::remove_file(&stopped);
+        return Err(StopError::Signal { pid, source });
+    }
     let until = Instant::now() + deadline;
     let mut pause = Duration::from_millis(1);
     while ours(pid).is_ok() {
@@ -84,6 +94,31 @@ pub fn stop(socket: &Path, deadline: Duration) -> Result<Option<i32>, StopError>
         pause = (pause * 2).min(Duration::from_millis(50));
     }
     Ok(Some(pid))
+}
+
+/// When `verdict stop` stopped the daemon on `socket` (and no daemon has
+/// started there since): seconds ago.
+pub fn stopped_ago(socket: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(verdict_core::paths::stopped_path(socket)).ok()?;
+    let at: u64 = text.split_whitespace().next()?.parse().ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    Some(now.saturating_sub(at))
+}
+
+/// Whether `pid` runs one of verdict's own client programs (`verdict`,
+/// `verdict-mcp`, or `csa` as a link to verdict): the only clients `verdict
+/// stop --and-clients` stops. Linux only (elsewhere: never).
+pub fn is_verdict_client(pid: i32) -> bool {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let name = exe
+        .as_deref()
+        .and_then(|exe| exe.file_name())
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    matches!(name.as_str(), "verdict" | "verdict-mcp")
 }
 
 /// The pid is a `verdictd` owned by us, or why not.

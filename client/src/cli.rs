@@ -70,6 +70,11 @@ pub enum Command {
         /// The daemon's socket.
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
+        /// Stop its verdict clients first (`verdict wait`, `verdict events`,
+        /// verdict-mcp), which would otherwise start it again when they
+        /// reconnect. Other programs connected are named, not stopped.
+        #[arg(long)]
+        and_clients: bool,
     },
     /// Answer as csa: `verdict csa session wait ARGS` is `csa session wait`
     /// answered by verdict (csa's flags, csa's command names in hints);

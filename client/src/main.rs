@@ -43,7 +43,10 @@ fn main() -> ExitCode {
             no_spawn,
         } => fail(events::run(&socket_path(socket), &root, json, no_spawn)),
         Command::Status { json, socket } => status(json, socket_path(socket)),
-        Command::Stop { socket } => stop::stop(&socket_path(socket)),
+        Command::Stop {
+            socket,
+            and_clients,
+        } => stop::stop(&socket_path(socket), and_clients),
         Command::Service {
             action: ServiceAction::Install { print },
         } => service::install(print),

@@ -45,6 +45,15 @@ pub fn lock_path(socket: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// `<socket>.stopped`: written by `verdict stop`, removed by the next
+/// daemon on that socket, so that a client restarting it can say why it
+/// was gone.
+pub fn stopped_path(socket: &Path) -> PathBuf {
+    let mut name = socket.as_os_str().to_owned();
+    name.push(".stopped");
+    PathBuf::from(name)
+}
+
 /// The log a daemon started by a client writes, `<socket>.log`.
 pub fn log_path(socket: &Path) -> PathBuf {
     let mut name = socket.as_os_str().to_owned();

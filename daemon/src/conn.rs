@@ -67,6 +67,8 @@ pub enum State {
 pub struct Conn {
     /// The stream, registered with the poll.
     pub stream: UnixStream,
+    /// The client's pid (`SO_PEERCRED`), where known.
+    pub peer_pid: Option<i32>,
     splitter: LineSplitter,
     output: Vec<u8>,
     written: usize,
@@ -85,6 +87,7 @@ impl Conn {
     pub fn new(stream: UnixStream) -> Conn {
         Conn {
             stream,
+            peer_pid: None,
             splitter: LineSplitter::new(),
             output: Vec::new(),
             written: 0,
@@ -264,6 +267,11 @@ impl Default for Conns {
 
 impl Conns {
     /// Connections open now.
+    /// Every connection's token and client pid.
+    pub fn peers(&self) -> impl Iterator<Item = (Token, Option<i32>)> + '_ {
+        self.map.iter().map(|(token, conn)| (*token, conn.peer_pid))
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }

@@ -13,7 +13,7 @@ use mio::net::UnixListener;
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
-use verdict_proto::wire::StatusCounters;
+use verdict_proto::wire::{ConnectedClient, StatusCounters};
 
 use crate::config::Config;
 use crate::conn::Conns;
@@ -286,8 +286,21 @@ impl Server {
             subscribers: self.registry.subscribers() as u64,
             watched: Vec::new(),
             watched_omitted: 0,
+            clients: Vec::new(),
         };
         counters.list(listed, total);
+        let mut clients: Vec<ConnectedClient> = self
+            .core
+            .conns
+            .peers()
+            .map(|(token, pid)| ConnectedClient {
+                pid,
+                waits: self.registry.conn_waits(token) as u64,
+            })
+            .collect();
+        clients.sort_by_key(|client| client.pid);
+        clients.truncate(verdict_proto::wire::MAX_STATUS_SESSIONS);
+        counters.clients = clients;
         counters
     }
 }

@@ -77,6 +77,8 @@ pub fn bind(path: &Path, uid: u32, private_dir: Option<&Path>) -> Result<Listeni
     }
     check_dir(dir, uid)?;
     let lock = LockGuard::acquire(&lock_path(path), path)?;
+    // Whoever stopped the last daemon here: this one is not stopped.
+    let _ = std::fs::remove_file(verdict_core::paths::stopped_path(path));
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             // Unlocked but answering: a socket held by the service manager.

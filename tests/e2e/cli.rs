@@ -342,3 +342,44 @@ fn a_daemon_that_cannot_start_is_heard_once_with_its_own_reason() {
     let log = std::fs::read_to_string(shared.join("verdictd.sock.log")).expect("log");
     assert_eq!(log.lines().count(), 1, "{log}");
 }
+
+#[test]
+fn stop_names_the_clients_that_would_restart_it_and_and_clients_stops_them() {
+    let h = Harness::start();
+    let mut events = h
+        .verdict(&["events"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("verdict events");
+    verdict_e2e::eventually("the subscription", || {
+        (h.status()["subscribers"] == 1).then_some(())
+    });
+    let run = Run::from(output_within(h.verdict(&["stop"])));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains(&format!("1 client still connected (pid {}", events.id())),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("verdict stop --and-clients"), "{run:?}");
+    // The client starts it again, and says that it undoes a stop.
+    verdict_e2e::eventually("a daemon started again by the client", || {
+        (h.status()["subscribers"] == 1).then_some(())
+    });
+    let run = Run::from(output_within(h.verdict(&["stop", "--and-clients"])));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains(&format!("stopped its verdict clients: pid {}", events.id())),
+        "{run:?}"
+    );
+    let out = finish(&mut events);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("was stopped with `verdict stop`"),
+        "{stderr}"
+    );
+    // Nothing left to start it again: it stays stopped.
+    assert!(verdict_e2e::daemons_serving(&h.socket).is_empty());
+}

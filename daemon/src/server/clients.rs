@@ -34,9 +34,9 @@ impl Server {
                 Err(err) => return self.accept_failed(&err),
             };
             self.accepting_again();
-            if !self.is_our_user(&stream) {
+            let Some(pid) = self.our_user(&stream) else {
                 continue;
-            }
+            };
             if self.core.conns.len() >= self.core.config.max_connections {
                 refuse_busy(&mut stream, self.core.config.max_connections);
                 continue;
@@ -48,7 +48,9 @@ impl Server {
                 log::error!("cannot register a connection: {err}");
                 continue;
             }
-            self.core.conns.insert(token, Conn::new(stream));
+            let mut conn = Conn::new(stream);
+            conn.peer_pid = pid;
+            self.core.conns.insert(token, conn);
         }
     }
 
@@ -75,18 +77,18 @@ impl Server {
         }
     }
 
-    /// Only the daemon's own user may connect.
-    fn is_our_user(&self, stream: &mio::net::UnixStream) -> bool {
+    /// Only the daemon's own user may connect: `Some(its pid, if known)`.
+    fn our_user(&self, stream: &mio::net::UnixStream) -> Option<Option<i32>> {
         match crate::peer::peer(stream) {
-            Ok(peer) if peer.uid == self.uid => true,
+            Ok(peer) if peer.uid == self.uid => Some(peer.pid),
             Ok(peer) => {
                 let pid = peer.pid.map_or_else(|| "?".into(), |pid| pid.to_string());
                 log::warn!("refused a connection from uid {} (pid {pid})", peer.uid);
-                false
+                None
             }
             Err(err) => {
                 log::warn!("refused a connection without peer credentials: {err}");
-                false
+                None
             }
         }
     }

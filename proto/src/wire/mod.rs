@@ -19,7 +19,7 @@ pub use id::RequestId;
 pub use lines::VerdictLines;
 pub use request::{parse_request, ErrorCode, Request, RequestError};
 pub use status::{
-    StatusCounters, WatchedSession, MAX_STATUS_LIST_BYTES, MAX_STATUS_SESSIONS,
+    ConnectedClient, StatusCounters, WatchedSession, MAX_STATUS_LIST_BYTES, MAX_STATUS_SESSIONS,
     MAX_WAITS_PER_CONNECTION,
 };
 

@@ -39,6 +39,21 @@ pub struct StatusCounters {
     /// [`MAX_STATUS_SESSIONS`] and [`MAX_STATUS_LIST_BYTES`] (absent when 0).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub watched_omitted: u64,
+    /// The connected clients (at most [`MAX_STATUS_SESSIONS`]), so that
+    /// `verdict stop` can say who will start the daemon again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<ConnectedClient>,
+}
+
+/// One connection in `status`'s list of clients.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConnectedClient {
+    /// The client's pid, where the system tells it (Linux).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    /// Its waits and subscriptions in force.
+    pub waits: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
