@@ -386,7 +386,7 @@ fn rfc3339(time: SystemTime) -> String {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` for seconds since the epoch (UTC).
-fn utc_seconds(secs: u64) -> String {
+pub fn utc_seconds(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     // Howard Hinnant's civil_from_days.

@@ -138,6 +138,15 @@ fn verdict(h: &Harness, local: &Path, args: &[&str]) -> Command {
     command
 }
 
+/// `verdict wait ID` through the forward, running.
+fn spawn_wait(h: &Harness, local: &Path, id: &str) -> Child {
+    verdict(h, local, &["wait", id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("verdict wait")
+}
+
 #[test]
 fn waits_through_an_ssh_forward_and_exits_3_when_it_drops() {
     let sshd = Sshd::start();
@@ -179,11 +188,7 @@ fn waits_through_an_ssh_forward_and_exits_3_when_it_drops() {
     });
     let mut live = h.csa_session("proj", "01JSSHLIVE");
     live.start_process();
-    let mut waiting = verdict(&h, &local, &["wait", "01JSSHLIVE"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("verdict wait");
+    let mut waiting = spawn_wait(&h, &local, "01JSSHLIVE");
     h.wait_for_waiters(1);
     live.write_result("success", 0);
     live.end_process();
@@ -206,11 +211,7 @@ fn waits_through_an_ssh_forward_and_exits_3_when_it_drops() {
     // The forward drops mid-wait: exit 3, naming the socket, no hang.
     let mut still = h.csa_session("proj", "01JSSHDROP");
     still.start_process();
-    let mut waiting = verdict(&h, &local, &["wait", "01JSSHDROP"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("verdict wait");
+    let mut waiting = spawn_wait(&h, &local, "01JSSHDROP");
     h.wait_for_waiters(1);
     stop(ssh);
     let run = Run::from(finish(&mut waiting));
