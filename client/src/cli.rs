@@ -57,6 +57,24 @@ pub enum Command {
         /// Do not start verdictd when nothing listens; exit 3 instead.
         #[arg(long)]
         no_spawn: bool,
+        /// Also start this many --exec commands at most at once; the others
+        /// wait their turn (up to 16,384; past that an event is reported on
+        /// stderr and not run).
+        #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: u16,
+        /// Kill an --exec command still running after SECONDS.
+        #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = parse_cap)]
+        timeout: Duration,
+        /// Run the --exec command at every start too (VERDICT_EVENT=started).
+        #[arg(long, requires = "exec")]
+        on_start: bool,
+        /// Run CMD ARGS… once per session end, in this client: the verdict in
+        /// its environment (VERDICT_EVENT, VERDICT_SESSION, VERDICT_DIR,
+        /// VERDICT_STATUS, VERDICT_EXIT_CODE, VERDICT_WAIT_EXIT,
+        /// VERDICT_SYNTHETIC, VERDICT_SUMMARY) and the event's JSON line on
+        /// its stdin. Give it last: everything after it is the command.
+        #[arg(long, value_name = "CMD", num_args = 1.., allow_hyphen_values = true)]
+        exec: Vec<std::ffi::OsString>,
     },
     /// Install verdictd as a per-user service: systemd user units (socket-activated)
     /// on Linux, a launchd agent on macOS.

@@ -12,8 +12,22 @@ use verdict_client::Error;
 
 use crate::out::{err_line, out_line};
 
+pub mod exec;
+
+/// `--exec` and when it runs.
+pub struct Hooks {
+    pub exec: exec::Exec,
+    pub on_start: bool,
+}
+
 /// Runs `verdict events`; it ends only on errors.
-pub fn run(socket: &std::path::Path, under: &[PathBuf], json: bool, no_spawn: bool) -> Error {
+pub fn run(
+    socket: &std::path::Path,
+    under: &[PathBuf],
+    json: bool,
+    no_spawn: bool,
+    hooks: Option<Hooks>,
+) -> Error {
     let mut under_abs = Vec::new();
     for dir in under {
         match std::fs::canonicalize(dir) {
@@ -30,6 +44,11 @@ pub fn run(socket: &std::path::Path, under: &[PathBuf], json: bool, no_spawn: bo
         };
         if json && !matches!(line.notice, Notice::Subscribed { .. }) {
             out_line(&line.raw);
+        }
+        if let Some(hooks) = &hooks {
+            if let Some(job) = job(&line.notice, &line.raw, hooks.on_start) {
+                hooks.exec.submit(job);
+            }
         }
         match line.notice {
             Notice::Subscribed { roots, live, again } => {
@@ -62,4 +81,40 @@ pub fn run(socket: &std::path::Path, under: &[PathBuf], json: bool, no_spawn: bo
         }
     }
     Error::Lost("the subscription ended".into())
+}
+
+/// The `--exec` run an event asks for, if any.
+fn job(notice: &Notice, raw: &str, on_start: bool) -> Option<exec::Job> {
+    let env = match notice {
+        Notice::Ended(v) => vec![
+            ("VERDICT_EVENT", "ended".to_string()),
+            ("VERDICT_SESSION", v.session.clone()),
+            ("VERDICT_DIR", v.dir.clone().unwrap_or_default()),
+            ("VERDICT_STATUS", v.status.clone()),
+            (
+                "VERDICT_EXIT_CODE",
+                v.exit_code.map(|c| c.to_string()).unwrap_or_default(),
+            ),
+            ("VERDICT_WAIT_EXIT", v.exit.code().to_string()),
+            (
+                "VERDICT_SYNTHETIC",
+                v.synthetic.unwrap_or(false).to_string(),
+            ),
+            ("VERDICT_SUMMARY", v.summary.clone().unwrap_or_default()),
+        ],
+        Notice::Started(started) if on_start => vec![
+            ("VERDICT_EVENT", "started".to_string()),
+            ("VERDICT_SESSION", started.session.clone()),
+            ("VERDICT_DIR", started.dir.clone()),
+            (
+                "VERDICT_PID",
+                started.pid.map(|p| p.to_string()).unwrap_or_default(),
+            ),
+        ],
+        _ => return None,
+    };
+    Some(exec::Job {
+        env,
+        stdin: raw.to_string(),
+    })
 }

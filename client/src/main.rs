@@ -41,7 +41,23 @@ fn main() -> ExitCode {
             json,
             socket,
             no_spawn,
-        } => fail(events::run(&socket_path(socket), &root, json, no_spawn)),
+            jobs,
+            timeout,
+            on_start,
+            exec,
+        } => {
+            let exec = (!exec.is_empty()).then(|| events::Hooks {
+                exec: events::exec::Exec::start(exec, usize::from(jobs), timeout),
+                on_start,
+            });
+            fail(events::run(
+                &socket_path(socket),
+                &root,
+                json,
+                no_spawn,
+                exec,
+            ))
+        }
         Command::Status { json, socket } => status(json, socket_path(socket)),
         Command::Stop {
             socket,

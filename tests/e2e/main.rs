@@ -11,6 +11,7 @@ mod corpus1142;
 mod daemon;
 mod degraded;
 mod events;
+mod events_exec;
 mod hostile;
 mod hostile_files;
 mod library;
