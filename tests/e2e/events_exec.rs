@@ -37,8 +37,14 @@ fn csa_session(h: &Harness, id: &str) -> Session {
     session
 }
 
+/// Files in `dir`, temp names (starting with `.`) left out.
 fn files_in(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |entries| entries.count())
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .count()
+    })
 }
 
 fn stop(mut child: Child) -> String {
@@ -52,8 +58,10 @@ fn each_end_and_start_runs_the_command_with_the_verdict() {
     let h = Harness::start();
     let out = h.tmp.path().join("out");
     std::fs::create_dir(&out).expect("out");
-    let script = "env | grep '^VERDICT_' | sort > \"$OUT/$VERDICT_EVENT.$VERDICT_SESSION.env\"; \
-                  cat > \"$OUT/$VERDICT_EVENT.$VERDICT_SESSION.json\"";
+    // Written under temp names, then renamed: a file seen is whole.
+    let script = "env | grep '^VERDICT_' | sort > \"$OUT/.e$$\"; cat > \"$OUT/.j$$\"; \
+                  mv \"$OUT/.e$$\" \"$OUT/$VERDICT_EVENT.$VERDICT_SESSION.env\"; \
+                  mv \"$OUT/.j$$\" \"$OUT/$VERDICT_EVENT.$VERDICT_SESSION.json\"";
     // The project's sessions directory exists, so its new entries are seen.
     std::fs::create_dir_all(h.root.join("proj/sessions")).expect("sessions dir");
     let events = exec_events(&h, &out, &["--on-start"], script);
@@ -93,8 +101,8 @@ fn jobs_bound_how_many_run_and_a_hanging_command_is_killed_at_the_timeout() {
     let out = h.tmp.path().join("out");
     std::fs::create_dir(&out).expect("out");
     // Each run records when it started and ended (nanoseconds, one clock).
-    let script =
-        "s=$(date +%s%N); sleep 0.2; echo \"$s $(date +%s%N)\" > \"$OUT/$VERDICT_SESSION\"";
+    let script = "s=$(date +%s%N); sleep 0.2; echo \"$s $(date +%s%N)\" > \"$OUT/.$$\"; \
+         mv \"$OUT/.$$\" \"$OUT/$VERDICT_SESSION\"";
     let events = exec_events(&h, &out, &["--jobs", "2"], script);
     let mut sessions: Vec<Session> = (0..6)
         .map(|i| {
@@ -136,7 +144,7 @@ fn jobs_bound_how_many_run_and_a_hanging_command_is_killed_at_the_timeout() {
         &h,
         &hang_out,
         &["--timeout", "0.3"],
-        "echo $$ > \"$OUT/pid\"; exec sleep 3600",
+        "echo $$ > \"$OUT/.pid\"; mv \"$OUT/.pid\" \"$OUT/pid\"; exec sleep 3600",
     );
     let mut s = csa_session(&h, "01JHANG");
     s.start_process();
