@@ -50,6 +50,7 @@ pub mod degraded;
 mod error;
 pub mod launch;
 pub mod markers;
+pub mod sessions;
 mod stopper;
 pub mod subscribe;
 mod verdict;

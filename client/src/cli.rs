@@ -124,6 +124,14 @@ pub enum Command {
         #[arg(allow_hyphen_values = true, last = true)]
         command: Vec<std::ffi::OsString>,
     },
+    /// Every session under the daemon's roots at a glance, live (`verdict-top`,
+    /// installed next to verdict): `verdict top [--once [--json]]`.
+    #[command(disable_help_flag = true)]
+    Top {
+        /// verdict-top's arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Show the daemon's counters (sessions, waiters, verdicts sent, ...).
     Status {
         /// Print the status object as one JSON line.

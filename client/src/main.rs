@@ -31,6 +31,7 @@ fn main() -> ExitCode {
     }
     let exit = match Cli::parse().command {
         Command::Run(cmd) => return run::run(cmd),
+        Command::Top { args } => return run::top(args),
         Command::Supervise { dir, id, command } => {
             return ExitCode::from(verdict_client::launch::supervise(&dir, &id, &command) as u8)
         }

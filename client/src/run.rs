@@ -11,6 +11,22 @@ use crate::out::{err_line, out_line};
 /// Exit code when the command cannot be started (as a shell's).
 const CANNOT_RUN: u8 = 127;
 
+/// `verdict top ARGS`: `verdict-top ARGS`, next to this program, else on
+/// PATH (it is a program of its own so that `verdict` stays small).
+pub fn top(args: Vec<std::ffi::OsString>) -> ExitCode {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|me| me.parent().map(|dir| dir.join("verdict-top")))
+        .filter(|path| path.is_file());
+    let program = beside.unwrap_or_else(|| "verdict-top".into());
+    let err = std::process::Command::new(&program).args(args).exec();
+    err_line(&format!(
+        "verdict top: cannot run {}: {err} (it is installed next to verdict)",
+        program.display()
+    ));
+    ExitCode::from(CANNOT_RUN)
+}
+
 pub fn run(cmd: RunCmd) -> ExitCode {
     let place = match (cmd.dir, cmd.root) {
         (Some(dir), _) => Place::Dir(dir),

@@ -26,4 +26,5 @@ mod run;
 mod ssh;
 #[cfg(target_os = "linux")]
 mod systemd;
+mod top;
 mod vectors;

@@ -330,8 +330,8 @@ mod tests {
         assert!(read("completions/_verdict").contains("--any"));
         assert!(read("completions/verdict.fish").contains("no-spawn"));
         assert!(read("man/verdict-csa.1").contains("session wait"));
-        // verdict, its 7 subcommands and `service install`; verdictd; verdict-mcp; 3 shells each.
-        assert_eq!(written.len(), 9 + 1 + 1 + 3 * 3, "{written:?}");
+        // verdict, its 8 subcommands and `service install`; verdictd; verdict-mcp; 3 shells each.
+        assert_eq!(written.len(), 10 + 1 + 1 + 3 * 3, "{written:?}");
         for page in written
             .iter()
             .filter(|p| p.extension().is_some_and(|e| e == "1"))

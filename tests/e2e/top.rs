@@ -1,0 +1,171 @@
+//! `verdict top`: `--once` (text and JSON) on known sessions, and the
+//! full-screen view in a real terminal (tmux: `send-keys`,
+//! `capture-pane`): a running session appears with its pid, ends, and its
+//! row shows the status with no key pressed; `f` and `/` filter; `q`
+//! gives the terminal back as it was.
+
+use std::process::Command;
+
+use serde_json::Value;
+use verdict_e2e::{bin, eventually, output_within, Harness, Run, Session};
+
+fn csa_session(h: &Harness, id: &str) -> Session {
+    let mut session = h.session(&format!("proj/sessions/{id}"));
+    session.id = id.into();
+    session
+}
+
+fn top(h: &Harness, args: &[&str]) -> Run {
+    let mut command = Command::new(bin("verdict"));
+    command.arg("top").args(args).arg("--socket").arg(&h.socket);
+    h.isolate(&mut command);
+    Run::from(output_within(command))
+}
+
+#[test]
+fn once_lists_ended_and_running_sessions_as_text_and_json() {
+    let h = Harness::start();
+    let done = Session::ended(&h, "proj/sessions/01JTOPDONE");
+    done.write_result("success", 0);
+    let failed = Session::ended(&h, "proj/sessions/01JTOPFAIL");
+    failed.write_result("failure", 2);
+    let mut live = csa_session(&h, "01JTOPLIVE");
+    let pid = live.start_process();
+    let run = top(&h, &["--once"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("1 running"), "{run:?}");
+    assert!(run.stdout.contains("1 failed"), "{run:?}");
+    let line = |id: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("{id} in {run:?}"))
+            .to_string()
+    };
+    assert!(line("01JTOPLIVE").contains(&pid.to_string()), "{run:?}");
+    assert!(line("01JTOPLIVE").contains("running"), "{run:?}");
+    assert!(line("01JTOPFAIL").contains("failure"), "{run:?}");
+    let run = top(&h, &["--once", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let rows: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON row"))
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let row = |id: &str| rows.iter().find(|r| r["id"] == id).expect("row").clone();
+    assert_eq!(row("01JTOPFAIL")["exit_code"], 2);
+    assert_eq!(row("01JTOPFAIL")["wait_exit"], 1);
+    assert_eq!(row("01JTOPDONE")["status"], "success");
+    assert_eq!(row("01JTOPLIVE")["state"], "running");
+    assert_eq!(row("01JTOPLIVE")["pid"], pid);
+    live.end_process();
+}
+
+/// A private tmux server running a shell, 100×30.
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    fn start(h: &Harness) -> Tmux {
+        let name = format!(
+            "verdict-{}",
+            h.tmp.path().file_name().expect("name").to_string_lossy()
+        );
+        let tmux = Tmux { name };
+        let run = tmux.cmd(&["new-session", "-d", "-x", "100", "-y", "30", "sh"]);
+        assert!(run.status.success(), "tmux: {run:?}");
+        tmux
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .args(["-L", &self.name, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("tmux (scripts/test installs it)")
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "0"];
+        args.extend_from_slice(keys);
+        assert!(self.cmd(&args).status.success());
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "0"]).stdout).into_owned()
+    }
+
+    fn shows(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        eventually(what, || {
+            let screen = self.screen();
+            check(&screen).then_some(screen)
+        })
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+#[test]
+fn the_full_screen_view_follows_sessions_filters_and_gives_the_terminal_back() {
+    let h = Harness::start();
+    std::fs::create_dir_all(h.root.join("proj/sessions")).expect("sessions dir");
+    let old = Session::ended(&h, "proj/sessions/01JTUIOLD");
+    old.write_result("failure", 4);
+    let tmux = Tmux::start(&h);
+    let command = format!(
+        "HOME={} {} top --socket {}",
+        h.tmp.path().join("home").display(),
+        bin("verdict").display(),
+        h.socket.display()
+    );
+    tmux.keys(&[&command, "Enter"]);
+    // The ended session from the first scan, then a new one, live.
+    tmux.shows("the old session", |s| {
+        s.contains("01JTUIOLD") && s.contains("failure")
+    });
+    let mut live = csa_session(&h, "01JTUILIVE");
+    let pid = live.start_process();
+    tmux.shows("the running session with its pid", |s| {
+        s.lines().any(|l| {
+            l.contains("01JTUILIVE") && l.contains("running") && l.contains(&pid.to_string())
+        })
+    });
+    live.write_result("success", 0);
+    live.end_process();
+    tmux.shows("its end, with no key pressed", |s| {
+        s.lines()
+            .any(|l| l.contains("01JTUILIVE") && l.contains("success"))
+    });
+    tmux.keys(&["f"]);
+    tmux.shows("failed only", |s| {
+        s.contains("01JTUIOLD") && !s.contains("01JTUILIVE")
+    });
+    tmux.keys(&["f", "/", "L", "I", "V", "E", "Enter"]);
+    tmux.shows("filtered by id", |s| {
+        s.contains("01JTUILIVE") && !s.contains("01JTUIOLD")
+    });
+    // Smaller, as an 80×24 terminal: still a table with its headings.
+    assert!(tmux
+        .cmd(&["resize-window", "-t", "0", "-x", "80", "-y", "24"])
+        .status
+        .success());
+    tmux.shows("the table at 80×24", |s| {
+        s.contains("PROJECT") && s.contains("01JTUILIVE")
+    });
+    tmux.keys(&["q"]);
+    // The shell again, in cooked mode: what is typed is echoed and run.
+    tmux.keys(&["echo back-to-the-shell", "Enter"]);
+    tmux.shows("the shell", |s| {
+        s.lines()
+            .filter(|l| l.contains("back-to-the-shell"))
+            .count()
+            >= 2
+            && !s.contains("PROJECT")
+    });
+}
