@@ -13,6 +13,7 @@ mod peers;
 mod scenarios;
 mod stats;
 mod streaming;
+mod top;
 mod world;
 
 use anyhow::Result;
@@ -38,6 +39,7 @@ pub struct Plan {
     pub many_call_sessions: usize,
     pub many_call_rounds: usize,
     pub hostile_duration: std::time::Duration,
+    pub top_sessions: usize,
 }
 
 fn main() -> Result<()> {
@@ -50,7 +52,7 @@ fn main() -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let tiny = args.iter().any(|a| a == "--smoke");
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("verdict-bench [--quick | --smoke] [--only single|fanout|peers|cost|streaming|bigfanout|files|many|syscalls|hostile]\n\n  --quick  every scenario, fewer events (under 3 minutes)\n  --smoke  tiny sizes, to check the harness works (CI)\n  --only   one scenario");
+        println!("verdict-bench [--quick | --smoke] [--only single|fanout|peers|cost|streaming|bigfanout|files|many|syscalls|hostile|top]\n\n  --quick  every scenario, fewer events (under 3 minutes)\n  --smoke  tiny sizes, to check the harness works (CI)\n  --only   one scenario");
         return Ok(());
     }
     let plan = if tiny {
@@ -73,6 +75,7 @@ fn main() -> Result<()> {
             many_call_sessions: 5,
             many_call_rounds: 1,
             hostile_duration: std::time::Duration::from_secs(1),
+            top_sessions: 50,
         }
     } else if quick {
         Plan {
@@ -94,6 +97,7 @@ fn main() -> Result<()> {
             many_call_sessions: 100,
             many_call_rounds: 20,
             hostile_duration: std::time::Duration::from_secs(5),
+            top_sessions: 10_000,
         }
     } else {
         Plan {
@@ -115,6 +119,7 @@ fn main() -> Result<()> {
             many_call_sessions: 100,
             many_call_rounds: 20,
             hostile_duration: std::time::Duration::from_secs(10),
+            top_sessions: 10_000,
         }
     };
     let raised = verdict_support::raise_fd_limit();
@@ -169,6 +174,9 @@ fn main() -> Result<()> {
     }
     if wanted("hostile") {
         hostile::hostile(&plan)?;
+    }
+    if wanted("top") {
+        top::top(&plan)?;
     }
     Ok(())
 }

@@ -10,7 +10,18 @@ use verdict_e2e::{bin, eventually, Harness, Session};
 
 /// `verdict events --socket S [options] --exec sh -c SCRIPT`, with `OUT`
 /// in its environment.
-fn exec_events(h: &Harness, out: &Path, options: &[&str], script: &str) -> Child {
+/// The `verdict events --exec` process, killed when dropped (a failed
+/// assertion must not leave it running).
+struct Events(Child);
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn exec_events(h: &Harness, out: &Path, options: &[&str], script: &str) -> Events {
     let mut command = Command::new(bin("verdict"));
     command
         .arg("events")
@@ -24,7 +35,7 @@ fn exec_events(h: &Harness, out: &Path, options: &[&str], script: &str) -> Child
         .stderr(Stdio::piped());
     h.isolate(&mut command);
     command.env("OUT", out);
-    let child = command.spawn().expect("verdict events --exec");
+    let child = Events(command.spawn().expect("verdict events --exec"));
     eventually("the subscription", || {
         (h.try_status()?["subscribers"] == 1).then_some(())
     });
@@ -47,9 +58,9 @@ fn files_in(dir: &Path) -> usize {
     })
 }
 
-fn stop(mut child: Child) -> String {
-    let _ = child.kill();
-    let out = verdict_e2e::finish(&mut child);
+fn stop(mut events: Events) -> String {
+    let _ = events.0.kill();
+    let out = verdict_e2e::finish(&mut events.0);
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 

@@ -168,4 +168,13 @@ fn the_full_screen_view_follows_sessions_filters_and_gives_the_terminal_back() {
             >= 2
             && !s.contains("PROJECT")
     });
+    // Its terminal going away (SIGHUP) ends it too.
+    tmux.keys(&[&command, "Enter"]);
+    tmux.shows("the view again", |s| s.contains("PROJECT"));
+    let _ = tmux.cmd(&["kill-server"]);
+    eventually("verdict-top to exit with its terminal", || {
+        verdict_e2e::processes_of("verdict-top", &h.socket)
+            .is_empty()
+            .then_some(())
+    });
 }

@@ -5,8 +5,7 @@
 //! terminal is restored on `q`, on an error, on a panic and on SIGTERM.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{self, Event, KeyCode, KeyEventKind};
@@ -44,9 +43,20 @@ fn restore() {
 }
 
 pub fn run(rx: &mpsc::Receiver<Msg>) -> io::Result<()> {
-    let term = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&term))?;
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&term))?;
+    // SIGTERM or the terminal going away (SIGHUP): restore and leave from
+    // here, not from the loop, which may be inside the terminal's reader
+    // (reading a closed terminal returns nothing, for ever).
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGINT,
+    ])?;
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            restore();
+            std::process::exit(0);
+        }
+    });
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore();
@@ -54,12 +64,12 @@ pub fn run(rx: &mpsc::Receiver<Msg>) -> io::Result<()> {
     }));
     enable_raw_mode()?;
     crossterm::execute!(io::stdout(), EnterAlternateScreen)?;
-    let result = serve(rx, &term);
+    let result = serve(rx);
     restore();
     result
 }
 
-fn serve(rx: &mpsc::Receiver<Msg>, term: &AtomicBool) -> io::Result<()> {
+fn serve(rx: &mpsc::Receiver<Msg>) -> io::Result<()> {
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     let mut view = View {
         model: Model::default(),
@@ -71,7 +81,7 @@ fn serve(rx: &mpsc::Receiver<Msg>, term: &AtomicBool) -> io::Result<()> {
     };
     let mut dirty = true;
     let mut drawn = Instant::now() - Duration::from_secs(1);
-    while !term.load(Ordering::Relaxed) {
+    loop {
         while let Ok(msg) = rx.try_recv() {
             if let Err(err) = apply(&mut view.model, msg) {
                 view.lost = Some(err);
@@ -96,7 +106,6 @@ fn serve(rx: &mpsc::Receiver<Msg>, term: &AtomicBool) -> io::Result<()> {
             }
         }
     }
-    Ok(())
 }
 
 /// Handles a key; false to quit.

@@ -1,0 +1,132 @@
+//! Scenario 11: `verdict top` against many sessions ending within a
+//! second. It runs in a real terminal (tmux); the sessions end with one
+//! kill of their process group. Measured: from the kill to the screen
+//! saying none runs (it kept up), and the CPU `verdict-top` used meanwhile.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::peers;
+use crate::stats::human;
+use crate::world::World;
+use crate::Plan;
+
+struct Tmux(String);
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new("tmux")
+            .args(["-L", &self.0, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .context("tmux")?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Waits (bounded) until the screen satisfies `check`.
+    fn until(&self, what: &str, check: impl Fn(&str) -> bool) -> Result<Instant> {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let screen = self.cmd(&["capture-pane", "-p", "-t", "0"])?;
+            if check(&screen) {
+                return Ok(Instant::now());
+            }
+            if Instant::now() > deadline {
+                bail!("verdict top never showed {what}:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+/// User + system CPU of `pid`, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    // After the name: state is field 3, utime 14, stime 15.
+    let ticks = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(14) + ticks(15)) as f64 / rustix::param::clock_ticks_per_second() as f64
+}
+
+pub fn top(plan: &Plan) -> Result<()> {
+    if !peers::have("tmux", "-V") {
+        println!("\n(scenario 11 skipped: tmux is not installed)");
+        return Ok(());
+    }
+    let world = World::start()?;
+    let top_bin = world.bin_dir.join("verdict-top");
+    if !top_bin.is_file() {
+        bail!("{} is missing: cargo build --release", top_bin.display());
+    }
+    let sessions = world.root.join("proj/sessions");
+    std::fs::create_dir_all(&sessions)?;
+    let tmux = Tmux(format!("bench-{}", std::process::id()));
+    let shell = format!("{} --socket {}", top_bin.display(), world.socket.display());
+    tmux.cmd(&["new-session", "-d", "-x", "120", "-y", "40", &shell])?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pid = loop {
+        if let Some(pid) = verdict_support::processes_of("verdict-top", &world.socket).first() {
+            break *pid;
+        }
+        if Instant::now() > deadline {
+            bail!("verdict-top did not start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let n = plan.top_sessions;
+    let mut procs = Vec::with_capacity(n);
+    let mut group = 0;
+    for i in 0..n {
+        let mut session = verdict_support::Session::create(sessions.join(format!("01JTOP{i:06}")));
+        let pid = session.start_process_in_group(Some(group));
+        if i == 0 {
+            group = pid;
+        }
+        session.write("result.toml", "status = \"success\"\nexit_code = 0\n");
+        procs.push(session);
+    }
+    let running = format!("· {n} running");
+    tmux.until(&running, |s| s.contains(&running))?;
+    let (cpu0, rss) = (cpu_seconds(pid), verdict_support::rss_kib(pid));
+    let t0 = Instant::now();
+    rustix::process::kill_process_group(
+        rustix::process::Pid::from_raw(group).context("group")?,
+        rustix::process::Signal::KILL,
+    )?;
+    let done = tmux.until("no running session", |s| s.contains("· 0 running"))?;
+    let window = done - t0;
+    let cpu = cpu_seconds(pid) - cpu0;
+    drop(procs);
+    println!("\n### 11. `verdict top`: {n} sessions ending at once (one kill of their group), in a 120×40 tmux\n");
+    println!("| what | measured |");
+    println!("|---|---|");
+    println!(
+        "| kill → the screen shows 0 running (every end drawn) | {} |",
+        human(window)
+    );
+    println!(
+        "| verdict-top CPU in that window | {:.2} s ({:.0} % of one core) |",
+        cpu,
+        100.0 * cpu / window.as_secs_f64().max(1e-9)
+    );
+    println!(
+        "| verdict-top RSS with {n} rows | {:.1} MiB |",
+        rss as f64 / 1024.0
+    );
+    Ok(())
+}
