@@ -27,7 +27,7 @@ impl Tmux {
 
     /// Waits (bounded) until the screen satisfies `check`.
     fn until(&self, what: &str, check: impl Fn(&str) -> bool) -> Result<Instant> {
-        let deadline = Instant::now() + Duration::from_secs(300);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let screen = self.cmd(&["capture-pane", "-p", "-t", "0"])?;
             if check(&screen) {
@@ -88,6 +88,14 @@ pub fn top(plan: &Plan) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    // Subscribed before the sessions appear, so that each is followed.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while world.status()?["subscribers"] != 1 {
+        if Instant::now() > deadline {
+            bail!("verdict-top did not subscribe");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let n = plan.top_sessions;
     let mut procs = Vec::with_capacity(n);
     let mut group = 0;
@@ -101,7 +109,20 @@ pub fn top(plan: &Plan) -> Result<()> {
         procs.push(session);
     }
     let running = format!("· {n} running");
-    tmux.until(&running, |s| s.contains(&running))?;
+    // Every start shown; if some never are, say how many were (a finding,
+    // not a reason to stop measuring the ends).
+    let shown = match tmux.until(&running, |s| s.contains(&running)) {
+        Ok(_) => n,
+        Err(_) => {
+            let screen = tmux.cmd(&["capture-pane", "-p", "-t", "0"])?;
+            screen
+                .split(" running")
+                .next()
+                .and_then(|head| head.rsplit(' ').next())
+                .and_then(|count| count.parse().ok())
+                .unwrap_or(0)
+        }
+    };
     let (cpu0, rss) = (cpu_seconds(pid), verdict_support::rss_kib(pid));
     let t0 = Instant::now();
     rustix::process::kill_process_group(
@@ -128,5 +149,10 @@ pub fn top(plan: &Plan) -> Result<()> {
         "| verdict-top RSS with {n} rows | {:.1} MiB |",
         rss as f64 / 1024.0
     );
+    if shown < n {
+        println!(
+            "| **starts shown before the kill** | {shown} of {n}: some starts never reached the view |"
+        );
+    }
     Ok(())
 }

@@ -85,10 +85,20 @@ pub fn row(dir: &Path, id: &str, project: &str) -> Row {
     let snap = Snapshot::read(dir);
     let seen = liveness::observe(dir, snap.pid.value(), &[], true);
     let started = mtime(&snap.pid);
+    // A directory quiet for longer than the rules' grace periods is judged
+    // as they would judge it by now; a younger one (a launcher still
+    // writing it) is not called a failure yet.
+    let quiet = std::fs::metadata(dir)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|at| SystemTime::now().duration_since(at).ok())
+        .is_some_and(|age| {
+            age.as_millis() > u128::from(verdict_core::rules::DEFAULT_LAUNCH_GRACE_MS)
+        });
     let settled = Phase {
         cap_fired: false,
-        grace_over: true,
-        launch_over: true,
+        grace_over: quiet,
+        launch_over: quiet,
     };
     let mut row = Row {
         id: id.to_string(),
