@@ -132,20 +132,3 @@ fn mtime<T>(state: &FileState<T>) -> Option<SystemTime> {
         _ => None,
     }
 }
-
-/// The last `max` bytes of the session's `stdout.log` (from a line start
-/// when cut), opened the one safe way; `None` when there is none.
-pub fn output_tail(dir: &Path, max: u64) -> Option<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let (mut file, meta) = verdict_core::files::open_output(dir).ok()??;
-    let start = meta.len().saturating_sub(max);
-    file.seek(SeekFrom::Start(start)).ok()?;
-    let mut bytes = Vec::new();
-    file.take(max).read_to_end(&mut bytes).ok()?;
-    if start > 0 {
-        if let Some(newline) = bytes.iter().position(|b| *b == b'\n') {
-            bytes.drain(..=newline);
-        }
-    }
-    Some(String::from_utf8_lossy(&bytes).into_owned())
-}

@@ -75,26 +75,7 @@ impl Verdict {
     /// start), when it is a regular file. Opened the one safe way: never
     /// blocks on a FIFO, refuses a device.
     pub fn output_tail(&self, max: u64) -> Option<OutputTail> {
-        use std::io::{Read, Seek, SeekFrom};
-        let dir = self.dir.as_deref()?;
-        let (mut file, meta) = verdict_core::files::open_output(dir).ok()??;
-        let size = meta.len();
-        let start = size.saturating_sub(max);
-        file.seek(SeekFrom::Start(start)).ok()?;
-        let mut bytes = Vec::new();
-        file.take(size - start).read_to_end(&mut bytes).ok()?;
-        if start > 0 {
-            // Cut at a line start, not in the middle of a line or a character.
-            if let Some(newline) = bytes.iter().position(|b| *b == b'\n') {
-                bytes.drain(..=newline);
-            }
-        }
-        Some(OutputTail {
-            path: dir.join(verdict_core::files::STDOUT_FILE),
-            size,
-            tail: String::from_utf8_lossy(&bytes).into_owned(),
-            truncated: start > 0,
-        })
+        OutputTail::of(self.dir.as_deref()?, max)
     }
 
     /// Copies the session's `stdout.log` to `out` (problems on `err`);
@@ -166,6 +147,33 @@ pub struct OutputTail {
     pub tail: String,
     /// The tail is not the whole file.
     pub truncated: bool,
+}
+
+impl OutputTail {
+    /// The last `max` bytes of `dir`'s `stdout.log` (cut at a line start),
+    /// when it is a regular file. Opened the one safe way: never blocks on
+    /// a FIFO, refuses a device.
+    pub fn of(dir: &Path, max: u64) -> Option<OutputTail> {
+        use std::io::{Read, Seek, SeekFrom};
+        let (mut file, meta) = verdict_core::files::open_output(dir).ok()??;
+        let size = meta.len();
+        let start = size.saturating_sub(max);
+        file.seek(SeekFrom::Start(start)).ok()?;
+        let mut bytes = Vec::new();
+        file.take(size - start).read_to_end(&mut bytes).ok()?;
+        if start > 0 {
+            // Cut at a line start, not in the middle of a line or a character.
+            if let Some(newline) = bytes.iter().position(|b| *b == b'\n') {
+                bytes.drain(..=newline);
+            }
+        }
+        Some(OutputTail {
+            path: dir.join(verdict_core::files::STDOUT_FILE),
+            size,
+            tail: String::from_utf8_lossy(&bytes).into_owned(),
+            truncated: start > 0,
+        })
+    }
 }
 
 /// Copies the session's `stdout.log` to `out`, as csa does; true when it

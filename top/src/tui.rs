@@ -138,11 +138,9 @@ fn on_key(view: &mut View, key: KeyCode) -> bool {
         KeyCode::Enter => {
             let rows = view.model.shown(&view.filter);
             view.detail = rows.get(at).map(|row| {
-                let tail = verdict_client::sessions::output_tail(
-                    std::path::Path::new(&row.dir),
-                    TAIL_BYTES,
-                )
-                .unwrap_or_else(|| "(no stdout.log)".into());
+                let tail =
+                    verdict_client::OutputTail::of(std::path::Path::new(&row.dir), TAIL_BYTES)
+                        .map_or_else(|| "(no stdout.log)".into(), |tail| tail.tail);
                 (row.id.clone(), tail)
             });
         }
