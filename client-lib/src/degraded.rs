@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use verdict_core::liveness::{self, Watch};
 use verdict_core::rules::{Liveness, Verdict};
-use verdict_core::track::{self, Found, Identity, Look, Plan, Probe, Tracker};
+use verdict_core::track::{self, Found, Identity, Look, Probe, Tracker};
 use verdict_core::watch::{Change, Watcher};
 use verdict_proto::wire::VerdictEvent;
 
@@ -252,12 +252,7 @@ impl State {
             }
             Identity::Same => {}
         }
-        // Events still queued may name this session's files.
-        let plan = if watcher.more() {
-            Plan::FULL
-        } else {
-            self.tracker.plan()
-        };
+        let plan = self.tracker.plan(watcher.more());
         let exited = std::mem::take(&mut self.exited);
         let (snap, seen, subdirs) = self.probe.read(&plan, &exited);
         self.pidfds

@@ -233,9 +233,11 @@ impl Tracker {
     }
 
     /// What the next look must read: only what was named since the last
-    /// one, unless a full look is needed (see [`Plan`]).
-    pub fn plan(&self) -> Plan {
-        if self.full || self.last.polled {
+    /// one, unless a full look is needed (see [`Plan`]). `queued`: the
+    /// watcher still holds events it has not handed over, which may name
+    /// this session's files.
+    pub fn plan(&self, queued: bool) -> Plan {
+        if self.full || self.last.polled || queued {
             return Plan::FULL;
         }
         Plan::only(self.dirty, self.named, self.last.subdirs)

@@ -251,10 +251,11 @@ fn an_old_session_is_followed_only_while_it_runs() {
 fn a_look_reads_only_what_was_named_unless_a_full_one_is_needed() {
     let t0 = Instant::now();
     let mut tracker = Tracker::new();
-    assert_eq!(tracker.plan(), Plan::FULL, "the first look is full");
+    assert_eq!(tracker.plan(false), Plan::FULL, "the first look is full");
     tracker.observe(t0, found(with_pid(), Liveness::Alive), &timing());
-    let plan = tracker.plan();
+    let plan = tracker.plan(false);
     assert!(!plan.full && plan.files.is_empty() && !plan.named);
+    assert_eq!(tracker.plan(true), Plan::FULL, "events still queued");
     assert!(!plan.output && !plan.locks, "neither was there");
 
     // A result while the process runs and is watched: no look, but read
@@ -265,29 +266,29 @@ fn a_look_reads_only_what_was_named_unless_a_full_one_is_needed() {
     assert!(tracker.read_ahead().contains(Name::Result));
     assert!(tracker.read_ahead().is_empty(), "read once");
     tracker.exited();
-    let plan = tracker.plan();
+    let plan = tracker.plan(false);
     assert!(!plan.full && !plan.reads(Name::Result) && plan.named);
 
     // `output/` and `locks/` are looked into once they may exist.
     tracker.changed(Change::File(Name::Output));
-    assert!(tracker.plan().output && !tracker.plan().locks);
+    assert!(tracker.plan(false).output && !tracker.plan(false).locks);
     let mut look = found(with_pid(), Liveness::Alive);
     if let Look::Found(found) = &mut look {
         found.subdirs.locks = true;
     }
     tracker.observe(t0, look, &timing());
-    assert!(tracker.plan().locks && !tracker.plan().output);
+    assert!(tracker.plan(false).locks && !tracker.plan(false).output);
 
     // The directory itself, a rescan, or a poll: full.
     tracker.changed(Change::Dir);
-    assert_eq!(tracker.plan(), Plan::FULL);
+    assert_eq!(tracker.plan(false), Plan::FULL);
     tracker.observe(t0, found(with_pid(), Liveness::Alive), &timing());
     tracker.rescan();
-    assert_eq!(tracker.plan(), Plan::FULL);
+    assert_eq!(tracker.plan(false), Plan::FULL);
     assert!(tracker.read_ahead().is_empty(), "a full look is due");
     tracker.observe(t0, Look::Gone, &timing());
     assert_eq!(
-        tracker.plan(),
+        tracker.plan(false),
         Plan::FULL,
         "what comes back is read in full"
     );
@@ -301,5 +302,5 @@ fn daemon_pid_is_read_by_the_look_it_asks_for() {
     tracker.changed(Change::File(Name::Pid));
     assert!(tracker.stale());
     assert!(tracker.read_ahead().is_empty());
-    assert!(tracker.plan().reads(Name::Pid));
+    assert!(tracker.plan(false).reads(Name::Pid));
 }

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use verdict_core::rules::{Liveness, Verdict};
-use verdict_core::track::{Found, Identity, Look, Plan, Step};
+use verdict_core::track::{Found, Identity, Look, Step};
 use verdict_proto::wire::{ErrorCode, Event, VerdictLines};
 
 use super::session::{Session, Waiter};
@@ -36,13 +36,7 @@ impl Registry {
             sync_deadline(ctx, key, session);
             return None;
         }
-        // Events still queued may name this session's files: only a full
-        // look cannot miss them.
-        let plan = if ctx.watcher.more() {
-            Plan::FULL
-        } else {
-            session.tracker.plan()
-        };
+        let plan = session.tracker.plan(ctx.watcher.more());
         let look = match session.probe.identity() {
             Identity::Gone => Look::Gone,
             identity => {

@@ -474,7 +474,7 @@ fn drive(
         disk.read_ahead(s, ahead);
         return None;
     }
-    let plan = tracker.plan();
+    let plan = tracker.plan(false);
     match tracker.observe(*now, disk.look(s, &plan), &timing()) {
         Step::Wait => None,
         Step::Verdict(verdict) => Some(Answer::of(&verdict)),
@@ -507,7 +507,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         last: Snapshot::empty(),
         lock_watched: false,
     };
-    let first = tracker.observe(now, disk.look(&s, &tracker.plan()), &timing());
+    let first = tracker.observe(now, disk.look(&s, &tracker.plan(false)), &timing());
     prop_assert_eq!(first, Step::Wait);
     prop_assert_eq!(reference.answer(&s, now, t), None);
     let mut ops = ops
@@ -532,7 +532,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
             // As a driver does: a fresh look first (it may hold the
             // verdict itself), then the cap's answer.
             tracker.rescan();
-            let look = disk.look(&s, &tracker.plan());
+            let look = disk.look(&s, &tracker.plan(false));
             let got = match tracker.observe(now, look, &timing()) {
                 Step::Verdict(verdict) => Answer::of(&verdict),
                 Step::Removed => Answer::Removed,
