@@ -138,6 +138,59 @@ fn a_thousand_sessions_ending_together_are_each_reported_once() {
 }
 
 #[test]
+fn sessions_and_projects_made_while_inotify_events_were_lost_are_followed() {
+    let h = Harness::start();
+    let pid = h.status()["pid"].as_u64().expect("pid") as i32;
+    let mut running = csa_session(&h, "proj", "01JLOSTRUN");
+    running.start_process();
+    let (mut client, reply) = subscribe(&h, None);
+    assert_eq!(reply["live"], 1, "{reply}");
+    // The daemon stopped, its queue filled past the kernel's bound: what
+    // is made after that is no event at all.
+    verdict_e2e::signal(pid, rustix::process::Signal::STOP);
+    let max_queued: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(16384);
+    for i in 0..max_queued {
+        std::fs::write(running.dir.join(format!("flood-{i}")), b"x").expect("flood");
+    }
+    let mut live = csa_session(&h, "proj", "01JLOSTLIVE");
+    let live_pid = live.start_process();
+    let done = csa_session(&h, "proj", "01JLOSTDONE");
+    done.write_result("failure", 3);
+    let other = csa_session(&h, "newproj", "01JLOSTPROJ");
+    other.write_result("success", 0);
+    verdict_e2e::signal(pid, rustix::process::Signal::CONT);
+
+    let mut seen = std::collections::HashMap::new();
+    while seen.len() < 3 {
+        let event = next_event(&mut client);
+        let key = format!(
+            "{} {}",
+            event["event"].as_str().unwrap_or(""),
+            event["session"]
+        );
+        assert!(seen.insert(key, event.clone()).is_none(), "twice: {event}");
+    }
+    assert_eq!(
+        seen[r#"started "01JLOSTLIVE""#]["pid"], live_pid,
+        "{seen:?}"
+    );
+    assert_eq!(seen[r#"verdict "01JLOSTDONE""#]["exit_code"], 3, "{seen:?}");
+    assert_eq!(seen[r#"verdict "01JLOSTPROJ""#]["exit"], 0, "{seen:?}");
+    let status = h.status();
+    assert!(status["queue_overflows"].as_u64() >= Some(1), "{status}");
+    // And their ends, as any followed session's.
+    live.write_result("success", 0);
+    live.end_process();
+    let ended = next_event(&mut client);
+    assert_eq!(ended["session"], "01JLOSTLIVE", "{ended}");
+    assert_eq!(ended["exit"], 0, "{ended}");
+    running.end_process();
+}
+
+#[test]
 fn a_subscription_limited_to_a_project_hears_only_that_project() {
     let h = Harness::start();
     let mut mine = csa_session(&h, "mine", "01JMINE");

@@ -85,6 +85,7 @@ impl Registry {
         let mut keys = HashSet::new();
         // Entries of watched `sessions/` directories: maybe new sessions.
         let mut new_entries = Vec::new();
+        let mut lost = false;
         for change in changes {
             match change {
                 Change::Rescan => {
@@ -98,6 +99,7 @@ impl Registry {
                         session.tracker.rescan();
                         keys.insert(*key);
                     }
+                    lost = true;
                 }
                 Change::NewDirs(dirs) => new_entries.extend(
                     dirs.into_iter()
@@ -113,6 +115,10 @@ impl Registry {
         }
         if !new_entries.is_empty() {
             self.new_entries(ctx, new_entries);
+        }
+        // New sessions' events may be among those lost.
+        if lost {
+            self.relist_followed(ctx);
         }
     }
 

@@ -243,14 +243,40 @@ impl Registry {
         }
         log::debug!("following new sessions in {}", dir.display());
         self.follow.dirs.insert(dir.clone());
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+        for entry in session_entries(&dir) {
+            self.consider(ctx, &entry, existing);
+        }
+    }
+
+    /// After lost file events (an inotify overflow): lists the followed
+    /// directories again, so that a session or a project made while events
+    /// were lost is followed all the same. Entries born before following
+    /// began were looked at then and are not read again.
+    pub(super) fn relist_followed(&mut self, ctx: &mut Ctx) {
+        if self.follow.subs.is_empty() {
             return;
-        };
-        for entry in entries.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                self.consider(ctx, &entry.path(), existing);
+        }
+        let dirs: Vec<PathBuf> = self.follow.dirs.iter().cloned().collect();
+        for dir in dirs {
+            for entry in session_entries(&dir) {
+                if !self.born_before_following(&entry) {
+                    self.consider(ctx, &entry, false);
+                }
             }
         }
+        // New projects: known directories are not watched or listed twice.
+        let mut visits = 0;
+        let roots: Vec<PathBuf> = ctx.config.roots.iter().map(|r| r.path.clone()).collect();
+        for root in roots {
+            self.follow_tree(ctx, root, false, &mut visits);
+        }
+    }
+
+    /// `dir` was there before following began (by its birth time).
+    fn born_before_following(&self, dir: &Path) -> bool {
+        std::fs::metadata(dir)
+            .and_then(|m| m.created())
+            .is_ok_and(|born| self.follow.since.is_some_and(|since| born < since))
     }
 
     fn stop_following(&mut self, ctx: &mut Ctx) {
@@ -308,10 +334,7 @@ impl Registry {
         }
         // An entry born before following began is an old session touched
         // (chmod, a rename of its parent): not new.
-        let old = existing
-            || std::fs::metadata(&dir)
-                .and_then(|m| m.created())
-                .is_ok_and(|born| self.follow.since.is_some_and(|since| born < since));
+        let old = existing || self.born_before_following(&dir);
         if old {
             let snap = Snapshot::read(&dir);
             let live = liveness::observe(&dir, snap.pid.value(), &[], true).liveness;
@@ -365,4 +388,16 @@ impl Registry {
             ctx.stats.verdicts_sent += 1;
         }
     }
+}
+
+/// The subdirectories of a `sessions/` directory (unreadable: none).
+fn session_entries(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|entry| entry.path())
+        .collect()
 }
