@@ -159,15 +159,7 @@ fn the_full_screen_view_follows_sessions_filters_and_gives_the_terminal_back() {
         s.contains("PROJECT") && s.contains("01JTUILIVE")
     });
     tmux.keys(&["q"]);
-    // The shell again, in cooked mode: what is typed is echoed and run.
-    tmux.keys(&["echo back-to-the-shell", "Enter"]);
-    tmux.shows("the shell", |s| {
-        s.lines()
-            .filter(|l| l.contains("back-to-the-shell"))
-            .count()
-            >= 2
-            && !s.contains("PROJECT")
-    });
+    shell_is_back(&tmux, "back-to-the-shell");
     // Its terminal going away (SIGHUP) ends it too.
     tmux.keys(&[&command, "Enter"]);
     tmux.shows("the view again", |s| s.contains("PROJECT"));
@@ -177,4 +169,41 @@ fn the_full_screen_view_follows_sessions_filters_and_gives_the_terminal_back() {
             .is_empty()
             .then_some(())
     });
+}
+
+/// The shell is back in cooked mode: what is typed is echoed and run, and
+/// the view's alternate screen is gone.
+fn shell_is_back(tmux: &Tmux, mark: &str) -> String {
+    tmux.keys(&[&format!("echo {mark}"), "Enter"]);
+    tmux.shows("the shell", |s| {
+        s.lines().filter(|l| l.contains(mark)).count() >= 2 && !s.contains("PROJECT")
+    })
+}
+
+#[test]
+fn a_panic_and_sigterm_give_the_terminal_back() {
+    let h = Harness::start();
+    let tmux = Tmux::start(&h);
+    let command = format!(
+        "HOME={} {} top --socket {}; echo top-exit=$?",
+        h.tmp.path().join("home").display(),
+        bin("verdict").display(),
+        h.socket.display()
+    );
+    // A panic after the first frame (a hook of debug builds): the message
+    // is printed on the restored terminal, and the exit is Rust's 101.
+    tmux.keys(&[&format!("VERDICT_TOP_PANIC=1 {command}"), "Enter"]);
+    let screen = shell_is_back(&tmux, "after-the-panic");
+    assert!(screen.contains("VERDICT_TOP_PANIC is set"), "{screen}");
+    assert!(screen.contains("top-exit=101"), "{screen}");
+    // SIGTERM: restored by the signal thread, and the exit says which
+    // signal, as a shell would.
+    tmux.keys(&["clear", "Enter"]);
+    tmux.keys(&[&command, "Enter"]);
+    tmux.shows("the view", |s| s.contains("PROJECT"));
+    let pids = verdict_e2e::processes_of("verdict-top", &h.socket);
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    verdict_e2e::signal(pids[0] as i32, rustix::process::Signal::TERM);
+    let screen = shell_is_back(&tmux, "after-sigterm");
+    assert!(screen.contains("top-exit=143"), "{screen}");
 }

@@ -52,9 +52,10 @@ pub fn run(rx: &mpsc::Receiver<Msg>) -> io::Result<()> {
         signal_hook::consts::SIGINT,
     ])?;
     std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
+        if let Some(signal) = signals.forever().next() {
             restore();
-            std::process::exit(0);
+            // As a shell reports a death by that signal.
+            std::process::exit(128 + signal);
         }
     });
     let hook = std::panic::take_hook();
@@ -92,6 +93,7 @@ fn serve(rx: &mpsc::Receiver<Msg>) -> io::Result<()> {
             terminal.draw(|frame| draw(frame, &mut view))?;
             drawn = Instant::now();
             dirty = false;
+            panic_for_tests();
         }
         if event::poll(FRAME)? {
             match event::read()? {
@@ -105,6 +107,15 @@ fn serve(rx: &mpsc::Receiver<Msg>) -> io::Result<()> {
                 _ => {}
             }
         }
+    }
+}
+
+/// Debug builds only: `VERDICT_TOP_PANIC=1` panics after a frame is
+/// drawn, so that the tests can see the panic path give the terminal back.
+fn panic_for_tests() {
+    #[cfg(debug_assertions)]
+    if std::env::var_os("VERDICT_TOP_PANIC").is_some() {
+        panic!("VERDICT_TOP_PANIC is set");
     }
 }
 
