@@ -26,7 +26,7 @@ impl Tmux {
     }
 
     /// Waits (bounded) until the screen satisfies `check`.
-    fn until(&self, what: &str, check: impl Fn(&str) -> bool) -> Result<Instant> {
+    fn until(&self, what: &str, mut check: impl FnMut(&str) -> bool) -> Result<Instant> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let screen = self.cmd(&["capture-pane", "-p", "-t", "0"])?;
@@ -129,7 +129,20 @@ pub fn top(plan: &Plan) -> Result<()> {
         rustix::process::Pid::from_raw(group).context("group")?,
         rustix::process::Signal::KILL,
     )?;
-    let done = tmux.until("no running session", |s| s.contains("· 0 running"))?;
+    // When the daemon had sent every verdict, and when the screen had
+    // drawn every end: the gap is what verdict-top lagged behind.
+    let mut sent = None;
+    let done = tmux.until("no running session", |s| {
+        if sent.is_none()
+            && world
+                .status()
+                .is_ok_and(|st| st["verdicts_sent"].as_u64() >= Some(n as u64))
+        {
+            sent = Some(Instant::now());
+        }
+        s.contains("· 0 running")
+    })?;
+    let sent = sent.unwrap_or(done);
     let window = done - t0;
     let cpu = cpu_seconds(pid) - cpu0;
     drop(procs);
@@ -139,6 +152,14 @@ pub fn top(plan: &Plan) -> Result<()> {
     println!(
         "| kill → the screen shows 0 running (every end drawn) | {} |",
         human(window)
+    );
+    println!(
+        "| kill → the daemon has sent every verdict | {} |",
+        human(sent - t0)
+    );
+    println!(
+        "| verdict-top behind the daemon (its backlog, as time) | {} |",
+        human(done.saturating_duration_since(sent))
     );
     println!(
         "| verdict-top CPU in that window | {:.2} s ({:.0} % of one core) |",
