@@ -62,6 +62,16 @@ fn once_lists_ended_and_running_sessions_as_text_and_json() {
     live.end_process();
 }
 
+/// The shell line that runs `verdict top` on the harness's daemon.
+fn top_command(h: &Harness) -> String {
+    format!(
+        "HOME={} {} top --socket {}",
+        h.tmp.path().join("home").display(),
+        bin("verdict").display(),
+        h.socket.display()
+    )
+}
+
 /// A private tmux server running a shell, 100×30.
 struct Tmux {
     name: String,
@@ -118,12 +128,7 @@ fn the_full_screen_view_follows_sessions_filters_and_gives_the_terminal_back() {
     let old = Session::ended(&h, "proj/sessions/01JTUIOLD");
     old.write_result("failure", 4);
     let tmux = Tmux::start(&h);
-    let command = format!(
-        "HOME={} {} top --socket {}",
-        h.tmp.path().join("home").display(),
-        bin("verdict").display(),
-        h.socket.display()
-    );
+    let command = top_command(&h);
     tmux.keys(&[&command, "Enter"]);
     // The ended session from the first scan, then a new one, live.
     tmux.shows("the old session", |s| {
@@ -184,12 +189,7 @@ fn shell_is_back(tmux: &Tmux, mark: &str) -> String {
 fn a_panic_and_sigterm_give_the_terminal_back() {
     let h = Harness::start();
     let tmux = Tmux::start(&h);
-    let command = format!(
-        "HOME={} {} top --socket {}; echo top-exit=$?",
-        h.tmp.path().join("home").display(),
-        bin("verdict").display(),
-        h.socket.display()
-    );
+    let command = format!("{}; echo top-exit=$?", top_command(&h));
     // A panic after the first frame (a hook of debug builds): the message
     // is printed on the restored terminal, and the exit is Rust's 101.
     tmux.keys(&[&format!("VERDICT_TOP_PANIC=1 {command}"), "Enter"]);
@@ -206,4 +206,32 @@ fn a_panic_and_sigterm_give_the_terminal_back() {
     verdict_e2e::signal(pids[0] as i32, rustix::process::Signal::TERM);
     let screen = shell_is_back(&tmux, "after-sigterm");
     assert!(screen.contains("top-exit=143"), "{screen}");
+}
+
+#[test]
+fn when_the_daemon_comes_back_the_view_says_so_and_shows_the_end_it_missed() {
+    let mut h = Harness::start();
+    let mut gone = csa_session(&h, "01JTUIGONE");
+    let pid = gone.start_process();
+    let tmux = Tmux::start(&h);
+    tmux.keys(&[&top_command(&h), "Enter"]);
+    tmux.shows("the running session", |s| {
+        s.lines()
+            .any(|l| l.contains("01JTUIGONE") && l.contains(&pid.to_string()))
+    });
+    let mut daemon = h.take_daemon();
+    daemon.kill().expect("SIGKILL the daemon");
+    daemon.wait().expect("reap");
+    tmux.shows("that the daemon is gone", |s| s.contains("· retrying: "));
+    // It ends while nobody listens: no daemon will ever report it.
+    gone.write_result("failure", 7);
+    gone.end_process();
+    h.spawn_daemon();
+    tmux.shows("the reconnect, and the end it missed", |s| {
+        s.contains("reconnected")
+            && !s.contains("· retrying: ")
+            && s.lines()
+                .any(|l| l.contains("01JTUIGONE") && l.contains("failure") && l.contains(" 7 "))
+    });
+    tmux.keys(&["q"]);
 }

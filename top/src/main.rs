@@ -9,9 +9,11 @@
 mod model;
 mod tui;
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use clap::Parser;
 use verdict_client::subscribe::{Notice, Subscription};
@@ -48,6 +50,8 @@ pub struct Cli {
 pub enum Msg {
     Notice(Notice),
     Scanned(Vec<verdict_client::sessions::Row>),
+    /// Sessions shown as running, read again after a reconnect.
+    Reread(Vec<verdict_client::sessions::Row>),
     Daemon(Daemon),
     Lost(String),
 }
@@ -58,7 +62,7 @@ fn main() -> ExitCode {
         .socket
         .clone()
         .unwrap_or_else(|| Options::default().socket);
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(QUEUE);
     follow(socket.clone(), cli.per_project, tx);
     if cli.once {
         return once(&rx, cli.json);
@@ -72,29 +76,79 @@ fn main() -> ExitCode {
     }
 }
 
+/// Messages the view has not taken yet, at most. Past it the event thread
+/// waits, the socket fills, and the daemon drops a subscriber that far
+/// behind (its 1 MiB bound); the view then subscribes again and reads its
+/// running sessions again, so a terminal that stopped taking output costs
+/// bounded memory and loses no end.
+const QUEUE: usize = 16_384;
+
+/// The first pause before subscribing again after the daemon went away,
+/// and the longest (doubling in between).
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
 /// The event stream on a thread of its own: on each subscription, the
 /// daemon's figures and a scan of its roots, then every start and end.
-fn follow(socket: PathBuf, per_project: usize, tx: mpsc::Sender<Msg>) {
+/// When the daemon goes away it subscribes again (the view says so
+/// meanwhile), and then reads again the sessions it knew as running, as
+/// their ends may have come and gone while nobody listened.
+fn follow(socket: PathBuf, per_project: usize, tx: mpsc::SyncSender<Msg>) {
     std::thread::spawn(move || {
-        for line in Subscription::new(socket.clone(), Vec::new(), false) {
-            let line = match line {
-                Ok(line) => line,
-                Err(err) => {
-                    let _ = tx.send(Msg::Lost(err.to_string()));
+        // Session directory → id, of the sessions shown as running.
+        let mut running: HashMap<String, String> = HashMap::new();
+        let mut subscribed_before = false;
+        let mut pause = RETRY_FIRST;
+        loop {
+            for line in Subscription::new(socket.clone(), Vec::new(), false) {
+                let line = match line {
+                    Ok(line) => line,
+                    Err(err) => {
+                        if tx.send(Msg::Lost(err.to_string())).is_err() {
+                            return;
+                        }
+                        break;
+                    }
+                };
+                match &line.notice {
+                    Notice::Subscribed { roots, .. } => {
+                        pause = RETRY_FIRST;
+                        let mut daemon = daemon(&socket);
+                        daemon.reconnected = std::mem::replace(&mut subscribed_before, true);
+                        let _ = tx.send(Msg::Daemon(daemon));
+                        if !running.is_empty() {
+                            let rows = running
+                                .iter()
+                                .map(|(dir, id)| {
+                                    verdict_client::sessions::row(Path::new(dir), id, "")
+                                })
+                                .collect();
+                            let _ = tx.send(Msg::Reread(rows));
+                        }
+                        let roots: Vec<PathBuf> = roots.iter().map(PathBuf::from).collect();
+                        let (rows, _) = verdict_client::sessions::scan(&roots, per_project);
+                        running.extend(
+                            rows.iter()
+                                .filter(|row| row.running)
+                                .map(|row| (row.dir.clone(), row.id.clone())),
+                        );
+                        let _ = tx.send(Msg::Scanned(rows));
+                    }
+                    Notice::Started(started) => {
+                        running.insert(started.dir.clone(), started.session.clone());
+                    }
+                    Notice::Ended(verdict) => {
+                        if let Some(dir) = &verdict.dir {
+                            running.remove(dir);
+                        }
+                    }
+                }
+                if tx.send(Msg::Notice(line.notice)).is_err() {
                     return;
                 }
-            };
-            if let Notice::Subscribed { roots, again, .. } = &line.notice {
-                let mut daemon = daemon(&socket);
-                daemon.reconnected = *again;
-                let _ = tx.send(Msg::Daemon(daemon));
-                let roots: Vec<PathBuf> = roots.iter().map(PathBuf::from).collect();
-                let (rows, _) = verdict_client::sessions::scan(&roots, per_project);
-                let _ = tx.send(Msg::Scanned(rows));
             }
-            if tx.send(Msg::Notice(line.notice)).is_err() {
-                return;
-            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(RETRY_MAX);
         }
     });
 }
@@ -118,7 +172,7 @@ fn daemon(socket: &std::path::Path) -> Daemon {
         .unwrap_or_default()
 }
 
-/// Applies one message to the model; false when the stream is lost.
+/// Applies one message to the model; an error when the stream is lost.
 pub fn apply(model: &mut Model, msg: Msg) -> Result<(), String> {
     match msg {
         Msg::Notice(Notice::Subscribed { roots, .. }) => {
@@ -127,8 +181,15 @@ pub fn apply(model: &mut Model, msg: Msg) -> Result<(), String> {
         Msg::Notice(Notice::Started(started)) => model.started(&started),
         Msg::Notice(Notice::Ended(verdict)) => model.ended(&verdict),
         Msg::Scanned(rows) => model.scanned(rows),
-        Msg::Daemon(daemon) => model.daemon = daemon,
-        Msg::Lost(err) => return Err(err),
+        Msg::Reread(rows) => model.reread(rows),
+        Msg::Daemon(daemon) => {
+            model.daemon = daemon;
+            model.lost = None;
+        }
+        Msg::Lost(err) => {
+            model.lost = Some(err.clone());
+            return Err(err);
+        }
     }
     Ok(())
 }

@@ -27,6 +27,8 @@ pub struct Model {
     /// constant time, with 10,000 of them).
     index: HashMap<String, usize>,
     pub daemon: Daemon,
+    /// The daemon is gone, and why (until it is back).
+    pub lost: Option<String>,
 }
 
 /// Which rows are shown.
@@ -45,6 +47,20 @@ impl Model {
                 self.index.insert(row.dir.clone(), self.rows.len());
                 self.rows.push(row);
             }
+        }
+    }
+
+    /// Rows read again (after a reconnect): they replace what was shown,
+    /// keeping the project and the start time already known.
+    pub fn reread(&mut self, rows: Vec<Row>) {
+        for mut row in rows {
+            let Some(&at) = self.index.get(&row.dir) else {
+                continue;
+            };
+            let old = &mut self.rows[at];
+            row.project = std::mem::take(&mut old.project);
+            row.started = row.started.or(old.started);
+            *old = row;
         }
     }
 
@@ -139,10 +155,10 @@ impl Model {
 
     pub fn header(&self) -> String {
         let (running, recent, failed) = self.counts();
-        let again = if self.daemon.reconnected {
-            " · reconnected"
-        } else {
-            ""
+        let again = match &self.lost {
+            Some(lost) => format!(" · retrying: {lost}"),
+            None if self.daemon.reconnected => " · reconnected".into(),
+            None => String::new(),
         };
         format!(
             "verdictd {} (pid {}){again} · {running} running · {recent} ended in the last hour · {failed} failed · {} waits · {} connections",

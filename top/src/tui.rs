@@ -33,7 +33,6 @@ struct View {
     typing: bool,
     table: TableState,
     detail: Option<(String, String)>,
-    lost: Option<String>,
 }
 
 /// Puts the terminal back as it was (also from the panic hook).
@@ -78,15 +77,13 @@ fn serve(rx: &mpsc::Receiver<Msg>) -> io::Result<()> {
         typing: false,
         table: TableState::default().with_selected(Some(0)),
         detail: None,
-        lost: None,
     };
     let mut dirty = true;
     let mut drawn = Instant::now() - Duration::from_secs(1);
     loop {
         while let Ok(msg) = rx.try_recv() {
-            if let Err(err) = apply(&mut view.model, msg) {
-                view.lost = Some(err);
-            }
+            // A lost stream is in the model (its header) until it is back.
+            let _ = apply(&mut view.model, msg);
             dirty = true;
         }
         if dirty && drawn.elapsed() >= FRAME || drawn.elapsed() >= Duration::from_secs(1) {
@@ -167,10 +164,7 @@ fn draw(frame: &mut ratatui::Frame, view: &mut View) {
         Constraint::Length(1),
     ])
     .split(frame.area());
-    let mut header = view.model.header();
-    if let Some(lost) = &view.lost {
-        header = format!("{header} · lost: {lost}");
-    }
+    let header = view.model.header();
     let filter = match (
         view.filter.failed_only,
         view.filter.text.is_empty(),
