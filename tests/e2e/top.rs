@@ -127,6 +127,12 @@ fn the_full_screen_view_follows_sessions_filters_and_gives_the_terminal_back() {
     std::fs::create_dir_all(h.root.join("proj/sessions")).expect("sessions dir");
     let old = Session::ended(&h, "proj/sessions/01JTUIOLD");
     old.write_result("failure", 4);
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        old.dir.join("stdout.log"),
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .expect("mkfifo");
     let tmux = Tmux::start(&h);
     let command = top_command(&h);
     tmux.keys(&[&command, "Enter"]);
@@ -135,6 +141,8 @@ fn the_full_screen_view_follows_sessions_filters_and_gives_the_terminal_back() {
         s.contains("01JTUIOLD") && s.contains("failure")
     });
     let mut live = csa_session(&h, "01JTUILIVE");
+    let output: String = (1..=100).map(|i| format!("output line {i:03}\n")).collect();
+    live.write("stdout.log", &output);
     let pid = live.start_process();
     tmux.shows("the running session with its pid", |s| {
         s.lines().any(|l| {
@@ -155,6 +163,22 @@ fn the_full_screen_view_follows_sessions_filters_and_gives_the_terminal_back() {
     tmux.shows("filtered by id", |s| {
         s.contains("01JTUILIVE") && !s.contains("01JTUIOLD")
     });
+    // Enter: the last lines of its stdout.log, as many as fit; q: back.
+    tmux.keys(&["Enter"]);
+    tmux.shows("the end of its output", |s| {
+        s.contains("01JTUILIVE: stdout.log")
+            && s.contains("output line 100")
+            && !s.contains("output line 001")
+    });
+    tmux.keys(&["q"]);
+    tmux.shows("the table again", |s| s.contains("PROJECT"));
+    // A FIFO for a stdout.log is not opened (it would block the view).
+    tmux.keys(&["/", "O", "L", "D", "Enter", "Enter"]);
+    tmux.shows("no output for the FIFO", |s| {
+        s.contains("01JTUIOLD: stdout.log") && s.contains("(no stdout.log)")
+    });
+    tmux.keys(&["q"]);
+    tmux.keys(&["/", "Enter"]);
     // Smaller, as an 80×24 terminal: still a table with its headings.
     assert!(tmux
         .cmd(&["resize-window", "-t", "0", "-x", "80", "-y", "24"])

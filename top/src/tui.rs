@@ -16,7 +16,7 @@ use ratatui::backend::CrosstermBackend;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, TableState};
 use ratatui::Terminal;
 
 use crate::model::{cells, Filter, Model, HEADINGS};
@@ -105,6 +105,12 @@ fn serve(rx: &mpsc::Receiver<Msg>) -> io::Result<()> {
             }
         }
     }
+}
+
+/// The last `n` lines of `text`.
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Debug builds only: `VERDICT_TOP_PANIC=1` panics after a frame is
@@ -212,13 +218,12 @@ fn draw(frame: &mut ratatui::Frame, view: &mut View) {
         .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
     match &view.detail {
         Some((id, tail)) => frame.render_widget(
-            Paragraph::new(tail.as_str())
-                .wrap(Wrap { trim: false })
-                .block(
-                    Block::default()
-                        .borders(Borders::ALL)
-                        .title(format!(" {id}: stdout.log (q: back) ")),
-                ),
+            // The last lines that fit inside the borders.
+            Paragraph::new(last_lines(tail, areas[1].height.saturating_sub(2).into())).block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(format!(" {id}: stdout.log (q: back) ")),
+            ),
             areas[1],
         ),
         None => frame.render_stateful_widget(table, areas[1], &mut view.table),
