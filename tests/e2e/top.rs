@@ -62,10 +62,11 @@ fn once_lists_ended_and_running_sessions_as_text_and_json() {
     live.end_process();
 }
 
-/// The shell line that runs `verdict top` on the harness's daemon.
+/// The shell line that runs `verdict top` on the harness's daemon, and
+/// then says how it exited.
 fn top_command(h: &Harness) -> String {
     format!(
-        "HOME={} {} top --socket {}",
+        "HOME={} {} top --socket {}; echo top-exit=$?",
         h.tmp.path().join("home").display(),
         bin("verdict").display(),
         h.socket.display()
@@ -188,7 +189,7 @@ fn the_full_screen_view_follows_sessions_filters_and_gives_the_terminal_back() {
         s.contains("PROJECT") && s.contains("01JTUILIVE")
     });
     tmux.keys(&["q"]);
-    shell_is_back(&tmux, "back-to-the-shell");
+    shell_is_back(&tmux, 0, "back-to-the-shell");
     // Its terminal going away (SIGHUP) ends it too.
     tmux.keys(&[&command, "Enter"]);
     tmux.shows("the view again", |s| s.contains("PROJECT"));
@@ -200,9 +201,12 @@ fn the_full_screen_view_follows_sessions_filters_and_gives_the_terminal_back() {
     });
 }
 
-/// The shell is back in cooked mode: what is typed is echoed and run, and
-/// the view's alternate screen is gone.
-fn shell_is_back(tmux: &Tmux, mark: &str) -> String {
+/// `verdict top` exited with `code`, and the shell is back in cooked mode:
+/// what is typed is echoed and run, and the view's alternate screen is
+/// gone. (Typed only once it has exited: keys sent while it runs are its.)
+fn shell_is_back(tmux: &Tmux, code: u8, mark: &str) -> String {
+    let exit = format!("top-exit={code}");
+    tmux.shows(&exit, |s| s.contains(&exit));
     tmux.keys(&[&format!("echo {mark}"), "Enter"]);
     tmux.shows("the shell", |s| {
         s.lines().filter(|l| l.contains(mark)).count() >= 2 && !s.contains("PROJECT")
@@ -213,13 +217,12 @@ fn shell_is_back(tmux: &Tmux, mark: &str) -> String {
 fn a_panic_and_sigterm_give_the_terminal_back() {
     let h = Harness::start();
     let tmux = Tmux::start(&h);
-    let command = format!("{}; echo top-exit=$?", top_command(&h));
+    let command = top_command(&h);
     // A panic after the first frame (a hook of debug builds): the message
     // is printed on the restored terminal, and the exit is Rust's 101.
     tmux.keys(&[&format!("VERDICT_TOP_PANIC=1 {command}"), "Enter"]);
-    let screen = shell_is_back(&tmux, "after-the-panic");
+    let screen = shell_is_back(&tmux, 101, "after-the-panic");
     assert!(screen.contains("VERDICT_TOP_PANIC is set"), "{screen}");
-    assert!(screen.contains("top-exit=101"), "{screen}");
     // SIGTERM: restored by the signal thread, and the exit says which
     // signal, as a shell would.
     tmux.keys(&["clear", "Enter"]);
@@ -228,8 +231,7 @@ fn a_panic_and_sigterm_give_the_terminal_back() {
     let pids = verdict_e2e::processes_of("verdict-top", &h.socket);
     assert_eq!(pids.len(), 1, "{pids:?}");
     verdict_e2e::signal(pids[0] as i32, rustix::process::Signal::TERM);
-    let screen = shell_is_back(&tmux, "after-sigterm");
-    assert!(screen.contains("top-exit=143"), "{screen}");
+    shell_is_back(&tmux, 143, "after-sigterm");
 }
 
 #[test]
