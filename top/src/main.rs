@@ -6,6 +6,7 @@
 //! project, in this process); everything after from the daemon's event
 //! stream. The daemon's figures are read once per connection.
 
+mod cli;
 mod model;
 mod tui;
 
@@ -19,31 +20,8 @@ use clap::Parser;
 use verdict_client::subscribe::{Notice, Subscription};
 use verdict_client::{Client, Options};
 
+use crate::cli::Cli;
 use crate::model::{cells, Daemon, Model, HEADINGS};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "verdict-top",
-    version,
-    about = "Every agent session under verdictd's roots at a glance, live",
-    after_help = "\
-Keys: Up/Down or k/j move, Enter shows the end of the session's stdout.log, \
-f shows failed sessions only, / filters by id or project, q quits."
-)]
-pub struct Cli {
-    /// Print the table once and exit (for scripts and tests).
-    #[arg(long)]
-    once: bool,
-    /// With --once: one JSON object per session, a line each.
-    #[arg(long, requires = "once")]
-    json: bool,
-    /// Sessions listed per project from the first scan.
-    #[arg(long, value_name = "N", default_value_t = 20)]
-    per_project: usize,
-    /// The daemon's socket.
-    #[arg(long, value_name = "PATH")]
-    socket: Option<PathBuf>,
-}
 
 /// What the event thread hands the view.
 #[derive(Debug)]

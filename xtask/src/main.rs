@@ -1,6 +1,7 @@
 //! `cargo xtask`: chores that need the binaries' command lines but must
 //! not grow them. The clap definitions are compiled in here from their
-//! files (`client/src/cli.rs`, `daemon/src/cli.rs`, `mcp/src/cli.rs`).
+//! files (`client/src/cli.rs`, `daemon/src/cli.rs`, `mcp/src/cli.rs`,
+//! `top/src/cli.rs`).
 //!
 //! ```text
 //! cargo xtask docs OUT_DIR           man pages (OUT_DIR/man/*.1) and completions (OUT_DIR/completions/)
@@ -13,6 +14,9 @@ mod verdict_cli;
 #[allow(dead_code)]
 #[path = "../../mcp/src/cli.rs"]
 mod verdict_mcp_cli;
+#[allow(dead_code)]
+#[path = "../../top/src/cli.rs"]
+mod verdict_top_cli;
 #[allow(dead_code)]
 #[path = "../../daemon/src/cli.rs"]
 mod verdictd_cli;
@@ -64,12 +68,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// The three binaries' command lines.
+/// The four binaries' command lines.
 fn commands() -> Vec<clap::Command> {
     vec![
         verdict_cli::Cli::command(),
         verdictd_cli::Args::command(),
         verdict_mcp_cli::Cli::command(),
+        verdict_top_cli::Cli::command(),
     ]
 }
 
@@ -83,9 +88,12 @@ fn docs(out: &Path) -> Result<Vec<PathBuf>, String> {
             .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
     }
     let mut written = Vec::new();
-    for command in commands() {
+    let commands = commands();
+    // `verdict top` is `verdict-top`: the program's own page is its page.
+    let programs: Vec<String> = commands.iter().map(|c| c.get_name().to_string()).collect();
+    for command in commands {
         let name = command.get_name().to_string();
-        man_pages(command.clone(), &name, &man, &mut written)?;
+        man_pages(command.clone(), &name, &programs, &man, &mut written)?;
         for (shell, _) in SHELLS {
             let path = clap_complete::generate_to(shell, &mut command.clone(), &name, &completions)
                 .map_err(|err| format!("cannot write {shell} completions for {name}: {err}"))?;
@@ -99,6 +107,7 @@ fn docs(out: &Path) -> Result<Vec<PathBuf>, String> {
 fn man_pages(
     command: clap::Command,
     name: &str,
+    programs: &[String],
     dir: &Path,
     written: &mut Vec<PathBuf>,
 ) -> Result<(), String> {
@@ -112,7 +121,10 @@ fn man_pages(
             continue;
         }
         let sub_name = format!("{name}-{}", sub.get_name());
-        man_pages(sub.clone(), &sub_name, dir, written)?;
+        if programs.contains(&sub_name) {
+            continue;
+        }
+        man_pages(sub.clone(), &sub_name, programs, dir, written)?;
     }
     Ok(())
 }
@@ -330,8 +342,16 @@ mod tests {
         assert!(read("completions/_verdict").contains("--any"));
         assert!(read("completions/verdict.fish").contains("no-spawn"));
         assert!(read("man/verdict-csa.1").contains("session wait"));
-        // verdict, its 8 subcommands and `service install`; verdictd; verdict-mcp; 3 shells each.
-        assert_eq!(written.len(), 10 + 1 + 1 + 3 * 3, "{written:?}");
+        // verdict, 7 of its 8 subcommands (`top` is verdict-top's page) and
+        // `service install`; verdictd; verdict-mcp; verdict-top; 3 shells each.
+        assert_eq!(written.len(), 9 + 1 + 1 + 1 + 4 * 3, "{written:?}");
+        assert!(read("man/verdict-top.1").contains("reconnected"));
+        let unique: std::collections::HashSet<_> = written.iter().collect();
+        assert_eq!(
+            unique.len(),
+            written.len(),
+            "a page written twice: {written:?}"
+        );
         for page in written
             .iter()
             .filter(|p| p.extension().is_some_and(|e| e == "1"))
