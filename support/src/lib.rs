@@ -21,8 +21,8 @@ use wait_timeout::ChildExt;
 pub use client::Client;
 pub use daemon::Harness;
 pub use proc::{
-    ctx_switches, daemons_serving, fd_count, inotify_watches, processes_of, raise_fd_limit,
-    rss_kib, running_since, signal, starttime, watches_inode,
+    ctx_switches, daemons_serving, fd_count, inotify_max_queued_events, inotify_watches,
+    processes_of, raise_fd_limit, rss_kib, running_since, signal, starttime, watches_inode,
 };
 pub use session::{copy_tree, sleeper, write_atomic, Session, Sleeper};
 

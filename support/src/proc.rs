@@ -36,6 +36,15 @@ pub fn fd_count(pid: u32) -> usize {
         .count()
 }
 
+/// The kernel's bound on queued inotify events per instance (16,384 if
+/// it cannot be read): flooding past it makes the queue overflow.
+pub fn inotify_max_queued_events() -> usize {
+    std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(16384)
+}
+
 /// inotify watches held by `pid`, summed over its inotify instances.
 pub fn inotify_watches(pid: u32) -> usize {
     let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {

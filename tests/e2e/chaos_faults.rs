@@ -35,10 +35,7 @@ fn inotify_queue_overflow_loses_no_verdict() {
         assert_eq!(client.recv()["event"], "watching");
     }
     signal(pid as i32, Signal::STOP);
-    let max_queued: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(16384);
+    let max_queued = verdict_e2e::inotify_max_queued_events();
     // Each new file is at least two events (create, close-write).
     for i in 0..max_queued {
         let dir = &quiet[i % quiet.len()].dir;

@@ -148,10 +148,7 @@ fn sessions_and_projects_made_while_inotify_events_were_lost_are_followed() {
     // The daemon stopped, its queue filled past the kernel's bound: what
     // is made after that is no event at all.
     verdict_e2e::signal(pid, rustix::process::Signal::STOP);
-    let max_queued: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(16384);
+    let max_queued = verdict_e2e::inotify_max_queued_events();
     for i in 0..max_queued {
         std::fs::write(running.dir.join(format!("flood-{i}")), b"x").expect("flood");
     }
