@@ -24,7 +24,7 @@ pub use proc::{
     ctx_switches, daemons_serving, fd_count, inotify_max_queued_events, inotify_watches,
     processes_of, raise_fd_limit, rss_kib, running_since, signal, starttime, watches_inode,
 };
-pub use session::{copy_tree, sleeper, write_atomic, Session, Sleeper};
+pub use session::{copy_tree, mkfifo, sleeper, write_atomic, Session, Sleeper};
 
 /// Longest any single step may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);

@@ -169,6 +169,16 @@ impl Session {
     }
 }
 
+/// Makes a FIFO at `path` (mode 0600): a file that blocks whoever opens it.
+pub fn mkfifo(path: impl AsRef<Path>) {
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        path.as_ref(),
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .expect("mkfifo");
+}
+
 /// Writes `dir/name` the way csa does: to a temp name, then renamed in.
 /// Copies the directory `from` to `to` (made if missing), every copy
 /// writable by its owner (fixtures are checked in read-only).

@@ -258,12 +258,7 @@ fn other_users_are_refused_and_symlinked_sessions_are_canonical() {
     let real = h.session("01JREAL");
     real.write_stdout();
     real.write_packet("failure", 4);
-    rustix::fs::mkfifoat(
-        rustix::fs::CWD,
-        real.dir.join("result.toml"),
-        rustix::fs::Mode::from_raw_mode(0o600),
-    )
-    .expect("mkfifo");
+    verdict_e2e::mkfifo(real.dir.join("result.toml"));
     let link = h.tmp.path().join("link-to-session");
     std::os::unix::fs::symlink(&real.dir, &link).expect("symlink");
     let mut client = h.connect();

@@ -69,12 +69,7 @@ fn plant(dir: &std::path::Path, name: &str, bad: &Bad) {
     let path = dir.join(name);
     match bad {
         Bad::Bytes(bytes) => std::fs::write(&path, bytes).expect("write"),
-        Bad::Fifo => rustix::fs::mkfifoat(
-            rustix::fs::CWD,
-            &path,
-            rustix::fs::Mode::from_raw_mode(0o600),
-        )
-        .expect("mkfifo"),
+        Bad::Fifo => verdict_e2e::mkfifo(&path),
         Bad::Directory => std::fs::create_dir(&path).expect("mkdir"),
         Bad::DevZero => std::os::unix::fs::symlink("/dev/zero", &path).expect("symlink"),
         Bad::Loop => {

@@ -140,7 +140,7 @@ fn a_thousand_sessions_ending_together_are_each_reported_once() {
 #[test]
 fn sessions_and_projects_made_while_inotify_events_were_lost_are_followed() {
     let h = Harness::start();
-    let pid = h.status()["pid"].as_u64().expect("pid") as i32;
+    let pid = h.daemon_pid().expect("the harness's daemon") as i32;
     let mut running = csa_session(&h, "proj", "01JLOSTRUN");
     running.start_process();
     let (mut client, reply) = subscribe(&h, None);

@@ -57,12 +57,7 @@ fn a_fifo_swapped_in_for_stdout_log_never_hangs_a_finished_wait() {
     // exchanges two names, while clients copy the output: a client that
     // checks the name and then opens it blocks on the FIFO for ever.
     std::fs::write(&log, "output\n").expect("stdout.log");
-    rustix::fs::mkfifoat(
-        rustix::fs::CWD,
-        &fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-    )
-    .expect("mkfifo");
+    verdict_e2e::mkfifo(&fifo);
     let swapper = {
         let (log, fifo, stop) = (log.clone(), fifo.clone(), stop.clone());
         std::thread::spawn(move || {

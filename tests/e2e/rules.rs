@@ -345,19 +345,7 @@ fn legacy_complete_and_malformed_result_are_handled(h: &World) {
 
 fn a_fifo_named_result_toml_does_not_hang_anything(h: &World) {
     let s = h.session("01JFIFO");
-    let fifo = std::ffi::CString::new(
-        s.dir
-            .join("result.toml")
-            .into_os_string()
-            .into_encoded_bytes(),
-    )
-    .expect("path");
-    rustix::fs::mkfifoat(
-        rustix::fs::CWD,
-        fifo.as_c_str(),
-        rustix::fs::Mode::from_raw_mode(0o600),
-    )
-    .expect("mkfifo");
+    verdict_e2e::mkfifo(s.dir.join("result.toml"));
     s.write("stdout.log", "x\n");
     s.write_packet("failure", 3);
     let run = h.wait(s.path(), &["--json"]);

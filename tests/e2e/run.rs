@@ -123,12 +123,7 @@ fn by_default_the_session_is_among_the_projects_csa_sessions() {
 fn a_killed_run_wait_caller_leaves_a_session_that_completes() {
     let h = Harness::start();
     let fifo = h.tmp.path().join("go");
-    rustix::fs::mkfifoat(
-        rustix::fs::CWD,
-        &fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-    )
-    .expect("mkfifo");
+    verdict_e2e::mkfifo(&fifo);
     let root = h.root.to_str().expect("utf8");
     let script = format!("read line < '{}'; echo finished $line", fifo.display());
     let mut caller: Child = run_command(&h, &["--wait", "--root", root, "--", "sh", "-c", &script])

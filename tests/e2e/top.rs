@@ -128,12 +128,7 @@ fn the_full_screen_view_follows_sessions_filters_and_gives_the_terminal_back() {
     std::fs::create_dir_all(h.root.join("proj/sessions")).expect("sessions dir");
     let old = Session::ended(&h, "proj/sessions/01JTUIOLD");
     old.write_result("failure", 4);
-    rustix::fs::mkfifoat(
-        rustix::fs::CWD,
-        old.dir.join("stdout.log"),
-        rustix::fs::Mode::from_raw_mode(0o600),
-    )
-    .expect("mkfifo");
+    verdict_e2e::mkfifo(old.dir.join("stdout.log"));
     let tmux = Tmux::start(&h);
     let command = top_command(&h);
     tmux.keys(&[&command, "Enter"]);
